@@ -1,0 +1,667 @@
+import type { ActorType, Durability, SupervisionOptions } from './actor-type.js';
+import type { ActorRef } from './ref.js';
+import { parseRefKey, refKey } from './ref.js';
+import type { Clock, TimerHandle } from './clock.js';
+import type { Logger } from './logger.js';
+import { keys, parseStored, splitActorKey, type Op, type Store } from './store.js';
+import { DedupWindow } from './dedup-window.js';
+import { Backoff } from './backoff.js';
+import { RestartIntensity } from './supervisor.js';
+import { TurnContext, type TurnHost } from './turn-context.js';
+import type { DeadLetterRecord, Envelope, OutboxItem, StoredState, StoredTimer, TellAck } from './envelope.js';
+import { DataLossError, errorMessage } from '../errors.js';
+
+/**
+ * Lifecycle of one actor's incarnation in memory:
+ *   loading -> active                 read back from the store
+ *   active -> restarting -> active    a handler threw; restart after backoff
+ *   active|restarting -> failed       restarts exceeded the root's intensity; mail is kept
+ *   failed -> restarting              after the failed cool-down, or on redrive
+ *   any -> stopping -> (gone)         Stop
+ * Passivation removes an idle active cell from memory; its next message loads a new one.
+ */
+export type CellStatus = 'loading' | 'active' | 'restarting' | 'failed' | 'stopping';
+
+/** What a cell needs from the actor system around it. */
+export interface CellHost extends TurnHost {
+  readonly store: Store | undefined;
+  readonly clock: Clock;
+  readonly log: Logger;
+  readonly turnBatch: number;
+  /** Set on node shutdown: no new turn starts. */
+  readonly halted: boolean;
+  dedupWindow(): DedupWindow;
+  /** Carries out a committed outbox item; resolves when the target acknowledged it. */
+  deliver(from: ActorCell, item: OutboxItem): Promise<void>;
+  answer(askId: string, value: unknown): void;
+  answerError(askId: string, err: Error): void;
+  /** A handler threw: decide restart or escalation. */
+  crashed(cell: ActorCell, err: unknown): void;
+}
+
+interface LiveTimer extends StoredTimer {
+  handle?: TimerHandle;
+}
+
+const NO_OPS: Op[] = [];
+
+export class ActorCell {
+  readonly key: string;
+  readonly prefix: string;
+  readonly durability: Durability;
+  status: CellStatus = 'loading';
+  state: unknown;
+  /** JSON of the last committed state: what a restart goes back to. */
+  private committedJson: string | undefined;
+  private committedState: unknown;
+  handled = 0;
+  nextSeq = 1;
+  activations = 0;
+  children: string[] = [];
+  parent: string | undefined;
+  registered = false;
+  private awakeWritten = false;
+
+  private queue: Envelope[] = [];
+  private head = 0;
+  private processing = false;
+  private readonly attempts = new Map<number, number>();
+  private readonly dedup: DedupWindow;
+  readonly timers = new Map<string, LiveTimer>();
+  deadCount = 0;
+  restartsTotal = 0;
+  /** As a supervisor: restarts of this actor's children. */
+  readonly childIntensity: RestartIntensity;
+  /** Restarts of this actor when the root supervises it (top-level actors). */
+  readonly selfIntensity: RestartIntensity;
+  readonly backoff: Backoff;
+  /** Writes issued and not yet durable, and outbox items not yet acknowledged: passivation waits for both. */
+  private writesInFlight = 0;
+  private outboxInFlight = 0;
+  private pendingRestart: number | undefined;
+  private restartTimer: TimerHandle | undefined;
+  lastActive: number;
+  readonly ready: Promise<void>;
+  private idleWaiters: Array<() => void> = [];
+  /** Calls waiting for the load; while any wait, later calls queue behind them to keep call order. */
+  private loadWaiters = 0;
+
+  constructor(
+    readonly ref: ActorRef,
+    readonly type: ActorType,
+    readonly supervision: SupervisionOptions,
+    private readonly host: CellHost,
+  ) {
+    this.key = refKey(ref);
+    this.prefix = keys.actor(ref);
+    this.durability = host.store ? (type.durability ?? 'sync') : 'memory';
+    this.dedup = host.dedupWindow();
+    this.childIntensity = new RestartIntensity(supervision.maxRestarts, supervision.withinMs);
+    this.selfIntensity = new RestartIntensity(supervision.maxRestarts, supervision.withinMs);
+    this.backoff = new Backoff({ initialMs: supervision.backoffInitialMs, maxMs: supervision.backoffMaxMs, multiplier: 2, jitter: 0.1 });
+    this.lastActive = host.clock.now();
+    this.ready = this.durability === 'memory' ? this.startFresh() : this.load();
+  }
+
+  private get stored(): boolean {
+    return this.durability !== 'memory';
+  }
+
+  private get sync(): boolean {
+    return this.durability === 'sync';
+  }
+
+  /** Runs `fn` once the cell is loaded, after every call that arrived before it. */
+  whenLoaded<T>(fn: () => T | Promise<T>): Promise<T> {
+    if (this.status !== 'loading' && this.loadWaiters === 0) return Promise.resolve(fn());
+    this.loadWaiters++;
+    return this.ready.then(() => {
+      this.loadWaiters--;
+      return fn();
+    });
+  }
+
+  /** Spawn: gives a never-seen actor its initial state from `init`. False when it already existed. */
+  async initialize(init: unknown, parent: string | undefined): Promise<boolean> {
+    if (this.registered) return false;
+    this.registered = true;
+    this.state = this.type.initialState(init);
+    this.parent = parent;
+    if (!this.stored) {
+      this.committedState = this.state;
+      return true;
+    }
+    const record: StoredState = { v: this.state, h: this.handled, a: this.activations };
+    if (parent !== undefined) record.p = parent;
+    this.committedJson = JSON.stringify(this.state);
+    await this.write([
+      { type: 'put', key: keys.registry(this.ref), value: JSON.stringify({ created: this.host.clock.now(), parent }) },
+      { type: 'put', key: keys.state(this.prefix), value: JSON.stringify(record) },
+    ]);
+    return true;
+  }
+
+  forgetChild(key: string): void {
+    this.children = this.children.filter((c) => c !== key);
+  }
+
+  /** Takes no further turn (node shutdown). */
+  halt(): void {
+    this.restartTimer?.cancel();
+    for (const t of this.timers.values()) t.handle?.cancel();
+  }
+
+  get mailboxDepth(): number {
+    return this.queue.length - this.head;
+  }
+
+  get isIdle(): boolean {
+    return (
+      this.status === 'active' &&
+      !this.processing &&
+      this.mailboxDepth === 0 &&
+      this.writesInFlight === 0 &&
+      this.outboxInFlight === 0 &&
+      this.timers.size === 0
+    );
+  }
+
+  private async startFresh(): Promise<void> {
+    this.state = this.type.initialState(undefined);
+    this.committedState = this.state;
+    this.status = 'active';
+    await this.activate();
+  }
+
+  /** Reads the actor back from the store with one range scan and resumes whatever it left undone. */
+  private async load(): Promise<void> {
+    const store = this.host.store!;
+    const entries = await store.scan(this.prefix);
+    const registry = await store.get(keys.registry(this.ref));
+    this.registered = registry !== undefined;
+    let stored: StoredState | undefined;
+    const mail: Envelope[] = [];
+    const dedup: Array<[string, { s: number; t: number }]> = [];
+    const outbox: Array<[string, OutboxItem]> = [];
+    let lastMailSeq = 0;
+    for (const [key, value] of entries) {
+      const { kind, suffix } = splitActorKey(this.prefix, key);
+      switch (kind) {
+        case 's':
+          stored = parseStored<StoredState>(key, value);
+          break;
+        case 'm': {
+          const env = parseStored<Envelope>(key, value);
+          lastMailSeq = Math.max(lastMailSeq, env.s);
+          mail.push(env);
+          break;
+        }
+        case 'd':
+          dedup.push([suffix, parseStored(key, value)]);
+          break;
+        case 't':
+          this.timers.set(suffix, parseStored<StoredTimer>(key, value));
+          break;
+        case 'x':
+          this.deadCount++;
+          break;
+        case 'o':
+          outbox.push([key, parseStored<OutboxItem>(key, value)]);
+          break;
+        default:
+          throw new DataLossError(`unknown record ${JSON.stringify(key)} in the store of ${this.key}`);
+      }
+    }
+    if (stored) {
+      if (typeof stored.h !== 'number' || !('v' in stored)) throw new DataLossError(`state record of ${this.key} is malformed`);
+      this.state = stored.v;
+      this.handled = stored.h;
+      this.activations = stored.a ?? 0;
+      this.children = stored.c ?? [];
+      this.parent = stored.p;
+      this.committedJson = JSON.stringify(stored.v);
+    } else {
+      this.state = this.type.initialState(undefined);
+    }
+    this.committedState = this.state;
+    this.nextSeq = Math.max(this.handled, lastMailSeq) + 1;
+    const now = this.host.clock.now();
+    dedup.sort((a, b) => a[1].t - b[1].t);
+    const expired: Op[] = [];
+    for (const [id, e] of dedup) {
+      for (const gone of this.dedup.add(id, { seq: e.s, at: e.t }, now)) expired.push({ type: 'del', key: keys.dedup(this.prefix, gone) });
+    }
+    // Entries at or below the handled mark were handled in a turn whose removal raced a crash: skip them.
+    this.queue = mail.filter((env) => env.s > this.handled).sort((a, b) => a.s - b.s);
+    this.awakeWritten = this.queue.length > 0 || this.timers.size > 0 || outbox.length > 0;
+    if (expired.length > 0) this.write(expired);
+    this.status = 'active';
+    await this.activate();
+    for (const [key, item] of outbox) this.deliverCommitted(key, item);
+    for (const name of this.timers.keys()) this.scheduleTimer(name);
+  }
+
+  /** Runs the type's onActivate hook (on load and on every restart) as a turn of its own. */
+  private async activate(): Promise<void> {
+    if (!this.type.onActivate) {
+      this.schedule();
+      return;
+    }
+    this.activations++;
+    const ctx = this.context(undefined, this.handled, `a${this.activations}`);
+    try {
+      const next = await this.type.onActivate(this.state, ctx);
+      this.state = next;
+      this.commit([], ctx, undefined);
+    } catch (err) {
+      this.host.log.error({ actor: this.key, err: errorMessage(err) }, 'onActivate failed');
+      this.host.crashed(this, err);
+      return;
+    }
+    this.schedule();
+  }
+
+  private context(env: Envelope | undefined, seq: number, turnId: string): TurnContext {
+    return new TurnContext(
+      this.ref,
+      this.key,
+      env?.f ? parseRefKey(env.f) : undefined,
+      seq,
+      turnId,
+      this.host.clock.now(),
+      this.host.log,
+      this.host,
+    );
+  }
+
+  /** Marks this actor as known and as having work to recover, in the next write. */
+  private markOps(ops: Op[]): void {
+    if (!this.registered) {
+      this.registered = true;
+      ops.push({ type: 'put', key: keys.registry(this.ref), value: JSON.stringify({ created: this.host.clock.now(), parent: this.parent }) });
+    }
+    if (!this.awakeWritten) {
+      this.awakeWritten = true;
+      ops.push({ type: 'put', key: keys.awake(this.ref), value: '' });
+    }
+  }
+
+  private write(ops: Op[]): Promise<void> {
+    this.writesInFlight++;
+    const done = this.host.store!.write(ops, this.sync);
+    done.then(
+      () => {
+        this.writesInFlight--;
+        this.notifyIdle();
+      },
+      () => {},
+    );
+    return done;
+  }
+
+  /**
+   * Appends a message. Resolves once it is durable (per the type's durability); a message id seen
+   * within the dedup window resolves with the first copy's seq and is not enqueued again.
+   */
+  enqueue(payload: unknown, opts: { messageId?: string; from?: string; ask?: string; extraOps?: Op[] }): Promise<TellAck> {
+    const now = this.host.clock.now();
+    this.lastActive = now;
+    const messageId = opts.messageId;
+    if (messageId !== undefined) {
+      const seen = this.dedup.lookup(messageId, now);
+      if (seen) {
+        const ack: TellAck = { seq: seen.seq, messageId, duplicate: true };
+        if (opts.ask) this.host.answer(opts.ask, null);
+        return seen.pending ? seen.pending.then(() => ack) : Promise.resolve(ack);
+      }
+    }
+    const seq = this.nextSeq++;
+    const env: Envelope = { s: seq, p: payload };
+    if (messageId !== undefined) env.i = messageId;
+    if (opts.from !== undefined) env.f = opts.from;
+    if (opts.ask !== undefined) env.k = opts.ask;
+    const ack: TellAck = { seq, messageId: messageId ?? '', duplicate: false };
+    if (!this.stored) {
+      if (messageId !== undefined) this.dedup.add(messageId, { seq, at: now }, now);
+      this.queue.push(env);
+      this.schedule();
+      return Promise.resolve(ack);
+    }
+    const ops: Op[] = [{ type: 'put', key: keys.mail(this.prefix, seq), value: JSON.stringify(env) }];
+    if (opts.extraOps) ops.push(...opts.extraOps);
+    this.markOps(ops);
+    let entry: { seq: number; at: number; pending?: Promise<unknown> } | undefined;
+    if (messageId !== undefined) {
+      entry = { seq, at: now };
+      ops.push({ type: 'put', key: keys.dedup(this.prefix, messageId), value: JSON.stringify({ s: seq, t: now }) });
+      for (const gone of this.dedup.add(messageId, entry, now)) ops.push({ type: 'del', key: keys.dedup(this.prefix, gone) });
+    }
+    const durable = this.write(ops).then(() => {
+      if (entry) entry.pending = undefined;
+      this.queue.push(env);
+      this.schedule();
+      return ack;
+    });
+    if (entry) entry.pending = durable;
+    return durable;
+  }
+
+  private schedule(): void {
+    if (this.processing || this.status !== 'active' || this.host.halted || this.head >= this.queue.length) return;
+    this.processing = true;
+    queueMicrotask(() => void this.runTurns());
+  }
+
+  /**
+   * The turn loop. Handles queued messages one at a time; consecutive turns are committed together
+   * (each message's removal, the final state and every outbox item in one write), which is the same
+   * as committing them one by one because nothing outside the actor sees the state in between.
+   */
+  private async runTurns(): Promise<void> {
+    try {
+      while (this.status === 'active' && !this.host.halted && this.head < this.queue.length) {
+        const ops: Op[] = [];
+        const contexts: Array<[Envelope, TurnContext]> = [];
+        let state = this.state;
+        let failure: { env: Envelope; err: unknown } | undefined;
+        const limit = this.host.turnBatch;
+        while (contexts.length < limit && this.head < this.queue.length && this.status === 'active' && !this.host.halted) {
+          const env = this.queue[this.head]!;
+          const ctx = this.context(env, env.s, env.s.toString(16));
+          try {
+            const result = this.type.handle(state, env.p, ctx);
+            state = result instanceof Promise ? await result : result;
+          } catch (err) {
+            failure = { env, err };
+            break;
+          }
+          this.head++;
+          this.handled = env.s;
+          if (this.attempts.size > 0) this.attempts.delete(env.s);
+          if (this.stored) ops.push({ type: 'del', key: keys.mail(this.prefix, env.s) });
+          contexts.push([env, ctx]);
+        }
+        if (contexts.length > 0) {
+          this.state = state;
+          this.backoff.reset();
+          this.commitTurns(ops, contexts);
+        }
+        if (this.head > 1024 && this.head * 2 > this.queue.length) {
+          this.queue = this.queue.slice(this.head);
+          this.head = 0;
+        }
+        if (failure) {
+          this.handlerFailed(failure.env, failure.err);
+          return;
+        }
+        if (contexts.length >= limit) await new Promise<void>((resolve) => setImmediate(resolve));
+      }
+    } finally {
+      this.processing = false;
+      this.lastActive = this.host.clock.now();
+      if (this.pendingRestart !== undefined) {
+        const delay = this.pendingRestart;
+        this.pendingRestart = undefined;
+        this.restartAfter(delay);
+      } else if (this.status === 'active') {
+        this.schedule();
+      }
+      this.notifyIdle();
+    }
+  }
+
+  private commitTurns(ops: Op[], contexts: Array<[Envelope, TurnContext]>): void {
+    // Outbox and timers of all turns go in one write with the final state.
+    const effects: TurnContext[] = [];
+    for (const [, ctx] of contexts) if (ctx.outbox || ctx.timers) effects.push(ctx);
+    const merged = effects.length === 0 ? undefined : mergeEffects(effects, this.context(undefined, this.handled, 'm'));
+    this.commit(ops, merged, contexts);
+  }
+
+  /** Writes the new state with `ops` and the turn's effects; carries the effects out once durable. */
+  private commit(ops: Op[], effects: TurnContext | undefined, asked: Array<[Envelope, TurnContext]> | undefined): void {
+    const outbox: Array<[string, OutboxItem]> = [];
+    if (effects?.outbox) {
+      for (const item of effects.outbox) {
+        if (item.k === 'spawn' && !this.children.includes(item.ref)) this.children.push(item.ref);
+        const key = keys.outbox(this.prefix, item.id.slice(item.id.lastIndexOf('#') + 1));
+        outbox.push([key, item]);
+      }
+    }
+    const timerChanges = effects?.timers;
+    if (this.stored) {
+      const record: StoredState = { v: this.state, h: this.handled, a: this.activations };
+      if (this.children.length > 0) record.c = this.children;
+      if (this.parent !== undefined) record.p = this.parent;
+      this.committedJson = JSON.stringify(this.state);
+      ops.push({ type: 'put', key: keys.state(this.prefix), value: JSON.stringify(record) });
+      for (const [key, item] of outbox) ops.push({ type: 'put', key, value: JSON.stringify(item) });
+      if (timerChanges) {
+        for (const t of timerChanges) {
+          if ('cancel' in t) ops.push({ type: 'del', key: keys.timer(this.prefix, t.name) });
+          else ops.push({ type: 'put', key: keys.timer(this.prefix, t.name), value: JSON.stringify(timerRecord(t)) });
+        }
+      }
+      if (outbox.length > 0 || timerChanges) this.markOps(ops);
+    } else {
+      this.committedState = this.state;
+    }
+    const afterCommit = (): void => {
+      if (asked) {
+        for (const [env, ctx] of asked) if (env.k !== undefined) this.host.answer(env.k, ctx.replied ? ctx.replyValue : null);
+      }
+      if (timerChanges) this.applyTimers(timerChanges);
+      for (const [key, item] of outbox) this.deliverCommitted(key, item);
+    };
+    if (!this.stored) {
+      afterCommit();
+      return;
+    }
+    this.outboxInFlight += outbox.length;
+    this.write(ops).then(afterCommit, (err) => this.host.log.error({ actor: this.key, err: errorMessage(err) }, 'commit failed'));
+  }
+
+  private deliverCommitted(key: string, item: OutboxItem): void {
+    if (!this.stored) {
+      void this.host.deliver(this, item).catch((err) => this.host.log.warn({ actor: this.key, item, err: errorMessage(err) }, 'outbox delivery failed'));
+      return;
+    }
+    const done = (): void => {
+      this.outboxInFlight--;
+      this.write([{ type: 'del', key }]);
+    };
+    this.host.deliver(this, item).then(done, (err) => {
+      this.host.log.warn({ actor: this.key, item, err: errorMessage(err) }, 'outbox delivery failed; dropped');
+      done();
+    });
+  }
+
+  private applyTimers(changes: NonNullable<TurnContext['timers']>): void {
+    for (const t of changes) {
+      this.timers.get(t.name)?.handle?.cancel();
+      if ('cancel' in t) this.timers.delete(t.name);
+      else {
+        this.timers.set(t.name, timerRecord(t));
+        this.scheduleTimer(t.name);
+      }
+    }
+  }
+
+  private scheduleTimer(name: string): void {
+    const timer = this.timers.get(name);
+    if (!timer) return;
+    timer.handle?.cancel();
+    timer.handle = this.host.clock.setTimer(timer.at - this.host.clock.now(), () => this.fireTimer(name, timer));
+  }
+
+  /** A due timer becomes a message to self; the timer's next due time is written in the same batch. */
+  private fireTimer(name: string, timer: LiveTimer): void {
+    if (this.timers.get(name) !== timer || this.status === 'stopping') return;
+    const firedAt = timer.at;
+    const extraOps: Op[] = [];
+    if (timer.every !== undefined) {
+      const now = this.host.clock.now();
+      // Missed intervals (while the node was down) fire once, not once per interval.
+      timer.at = Math.max(timer.at + timer.every, now + 1);
+      if (this.stored) extraOps.push({ type: 'put', key: keys.timer(this.prefix, name), value: JSON.stringify(timerRecord(timer)) });
+      this.scheduleTimer(name);
+    } else {
+      this.timers.delete(name);
+      if (this.stored) extraOps.push({ type: 'del', key: keys.timer(this.prefix, name) });
+    }
+    this.enqueue(timer.m, { messageId: `timer:${name}:${firedAt}`, extraOps }).catch((err) =>
+      this.host.log.error({ actor: this.key, timer: name, err: errorMessage(err) }, 'timer delivery failed'),
+    );
+  }
+
+  /** A handler threw on `env`: count the attempt, dead-letter it when attempts are spent, then crash. */
+  private handlerFailed(env: Envelope, err: unknown): void {
+    const attempts = (this.attempts.get(env.s) ?? 0) + 1;
+    this.attempts.set(env.s, attempts);
+    this.host.log.warn({ actor: this.key, seq: env.s, attempts, err: errorMessage(err) }, 'handler failed');
+    this.state = this.restoreCommitted();
+    if (attempts >= this.supervision.maxAttempts) {
+      this.attempts.delete(env.s);
+      this.head++;
+      this.handled = env.s;
+      this.deadCount++;
+      const record: DeadLetterRecord = { e: env, err: errorMessage(err), n: attempts, t: this.host.clock.now() };
+      if (this.stored) {
+        this.commit(
+          [
+            { type: 'del', key: keys.mail(this.prefix, env.s) },
+            { type: 'put', key: keys.dead(this.prefix, env.s), value: JSON.stringify(record) },
+          ],
+          undefined,
+          undefined,
+        );
+      }
+      if (env.k !== undefined) {
+        this.host.answerError(env.k, new Error(`handler failed ${attempts} times (${errorMessage(err)}); message moved to dead letters`));
+      }
+    }
+    this.host.crashed(this, err);
+  }
+
+  private restoreCommitted(): unknown {
+    if (!this.stored) return this.committedState;
+    return this.committedJson === undefined ? this.type.initialState(undefined) : JSON.parse(this.committedJson);
+  }
+
+  /** Restarts this incarnation after `delayMs`: back to the last committed state, onActivate again. */
+  restartAfter(delayMs: number): void {
+    if (this.status === 'stopping') return;
+    if (this.processing) {
+      this.pendingRestart = Math.max(this.pendingRestart ?? 0, delayMs);
+      this.status = 'restarting';
+      return;
+    }
+    this.status = 'restarting';
+    this.restartsTotal++;
+    this.restartTimer?.cancel();
+    this.restartTimer = this.host.clock.setTimer(delayMs, () => {
+      this.restartTimer = undefined;
+      if (this.status !== 'restarting') return;
+      this.state = this.restoreCommitted();
+      this.status = 'active';
+      void this.activate();
+    });
+  }
+
+  /** Stops processing until `retryMs` passes (escalation reached the root). */
+  fail(retryMs: number): void {
+    this.restartTimer?.cancel();
+    this.status = 'failed';
+    this.restartTimer = this.host.clock.setTimer(retryMs, () => {
+      this.restartTimer = undefined;
+      if (this.status === 'failed') this.restartAfter(0);
+    });
+  }
+
+  /** Resolves once no turn runs and every write the cell issued is durable. */
+  async whenQuiet(): Promise<void> {
+    while (this.processing || this.writesInFlight > 0) {
+      await this.whenNotProcessing();
+      if (this.writesInFlight > 0) await this.host.store!.committer.drain();
+    }
+  }
+
+  /** Resolves once the cell has no turn running. */
+  whenNotProcessing(): Promise<void> {
+    if (!this.processing) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private notifyIdle(): void {
+    if (this.processing || this.idleWaiters.length === 0) return;
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  /** Ops that end this actor: pending mail to dead letters, state, timers and indexes removed. */
+  stopOps(reason: string): Op[] {
+    this.status = 'stopping';
+    this.restartTimer?.cancel();
+    for (const t of this.timers.values()) t.handle?.cancel();
+    const ops: Op[] = [];
+    const now = this.host.clock.now();
+    for (let i = this.head; i < this.queue.length; i++) {
+      const env = this.queue[i]!;
+      if (env.k !== undefined) this.host.answerError(env.k, new Error(`actor ${this.key} stopped`));
+      this.deadCount++;
+      if (this.stored) {
+        ops.push({ type: 'del', key: keys.mail(this.prefix, env.s) });
+        ops.push({ type: 'put', key: keys.dead(this.prefix, env.s), value: JSON.stringify({ e: env, err: reason, n: 0, t: now }) });
+      }
+    }
+    this.head = this.queue.length;
+    if (!this.stored) return NO_OPS;
+    for (const name of this.timers.keys()) ops.push({ type: 'del', key: keys.timer(this.prefix, name) });
+    this.timers.clear();
+    ops.push({ type: 'del', key: keys.state(this.prefix) }, { type: 'del', key: keys.registry(this.ref) }, { type: 'del', key: keys.awake(this.ref) });
+    return ops;
+  }
+
+  /** Ops that mark a passivated actor as having nothing to recover. */
+  passivateOps(): Op[] {
+    if (!this.stored || !this.awakeWritten) return NO_OPS;
+    this.awakeWritten = false;
+    return [{ type: 'del', key: keys.awake(this.ref) }];
+  }
+
+  /** Dead letters moved back into the mailbox under new seqs. */
+  async redrive(seqs: number[] | undefined): Promise<number> {
+    if (!this.stored) return 0;
+    const store = this.host.store!;
+    const entries = await store.scan(`${this.prefix}x\x00`);
+    let count = 0;
+    const acks: Array<Promise<TellAck>> = [];
+    for (const [key, value] of entries) {
+      const rec = parseStored<DeadLetterRecord>(key, value);
+      if (seqs && !seqs.includes(rec.e.s)) continue;
+      count++;
+      this.deadCount--;
+      const opts: { from?: string; extraOps: Op[] } = { extraOps: [{ type: 'del', key }] };
+      if (rec.e.f !== undefined) opts.from = rec.e.f;
+      acks.push(this.enqueue(rec.e.p, opts));
+    }
+    await Promise.all(acks);
+    if (this.status === 'failed') this.restartAfter(0);
+    return count;
+  }
+}
+
+function timerRecord(t: { at: number; every?: number; m: unknown }): StoredTimer {
+  return t.every === undefined ? { at: t.at, m: t.m } : { at: t.at, every: t.every, m: t.m };
+}
+
+/** The outbox and timer changes of several turns as one, in turn order, keeping each item's own id. */
+function mergeEffects(effects: TurnContext[], into: TurnContext): TurnContext {
+  if (effects.length === 1) return effects[0]!;
+  for (const ctx of effects) {
+    if (ctx.outbox) (into.outbox ??= []).push(...ctx.outbox);
+    if (ctx.timers) (into.timers ??= []).push(...ctx.timers);
+  }
+  return into;
+}

@@ -1,0 +1,51 @@
+/** A message as it sits in a mailbox (and on disk, as JSON). Short keys: this is written per message. */
+export interface Envelope {
+  /** Mailbox sequence number, monotonic per actor. */
+  s: number;
+  /** The payload, a JSON value. */
+  p: unknown;
+  /** The sender's message id, when it gave one (deduplicated within the window). */
+  i?: string;
+  /** Ref key of the sending actor, when an actor sent it. */
+  f?: string;
+  /** Ask id of a waiting requester, when it was asked rather than told. */
+  k?: string;
+}
+
+/** What a turn leaves to do once its commit is durable. */
+export type OutboxItem =
+  | { k: 'tell'; to: string; p: unknown; id: string }
+  | { k: 'spawn'; ref: string; init: unknown; id: string }
+  | { k: 'stop'; ref: string; id: string };
+
+export interface StoredTimer {
+  at: number;
+  every?: number;
+  m: unknown;
+}
+
+export interface StoredState {
+  /** The actor's own state. */
+  v: unknown;
+  /** Last handled seq. */
+  h: number;
+  /** Activations so far (names the outbox of onActivate turns). */
+  a: number;
+  /** Children in spawn order (ref keys). */
+  c?: string[];
+  /** Parent (ref key); absent for top-level actors. */
+  p?: string;
+}
+
+export interface DeadLetterRecord {
+  e: Envelope;
+  err: string;
+  n: number;
+  t: number;
+}
+
+export interface TellAck {
+  seq: number;
+  messageId: string;
+  duplicate: boolean;
+}

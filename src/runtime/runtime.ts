@@ -1,0 +1,512 @@
+import { randomBytes } from 'node:crypto';
+import { DEFAULT_SUPERVISION, type ActorType, type SupervisionOptions } from './actor-type.js';
+import { ActorCell, type CellHost } from './cell.js';
+import { systemClock, type Clock, type TimerHandle } from './clock.js';
+import { DedupWindow } from './dedup-window.js';
+import type { OutboxItem, TellAck, DeadLetterRecord } from './envelope.js';
+import { silentLogger, type Logger } from './logger.js';
+import { parseRefKey, refKey, validateRef, type ActorRef } from './ref.js';
+import { keys, parseStored, refFromIndexKey, type Op, type Store } from './store.js';
+import { RestartIntensity, restartSet } from './supervisor.js';
+import {
+  CeiError,
+  DeadlineExceededError,
+  InvalidArgumentError,
+  NotFoundError,
+  UnavailableError,
+  errorMessage,
+} from '../errors.js';
+
+export interface RuntimeOptions {
+  /** Message ids are remembered this long per actor... */
+  dedupWindowMs: number;
+  /** ...or this many per actor, whichever is less. */
+  dedupMaxIds: number;
+  /** An actor idle this long is unloaded from memory (0 = never); a type's idleMs overrides it. */
+  idleMs: number;
+  /** Supervision of top-level actors and the default for every type. */
+  supervision: SupervisionOptions;
+  /** An actor whose restarts exceeded the root's intensity stays failed this long, then tries again. */
+  failedRetryMs: number;
+  /** Turns a cell runs back to back (committed as one write) before yielding to the event loop. */
+  turnBatch: number;
+  /** Largest accepted message or init payload, as JSON bytes. */
+  maxPayloadBytes: number;
+  /** Ask timeout when the caller gives none. */
+  defaultAskTimeoutMs: number;
+  /** Actors reactivated at once when the node recovers. */
+  recoveryConcurrency: number;
+}
+
+export const RUNTIME_DEFAULTS: RuntimeOptions = {
+  dedupWindowMs: 24 * 60 * 60 * 1000,
+  dedupMaxIds: 1_000_000,
+  idleMs: 5 * 60 * 1000,
+  supervision: DEFAULT_SUPERVISION,
+  failedRetryMs: 60_000,
+  turnBatch: 256,
+  maxPayloadBytes: 1024 * 1024,
+  defaultAskTimeoutMs: 30_000,
+  recoveryConcurrency: 64,
+};
+
+/** Short intervals for tests: quick passivation, quick failed retry, small dedup window. */
+export const RUNTIME_TEST_PRESET: RuntimeOptions = {
+  ...RUNTIME_DEFAULTS,
+  dedupWindowMs: 60_000,
+  dedupMaxIds: 10_000,
+  idleMs: 1_000,
+  failedRetryMs: 1_000,
+  supervision: { ...DEFAULT_SUPERVISION, backoffInitialMs: 1, backoffMaxMs: 20 },
+};
+
+export type ActorStatus = 'active' | 'passivated' | 'inactive' | 'restarting' | 'failed';
+
+export interface ActorDescription {
+  ref: ActorRef;
+  node: string;
+  status: ActorStatus;
+  mailboxDepth: number;
+  restarts: number;
+  deadLetters: number;
+  replicas: string[];
+  epoch: number;
+}
+
+export interface DeadLetter {
+  seq: number;
+  payload: unknown;
+  messageId: string;
+  error: string;
+  attempts: number;
+  at: number;
+}
+
+export interface RuntimeDeps {
+  /** The node's store; without one, every actor behaves as durability "memory". */
+  store?: Store;
+  nodeId?: string;
+  clock?: Clock;
+  logger?: Logger;
+  types?: ActorType<any>[];
+}
+
+interface AskWaiter {
+  resolve: (value: unknown) => void;
+  reject: (err: Error) => void;
+  timer: TimerHandle;
+}
+
+/**
+ * The actor system of one node. It knows nothing of other nodes: every ref it is given lives here.
+ *
+ * Calls are safe to make concurrently; an actor still handles one message at a time. Messages from
+ * one caller to one actor are enqueued in call order.
+ */
+export class ActorSystem implements CellHost {
+  readonly store: Store | undefined;
+  readonly nodeId: string;
+  readonly clock: Clock;
+  readonly log: Logger;
+  readonly options: RuntimeOptions;
+  readonly turnBatch: number;
+  private readonly types = new Map<string, ActorType>();
+  private readonly cells = new Map<string, ActorCell>();
+  private readonly stopping = new Map<string, Promise<void>>();
+  private readonly asks = new Map<string, AskWaiter>();
+  private readonly askPrefix = randomBytes(4).toString('hex');
+  private askCounter = 0;
+  private sweepTimer: TimerHandle | undefined;
+  private closing = false;
+  /** Set on shutdown: cells finish the turn in progress and take no other. */
+  halted = false;
+
+  constructor(deps: RuntimeDeps = {}, options: Partial<RuntimeOptions> = {}) {
+    this.store = deps.store;
+    this.nodeId = deps.nodeId ?? deps.store?.nodeId ?? 'local';
+    this.clock = deps.clock ?? systemClock;
+    this.log = deps.logger ?? silentLogger;
+    this.options = { ...RUNTIME_DEFAULTS, ...options };
+    this.turnBatch = this.options.turnBatch;
+    for (const type of deps.types ?? []) this.registerType(type);
+    this.scheduleSweep();
+  }
+
+  registerType(type: ActorType<any>): void {
+    validateRef({ type: type.name, id: 'x' }, 'actor type');
+    if (this.types.has(type.name)) throw new InvalidArgumentError(`actor type "${type.name}" is registered twice`);
+    this.types.set(type.name, type as ActorType);
+  }
+
+  typeNames(): string[] {
+    return [...this.types.keys()].sort();
+  }
+
+  private typeOf(ref: ActorRef): ActorType {
+    const type = this.types.get(ref.type);
+    if (!type) throw new NotFoundError(`unknown actor type "${ref.type}" (known: ${this.typeNames().join(', ') || 'none'})`);
+    return type;
+  }
+
+  private supervisionOf(type: ActorType): SupervisionOptions {
+    return type.supervision ? { ...this.options.supervision, ...type.supervision } : this.options.supervision;
+  }
+
+  dedupWindow(): DedupWindow {
+    return new DedupWindow(this.options.dedupWindowMs, this.options.dedupMaxIds);
+  }
+
+  /** Reactivates every actor that had mail, timers or outbox when the node last stopped. */
+  async recover(): Promise<number> {
+    if (!this.store) return 0;
+    const awake = await this.store.scanKeys(keys.awakePrefix);
+    let recovered = 0;
+    const queue = awake.map(refFromIndexKey);
+    const worker = async (): Promise<void> => {
+      for (let ref = queue.pop(); ref; ref = queue.pop()) {
+        if (!this.types.has(ref.type)) {
+          this.log.warn({ actor: refKey(ref) }, 'actor of an unknown type has pending work; not recovered (load its module with --actors)');
+          continue;
+        }
+        try {
+          await this.ready(ref);
+          recovered++;
+        } catch (err) {
+          this.log.error({ actor: refKey(ref), err: errorMessage(err) }, 'recovery of actor failed');
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: this.options.recoveryConcurrency }, worker));
+    return recovered;
+  }
+
+  private cellFor(ref: ActorRef): ActorCell | Promise<ActorCell> {
+    const key = refKey(ref);
+    const cell = this.cells.get(key);
+    if (cell) {
+      if (cell.status === 'stopping') return (this.stopping.get(key) ?? Promise.resolve()).then(() => this.cellFor(ref));
+      return cell;
+    }
+    const type = this.typeOf(ref);
+    const fresh = new ActorCell(ref, type, this.supervisionOf(type), this);
+    this.cells.set(key, fresh);
+    fresh.ready.catch((err) => {
+      if (this.cells.get(key) === fresh) this.cells.delete(key);
+      this.log.error({ actor: key, err: errorMessage(err) }, 'activation failed');
+    });
+    return fresh;
+  }
+
+  /** The actor's cell once loaded (activating it when needed). */
+  private async ready(ref: ActorRef): Promise<ActorCell> {
+    const cell = await this.cellFor(ref);
+    await cell.ready;
+    return cell;
+  }
+
+  private checkOpen(): void {
+    if (this.closing) throw new UnavailableError(`node ${this.nodeId} is shutting down`);
+  }
+
+  private checkMessage(type: ActorType, ref: ActorRef, payload: unknown): void {
+    const reason = type.validate?.(payload);
+    if (reason !== undefined) throw new InvalidArgumentError(`message rejected by ${ref.type}: ${reason}`);
+  }
+
+  /**
+   * Appends `payload` to the actor's mailbox (activating it: actors are virtual). Resolves with the
+   * message's seq once it is durable per the type's durability.
+   */
+  tell(ref: ActorRef, payload: unknown, opts: { messageId?: string; from?: string; ask?: string } = {}): Promise<TellAck> {
+    try {
+      this.checkOpen();
+      const type = this.typeOf(ref);
+      this.checkMessage(type, ref, payload);
+      if (opts.messageId !== undefined) validateMessageId(opts.messageId);
+      const cell = this.cellFor(ref);
+      if (cell instanceof Promise) return cell.then((c) => c.whenLoaded(() => c.enqueue(payload, opts)));
+      return cell.whenLoaded(() => cell.enqueue(payload, opts));
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /**
+   * Sends `payload` through the actor's mailbox like a tell and resolves with the handler's reply
+   * (null when it gave none), or rejects with DeadlineExceededError after `timeoutMs`.
+   */
+  ask<T = unknown>(ref: ActorRef, payload: unknown, timeoutMs?: number, from?: ActorRef): Promise<T> {
+    const ms = timeoutMs && timeoutMs > 0 ? timeoutMs : this.options.defaultAskTimeoutMs;
+    const askId = `${this.nodeId}:${this.askPrefix}:${++this.askCounter}`;
+    return new Promise<T>((resolve, reject) => {
+      const timer = this.clock.setTimer(ms, () => {
+        this.asks.delete(askId);
+        reject(new DeadlineExceededError(`ask to ${refKey(ref)} got no answer within ${ms} ms`));
+      });
+      this.asks.set(askId, { resolve: resolve as (v: unknown) => void, reject, timer });
+      const opts: { ask: string; from?: string } = { ask: askId };
+      if (from) opts.from = refKey(from);
+      this.tell(ref, payload, opts).catch((err: Error) => {
+        timer.cancel();
+        this.asks.delete(askId);
+        reject(err);
+      });
+    });
+  }
+
+  answer(askId: string, value: unknown): void {
+    const waiter = this.asks.get(askId);
+    if (!waiter) return;
+    this.asks.delete(askId);
+    waiter.timer.cancel();
+    waiter.resolve(value);
+  }
+
+  answerError(askId: string, err: Error): void {
+    const waiter = this.asks.get(askId);
+    if (!waiter) return;
+    this.asks.delete(askId);
+    waiter.timer.cancel();
+    waiter.reject(err);
+  }
+
+  /** Creates the actor with `init` unless it exists; idempotent. */
+  async spawn(ref: ActorRef, init?: unknown, parent?: string): Promise<{ created: boolean; node: string }> {
+    this.checkOpen();
+    const type = this.typeOf(ref);
+    if (init !== undefined && init !== null) {
+      const reason = type.validateInit?.(init);
+      if (reason !== undefined) throw new InvalidArgumentError(`init rejected by ${ref.type}: ${reason}`);
+    }
+    const cell = await this.ready(ref);
+    const created = await cell.whenLoaded(() => cell.initialize(init ?? undefined, parent));
+    return { created, node: this.nodeId };
+  }
+
+  /**
+   * Ends an actor: its children first, then its pending mail goes to its dead letters and its state
+   * and timers are deleted. The next message to the same ref starts it afresh.
+   */
+  async stop(ref: ActorRef): Promise<void> {
+    this.checkOpen();
+    this.typeOf(ref);
+    const key = refKey(ref);
+    const inProgress = this.stopping.get(key);
+    if (inProgress) return inProgress;
+    const cell = await this.ready(ref);
+    const done = (async () => {
+      cell.status = 'stopping';
+      await cell.whenQuiet();
+      for (const child of [...cell.children]) {
+        try {
+          await this.stop(parseRefKey(child));
+        } catch (err) {
+          this.log.warn({ actor: key, child, err: errorMessage(err) }, 'stopping child failed');
+        }
+      }
+      const ops = cell.stopOps('actor stopped');
+      if (this.store && ops.length > 0) await this.store.write(ops, true);
+      if (cell.parent) this.cells.get(cell.parent)?.forgetChild(key);
+      this.cells.delete(key);
+    })();
+    this.stopping.set(key, done);
+    try {
+      await done;
+    } finally {
+      this.stopping.delete(key);
+    }
+  }
+
+  async describe(ref: ActorRef): Promise<ActorDescription> {
+    const type = this.typeOf(ref);
+    const cell = this.cells.get(refKey(ref));
+    const base = { ref: { type: ref.type, id: ref.id }, node: this.nodeId, replicas: [], epoch: 0 };
+    if (cell) {
+      if (cell.status === 'loading') await cell.ready.catch(() => {});
+      const status: ActorStatus = cell.status === 'restarting' || cell.status === 'failed' ? cell.status : 'active';
+      return { ...base, status, mailboxDepth: cell.mailboxDepth, restarts: cell.restartsTotal, deadLetters: cell.deadCount };
+    }
+    if (!this.store || (type.durability ?? 'sync') === 'memory') {
+      return { ...base, status: 'inactive', mailboxDepth: 0, restarts: 0, deadLetters: 0 };
+    }
+    const registered = (await this.store.get(keys.registry(ref))) !== undefined;
+    const dead = (await this.store.scanKeys(`${keys.actor(ref)}x\x00`)).length;
+    return { ...base, status: registered ? 'passivated' : 'inactive', mailboxDepth: 0, restarts: 0, deadLetters: dead };
+  }
+
+  /** Known actors in ref order, `pageSize` at a time; `pageToken` is the last ref key of the previous page. */
+  async list(opts: { type?: string; pageSize?: number; pageToken?: string } = {}): Promise<{ actors: ActorDescription[]; nextPageToken: string }> {
+    const pageSize = Math.min(Math.max(opts.pageSize || 100, 1), 1000);
+    if (opts.type) this.typeOf({ type: opts.type, id: 'x' });
+    let after: ActorRef | undefined;
+    if (opts.pageToken) {
+      try {
+        after = parseRefKey(Buffer.from(opts.pageToken, 'base64url').toString('utf8'));
+      } catch {
+        throw new InvalidArgumentError('page_token is not one this server issued');
+      }
+    }
+    const found = new Set<string>();
+    if (this.store) {
+      const prefix = keys.registryPrefix(opts.type);
+      const scanned = await this.store.scanKeys(prefix, after ? { after: keys.registry(after), limit: pageSize + 1 } : { limit: pageSize + 1 });
+      for (const k of scanned) found.add(refKey(refFromIndexKey(k)));
+    }
+    const afterKey = after ? refKey(after) : undefined;
+    for (const [key, cell] of this.cells) {
+      if (cell.durability !== 'memory' || (opts.type && cell.ref.type !== opts.type)) continue;
+      if (afterKey === undefined || compareRefKeys(key, afterKey) > 0) found.add(key);
+    }
+    const sorted = [...found].sort(compareRefKeys);
+    const page = sorted.slice(0, pageSize);
+    const actors = await Promise.all(page.map((k) => this.describe(parseRefKey(k))));
+    const last = page[page.length - 1];
+    const nextPageToken = sorted.length > pageSize && last ? Buffer.from(last).toString('base64url') : '';
+    return { actors, nextPageToken };
+  }
+
+  async deadLetters(ref: ActorRef): Promise<DeadLetter[]> {
+    this.typeOf(ref);
+    if (!this.store) return [];
+    const entries = await this.store.scan(`${keys.actor(ref)}x\x00`);
+    return entries.map(([key, value]) => {
+      const rec = parseStored<DeadLetterRecord>(key, value);
+      return { seq: rec.e.s, payload: rec.e.p, messageId: rec.e.i ?? '', error: rec.err, attempts: rec.n, at: rec.t };
+    });
+  }
+
+  /** Moves dead letters (all, or those with the given seqs) back into the mailbox. */
+  async redrive(ref: ActorRef, seqs?: number[]): Promise<number> {
+    this.checkOpen();
+    this.typeOf(ref);
+    const cell = await this.ready(ref);
+    return cell.redrive(seqs && seqs.length > 0 ? seqs : undefined);
+  }
+
+  async deliver(from: ActorCell, item: OutboxItem): Promise<void> {
+    switch (item.k) {
+      case 'tell':
+        await this.tell(parseRefKey(item.to), item.p, { messageId: item.id, from: from.key });
+        return;
+      case 'spawn':
+        await this.spawn(parseRefKey(item.ref), item.init, from.key);
+        return;
+      case 'stop':
+        await this.stop(parseRefKey(item.ref));
+        return;
+    }
+  }
+
+  /**
+   * A handler of `cell` threw. Its supervisor (the parent, or the root for top-level actors) restarts
+   * it and, by strategy, its siblings, after a backoff; past the intensity the failure escalates to
+   * the parent, and at the root the actor is marked failed.
+   */
+  crashed(cell: ActorCell, err: unknown): void {
+    if (this.halted || cell.status === 'stopping') return;
+    const now = this.clock.now();
+    const parentKey = cell.parent;
+    const parent = parentKey ? this.cells.get(parentKey) : undefined;
+    if (parentKey && !parent) {
+      // The supervisor was passivated: bring it back, then let it decide.
+      cell.restartAfter(cell.supervision.backoffMaxMs);
+      void this.ready(parseRefKey(parentKey)).then(
+        () => this.crashed(cell, err),
+        () => {},
+      );
+      return;
+    }
+    const intensity = parent ? parent.childIntensity : cell.selfIntensity;
+    if (!intensity.allow(now)) {
+      if (parent) {
+        this.log.warn({ actor: cell.key, parent: parent.key }, 'restart intensity exceeded; escalating to parent');
+        this.crashed(parent, new CeiError('INTERNAL', `child ${cell.key} exceeded its restart intensity`, { cause: err }));
+      } else {
+        this.log.error({ actor: cell.key, retryMs: this.options.failedRetryMs }, 'restart intensity exceeded; actor failed');
+        cell.fail(this.options.failedRetryMs);
+      }
+      return;
+    }
+    const delay = cell.backoff.next();
+    const strategy = parent ? parent.supervision.strategy : 'one_for_one';
+    const set = parent ? restartSet(strategy, parent.children, cell.key) : [cell.key];
+    for (const key of set) {
+      const target = this.cells.get(key);
+      if (target) this.restartTree(target, delay);
+    }
+  }
+
+  private restartTree(cell: ActorCell, delay: number): void {
+    cell.restartAfter(delay);
+    for (const child of cell.children) {
+      const c = this.cells.get(child);
+      if (c) this.restartTree(c, delay);
+    }
+  }
+
+  private scheduleSweep(): void {
+    const every = Math.max(250, Math.min(this.options.idleMs || 60_000, 60_000) / 2);
+    this.sweepTimer = this.clock.setTimer(every, () => {
+      this.passivateIdle();
+      if (!this.closing) this.scheduleSweep();
+    });
+  }
+
+  /** Unloads actors idle past their idle time; their next message loads them again. */
+  passivateIdle(): number {
+    const now = this.clock.now();
+    const ops: Op[] = [];
+    let unloaded = 0;
+    for (const [key, cell] of this.cells) {
+      if (cell.durability === 'memory' || !cell.isIdle) continue;
+      const idleMs = cell.type.idleMs ?? this.options.idleMs;
+      if (idleMs <= 0 || now - cell.lastActive < idleMs) continue;
+      if (cell.children.some((c) => this.cells.has(c))) continue;
+      ops.push(...cell.passivateOps());
+      this.cells.delete(key);
+      unloaded++;
+    }
+    if (ops.length > 0 && this.store) void this.store.write(ops, false);
+    return unloaded;
+  }
+
+  /** Actors in memory now. */
+  get loadedCount(): number {
+    return this.cells.size;
+  }
+
+  isLoaded(ref: ActorRef): boolean {
+    return this.cells.has(refKey(ref));
+  }
+
+  /**
+   * Stops taking work: new calls get UNAVAILABLE, each actor finishes the turn in progress, pending
+   * asks fail, and everything written is flushed. The store is left open for the caller to close.
+   */
+  async shutdown(): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    this.halted = true;
+    this.sweepTimer?.cancel();
+    await Promise.all([...this.cells.values()].map((c) => c.whenNotProcessing()));
+    for (const cell of this.cells.values()) cell.halt();
+    for (const [id, waiter] of this.asks) {
+      waiter.timer.cancel();
+      waiter.reject(new UnavailableError(`node ${this.nodeId} is shutting down`));
+      this.asks.delete(id);
+    }
+    await this.store?.committer.drain();
+  }
+}
+
+function validateMessageId(id: unknown): void {
+  if (typeof id !== 'string') throw new InvalidArgumentError('message_id must be a string');
+  if (Buffer.byteLength(id) > 256) throw new InvalidArgumentError('message_id is longer than 256 bytes');
+  if (id.includes('\x00')) throw new InvalidArgumentError('message_id contains a NUL character');
+}
+
+function compareRefKeys(a: string, b: string): number {
+  const ka = keys.registry(parseRefKey(a));
+  const kb = keys.registry(parseRefKey(b));
+  return ka < kb ? -1 : ka > kb ? 1 : 0;
+}
