@@ -1,0 +1,7 @@
+import type { ActorType } from '../runtime/actor-type.js';
+import { counter } from './counter.js';
+
+/** Actor types every node knows without --actors. */
+export function builtinTypes(): ActorType<any>[] {
+  return [counter];
+}

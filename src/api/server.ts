@@ -1,0 +1,62 @@
+import * as grpc from '@grpc/grpc-js';
+import { HealthImplementation } from 'grpc-health-check';
+import { ReflectionService } from '@grpc/reflection';
+import type { ActorSystem } from '../runtime/runtime.js';
+import type { Logger } from '../runtime/logger.js';
+import { publicApi } from './proto.js';
+import { actorsService, type ActorsServiceOptions } from './actors-service.js';
+
+export interface ApiServerOptions extends ActorsServiceOptions {
+  /** HOST:PORT to bind; port 0 picks a free one. */
+  listen: string;
+}
+
+/** The node's public gRPC server: Actors, plus the standard health and reflection services. */
+export class ApiServer {
+  private constructor(
+    private readonly server: grpc.Server,
+    private readonly health: HealthImplementation,
+    /** The address actually bound (the real port when 0 was asked). */
+    readonly address: string,
+  ) {}
+
+  static async start(system: ActorSystem, options: ApiServerOptions, log: Logger): Promise<ApiServer> {
+    const server = new grpc.Server({
+      'grpc.keepalive_time_ms': 10_000,
+      'grpc.keepalive_timeout_ms': 5_000,
+      'grpc.keepalive_permit_without_calls': 1,
+      'grpc.http2.min_ping_interval_without_data_ms': 5_000,
+    });
+    const { definition, actors } = publicApi();
+    server.addService(actors.cei.v1.Actors.service, actorsService(system, options, log));
+    const health = new HealthImplementation({ '': 'NOT_SERVING', 'cei.v1.Actors': 'NOT_SERVING' });
+    health.addToServer(server);
+    new ReflectionService(definition).addToServer(server);
+    const port = await new Promise<number>((resolve, reject) => {
+      server.bindAsync(options.listen, grpc.ServerCredentials.createInsecure(), (err, bound) => (err ? reject(err) : resolve(bound)));
+    });
+    const host = options.listen.slice(0, options.listen.lastIndexOf(':'));
+    return new ApiServer(server, health, `${host}:${port}`);
+  }
+
+  setServing(serving: boolean): void {
+    const status = serving ? 'SERVING' : 'NOT_SERVING';
+    this.health.setStatus('', status);
+    this.health.setStatus('cei.v1.Actors', status);
+  }
+
+  /** Stops accepting calls; calls in progress get `graceMs` to finish before they are cancelled. */
+  async stop(graceMs: number): Promise<void> {
+    this.setServing(false);
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.server.forceShutdown();
+        resolve();
+      }, graceMs);
+      this.server.tryShutdown(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+}

@@ -1,0 +1,113 @@
+#!/usr/bin/env node
+/**
+ * The `cei` command. It only turns flags into option objects and starts things; what it starts lives
+ * in src/node.ts (a node), src/demo.ts (the embedded default) and src/cli-actor.ts (client commands).
+ */
+import { Command, InvalidArgumentError as CommanderArgError, Option } from 'commander';
+import { CeiNode, NODE_DEFAULTS, NODE_ROLES, type NodeOptions, type NodeRole } from './node.js';
+import { createLogger, type LogLevel } from './log.js';
+import { errorMessage } from './errors.js';
+import { registerActorCommands } from './cli-actor.js';
+import { runDemo } from './demo.js';
+
+function positiveInt(name: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isSafeInteger(n) || n < 0) throw new CommanderArgError(`${name} must be a whole number >= 0`);
+    return n;
+  };
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+function splitList(value: string, previous: string[]): string[] {
+  return [...previous, ...value.split(',').map((s) => s.trim()).filter(Boolean)];
+}
+
+const logLevelOption = () =>
+  new Option('--log-level <level>', 'log verbosity').choices(['debug', 'info', 'warn', 'error', 'silent']).default('info');
+
+/** Runs `node` until SIGINT or SIGTERM, then stops it gracefully and exits 0. */
+function serveUntilSignal(node: CeiNode, onStop?: () => void): void {
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    onStop?.();
+    node.log.info({ signal }, 'stopping');
+    node.stop().then(
+      () => process.exit(0),
+      (err) => {
+        node.log.error({ err: errorMessage(err) }, 'unclean stop');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+async function startNode(options: NodeOptions, level: LogLevel): Promise<CeiNode> {
+  const log = createLogger(level, { role: options.role });
+  const node = await CeiNode.start(options, log);
+  process.stdout.write(`ready ${node.id} ${node.address}\n`);
+  return node;
+}
+
+const program = new Command();
+program
+  .name('cei')
+  .description('cei: elastic execution infrastructure as a distributed actor runtime')
+  .showHelpAfterError()
+  .configureOutput({ outputError: (str, write) => write(str) });
+
+program
+  .command('node')
+  .description('run a node: serves the public gRPC API and hosts actors until SIGTERM')
+  .addOption(new Option('--role <role>', 'node role').choices(NODE_ROLES as string[]).makeOptionMandatory())
+  .requiredOption('--listen <host:port>', 'address for the gRPC API (port 0 picks a free port)')
+  .requiredOption('--data <dir>', 'data directory (LevelDB store and node identity)')
+  .option('--join <host:port,...>', 'seed nodes to join (repeatable or comma-separated)', splitList, [])
+  .option('--actors <path.js>', 'module with extra actor types (repeatable)', collect, [])
+  .option('--instance-id <id>', 'instance id given by the provisioner to worker VMs')
+  .option('--max-payload <bytes>', 'largest accepted message payload', positiveInt('--max-payload'), 1024 * 1024)
+  .option('--idle-ms <ms>', 'unload actors idle this long (0 = never)', positiveInt('--idle-ms'), 5 * 60 * 1000)
+  .addOption(logLevelOption())
+  .action(async (opts) => {
+    const options: NodeOptions = {
+      ...NODE_DEFAULTS,
+      role: opts.role as NodeRole,
+      listen: opts.listen,
+      dataDir: opts.data,
+      join: opts.join,
+      actorModules: opts.actors,
+      instanceId: opts.instanceId,
+      runtime: { maxPayloadBytes: opts.maxPayload, idleMs: opts.idleMs },
+    };
+    const node = await startNode(options, opts.logLevel);
+    serveUntilSignal(node);
+  });
+
+program
+  .command('up')
+  .description('embedded default: one node holding every role; with --demo, drives real traffic through it')
+  .option('--listen <host:port>', 'address for the gRPC API', '127.0.0.1:7000')
+  .option('--data <dir>', 'data directory', './data/up')
+  .option('--demo', 'spawn counters, send them durable tells and print what happened', false)
+  .addOption(logLevelOption().default('warn'))
+  .action(async (opts) => {
+    const node = await startNode({ ...NODE_DEFAULTS, role: 'bootstrap', listen: opts.listen, dataDir: opts.data }, opts.logLevel);
+    const abort = new AbortController();
+    serveUntilSignal(node, () => abort.abort());
+    if (opts.demo) await runDemo(node.address, (line) => process.stdout.write(`${line}\n`), abort.signal);
+    process.stdout.write(`serving on ${node.address} (Ctrl-C to stop); try: node dist/cli.js actor list --node ${node.address}\n`);
+  });
+
+registerActorCommands(program);
+
+program.parseAsync(process.argv).catch((err) => {
+  process.stderr.write(`error: ${errorMessage(err)}\n`);
+  process.exit(1);
+});

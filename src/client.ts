@@ -1,0 +1,127 @@
+import * as grpc from '@grpc/grpc-js';
+import type { ActorsClient } from './generated/cei/v1/Actors.js';
+import type { SpawnReply__Output } from './generated/cei/v1/SpawnReply.js';
+import type { TellReply__Output } from './generated/cei/v1/TellReply.js';
+import type { TellRequest } from './generated/cei/v1/TellRequest.js';
+import type { AskReply__Output } from './generated/cei/v1/AskReply.js';
+import type { AskRequest } from './generated/cei/v1/AskRequest.js';
+import type { StopReply__Output } from './generated/cei/v1/StopReply.js';
+import type { ActorInfo__Output } from './generated/cei/v1/ActorInfo.js';
+import type { ListReply__Output } from './generated/cei/v1/ListReply.js';
+import type { DeadLettersReply__Output } from './generated/cei/v1/DeadLettersReply.js';
+import type { RedriveReply__Output } from './generated/cei/v1/RedriveReply.js';
+import { publicApi } from './api/proto.js';
+
+export type { ActorsClient } from './generated/cei/v1/Actors.js';
+
+/** A client of a node's public Actors service. */
+export function actorsClient(address: string): ActorsClient {
+  const { actors } = publicApi();
+  return new actors.cei.v1.Actors(address, grpc.credentials.createInsecure(), {
+    'grpc.max_receive_message_length': 64 * 1024 * 1024,
+  });
+}
+
+type Callback<Res> = (err: grpc.ServiceError | null, res?: Res) => void;
+
+/** Calls a unary method as a promise with a deadline. `invoke` passes the call options and callback on. */
+export function unary<Res>(invoke: (opts: grpc.CallOptions, cb: Callback<Res>) => unknown, deadlineMs = 30_000): Promise<Res> {
+  return new Promise((resolve, reject) => {
+    invoke({ deadline: Date.now() + deadlineMs }, (err, res) => (err ? reject(err) : resolve(res as Res)));
+  });
+}
+
+type Ref = { type: string; id: string };
+
+/** Promise-returning calls of the public Actors service; errors are grpc ServiceErrors. */
+export class CeiClient {
+  readonly actors: ActorsClient;
+
+  constructor(readonly address: string) {
+    this.actors = actorsClient(address);
+  }
+
+  spawn(ref: Ref, init?: unknown, deadlineMs?: number): Promise<SpawnReply__Output> {
+    const req = { ref, init: init === undefined ? Buffer.alloc(0) : Buffer.from(JSON.stringify(init)) };
+    return unary((o, cb) => this.actors.Spawn(req, o, cb), deadlineMs);
+  }
+
+  tell(to: Ref, payload: unknown, messageId = '', deadlineMs?: number): Promise<TellReply__Output> {
+    const req = { to, payload: Buffer.from(JSON.stringify(payload)), message_id: messageId };
+    return unary((o, cb) => this.actors.Tell(req, o, cb), deadlineMs);
+  }
+
+  /** Sends raw bytes as the payload (for tests of bad input). */
+  tellRaw(req: TellRequest, deadlineMs?: number): Promise<TellReply__Output> {
+    return unary((o, cb) => this.actors.Tell(req, o, cb), deadlineMs);
+  }
+
+  async ask<T = unknown>(to: Ref, payload: unknown, timeoutMs = 0, deadlineMs = 30_000): Promise<T> {
+    const req = { to, payload: Buffer.from(JSON.stringify(payload)), timeout_ms: timeoutMs };
+    const reply = await unary<AskReply__Output>((o, cb) => this.actors.Ask(req, o, cb), deadlineMs);
+    return JSON.parse(reply.payload.toString('utf8')) as T;
+  }
+
+  askRaw(req: AskRequest, deadlineMs?: number): Promise<AskReply__Output> {
+    return unary((o, cb) => this.actors.Ask(req, o, cb), deadlineMs);
+  }
+
+  stop(ref: Ref, deadlineMs?: number): Promise<StopReply__Output> {
+    return unary((o, cb) => this.actors.Stop({ ref }, o, cb), deadlineMs);
+  }
+
+  describe(ref: Ref, deadlineMs?: number): Promise<ActorInfo__Output> {
+    return unary((o, cb) => this.actors.Describe({ ref }, o, cb), deadlineMs);
+  }
+
+  list(req: { type?: string; page_size?: number; page_token?: string } = {}, deadlineMs?: number): Promise<ListReply__Output> {
+    return unary((o, cb) => this.actors.List(req, o, cb), deadlineMs);
+  }
+
+  deadLetters(ref: Ref, deadlineMs?: number): Promise<DeadLettersReply__Output> {
+    return unary((o, cb) => this.actors.DeadLetters({ ref }, o, cb), deadlineMs);
+  }
+
+  redrive(ref: Ref, seqs: number[] = [], deadlineMs?: number): Promise<RedriveReply__Output> {
+    return unary((o, cb) => this.actors.Redrive({ ref, seqs }, o, cb), deadlineMs);
+  }
+
+  close(): void {
+    this.actors.close();
+  }
+}
+
+export interface TellItem {
+  to: { type: string; id: string };
+  payload: unknown;
+  messageId?: string;
+}
+
+/**
+ * Sends `items` over one TellStream and resolves with their seqs in order. On a stream error the
+ * promise rejects with it; `acked` tells how many leading items were acknowledged before it.
+ */
+export function tellMany(client: ActorsClient, items: TellItem[], deadlineMs = 120_000): Promise<number[]> & { acked: () => number } {
+  const seqs: number[] = [];
+  const promise = new Promise<number[]>((resolve, reject) => {
+    const call = client.TellStream({ deadline: Date.now() + deadlineMs });
+    call.on('data', (reply: { seq: string }) => seqs.push(Number(reply.seq)));
+    call.on('error', reject);
+    call.on('end', () => (seqs.length === items.length ? resolve(seqs) : reject(new Error(`stream ended after ${seqs.length} of ${items.length} replies`))));
+    let i = 0;
+    const pump = (): void => {
+      while (i < items.length) {
+        const it = items[i++]!;
+        const ok = call.write({ to: it.to, payload: Buffer.from(JSON.stringify(it.payload)), message_id: it.messageId ?? '' });
+        if (!ok) {
+          call.once('drain', pump);
+          return;
+        }
+      }
+      call.end();
+    };
+    pump();
+  }) as Promise<number[]> & { acked: () => number };
+  promise.acked = () => seqs.length;
+  return promise;
+}
