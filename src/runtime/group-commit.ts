@@ -58,12 +58,19 @@ export class GroupCommitter {
     if (!batch) return;
     this.pending = undefined;
     this.writing = true;
-    const chained = this.db.batch();
-    for (const op of batch.ops) {
-      if (op.type === 'put') chained.put(op.key, op.value);
-      else chained.del(op.key);
+    let written: Promise<void>;
+    try {
+      const chained = this.db.batch();
+      for (const op of batch.ops) {
+        if (op.type === 'put') chained.put(op.key, op.value);
+        else chained.del(op.key);
+      }
+      written = chained.write({ sync: batch.sync });
+    } catch (err) {
+      // batch() and put() throw synchronously (e.g. the database is closed): fail like a failed write.
+      written = Promise.reject(err);
     }
-    chained.write({ sync: batch.sync }).then(
+    written.then(
       () => {
         this.batches++;
         this.opsWritten += batch.ops.length;

@@ -1,0 +1,98 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+
+export const CLI = resolve(import.meta.dirname, '../../dist/cli.js');
+
+export interface NodeProcess {
+  proc: ChildProcess;
+  id: string;
+  address: string;
+  /** Everything the process wrote to stderr so far. */
+  stderr: () => string;
+  /** Resolves with the exit code (or signal name) once the process has exited. */
+  exited: Promise<number | string>;
+  kill(signal?: NodeJS.Signals): void;
+  /** SIGTERM, then the exit code. */
+  stop(): Promise<number | string>;
+}
+
+export function tempDir(prefix = 'cei-test-'): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+export function removeDir(dir: string): void {
+  rmSync(dir, { recursive: true, force: true });
+}
+
+/** Runs `node dist/cli.js ...args` to completion: exit code, stdout, stderr. */
+export function runCli(args: string[], timeoutMs = 20_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolvePromise, reject) => {
+    const proc = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    proc.stdout.on('data', (d) => (stdout += d));
+    proc.stderr.on('data', (d) => (stderr += d));
+    const timer = setTimeout(() => {
+      proc.kill('SIGKILL');
+      reject(new Error(`cei ${args.join(' ')} did not finish within ${timeoutMs} ms\n${stderr}`));
+    }, timeoutMs);
+    proc.on('exit', (code) => {
+      clearTimeout(timer);
+      resolvePromise({ code, stdout, stderr });
+    });
+  });
+}
+
+/**
+ * Starts `node dist/cli.js node` (directly, so signals reach the node itself) and resolves once it
+ * printed its ready line; rejects with its stderr if it exits first or is not ready by the deadline.
+ */
+export function startNode(opts: { dataDir: string; role?: string; listen?: string; args?: string[]; readyTimeoutMs?: number }): Promise<NodeProcess> {
+  const args = [
+    CLI,
+    'node',
+    `--role=${opts.role ?? 'bootstrap'}`,
+    '--listen',
+    opts.listen ?? '127.0.0.1:0',
+    '--data',
+    opts.dataDir,
+    '--log-level',
+    'warn',
+    ...(opts.args ?? []),
+  ];
+  const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  proc.stderr!.on('data', (d) => (stderr += d));
+  const exited = new Promise<number | string>((res) => proc.on('exit', (code, signal) => res(code ?? signal ?? -1)));
+  return new Promise((resolvePromise, reject) => {
+    const timer = setTimeout(() => {
+      proc.kill('SIGKILL');
+      reject(new Error(`node not ready within ${opts.readyTimeoutMs ?? 15_000} ms; stderr:\n${stderr}`));
+    }, opts.readyTimeoutMs ?? 15_000);
+    const lines = createInterface({ input: proc.stdout! });
+    lines.on('line', (line) => {
+      const m = /^ready (\S+) (\S+)$/.exec(line);
+      if (!m) return;
+      clearTimeout(timer);
+      resolvePromise({
+        proc,
+        id: m[1]!,
+        address: m[2]!,
+        stderr: () => stderr,
+        exited,
+        kill: (signal = 'SIGKILL') => void proc.kill(signal),
+        stop: async () => {
+          proc.kill('SIGTERM');
+          return exited;
+        },
+      });
+    });
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`node exited (${code}) before ready; stderr:\n${stderr}`));
+    });
+  });
+}
