@@ -19,6 +19,9 @@ export function actorsClient(address: string): ActorsClient {
   const { actors } = publicApi();
   return new actors.cei.v1.Actors(address, grpc.credentials.createInsecure(), {
     'grpc.max_receive_message_length': 64 * 1024 * 1024,
+    // grpc-js buffers every message of a call for transparent retries and clears that buffer in
+    // O(n) per message: a long TellStream spends most of its CPU there. Callers retry themselves.
+    'grpc.enable_retries': 0,
   });
 }
 
@@ -101,25 +104,45 @@ export interface TellItem {
  * Sends `items` over one TellStream and resolves with their seqs in order. On a stream error the
  * promise rejects with it; `acked` tells how many leading items were acknowledged before it.
  */
-export function tellMany(client: ActorsClient, items: TellItem[], deadlineMs = 120_000): Promise<number[]> & { acked: () => number } {
+export function tellMany(
+  client: ActorsClient,
+  items: TellItem[],
+  deadlineMs = 120_000,
+  window = 2048,
+): Promise<number[]> & { acked: () => number } {
   const seqs: number[] = [];
   const promise = new Promise<number[]>((resolve, reject) => {
     const call = client.TellStream({ deadline: Date.now() + deadlineMs });
-    call.on('data', (reply: { seq: string }) => seqs.push(Number(reply.seq)));
-    call.on('error', reject);
-    call.on('end', () => (seqs.length === items.length ? resolve(seqs) : reject(new Error(`stream ended after ${seqs.length} of ${items.length} replies`))));
     let i = 0;
+    let waitingForDrain = false;
+    let ended = false;
+    // At most `window` tells unanswered: grpc-js keeps every unsent message of a call in a buffer it
+    // re-slices per message, so writing far ahead of the server costs O(n^2) on the client.
     const pump = (): void => {
-      while (i < items.length) {
+      if (waitingForDrain) return;
+      while (i < items.length && i - seqs.length < window) {
         const it = items[i++]!;
         const ok = call.write({ to: it.to, payload: Buffer.from(JSON.stringify(it.payload)), message_id: it.messageId ?? '' });
         if (!ok) {
-          call.once('drain', pump);
+          waitingForDrain = true;
+          call.once('drain', () => {
+            waitingForDrain = false;
+            pump();
+          });
           return;
         }
       }
-      call.end();
+      if (i === items.length && !ended) {
+        ended = true;
+        call.end();
+      }
     };
+    call.on('data', (reply: { seq: string }) => {
+      seqs.push(Number(reply.seq));
+      if (i < items.length && i - seqs.length < window / 2) pump();
+    });
+    call.on('error', reject);
+    call.on('end', () => (seqs.length === items.length ? resolve(seqs) : reject(new Error(`stream ended after ${seqs.length} of ${items.length} replies`))));
     pump();
   }) as Promise<number[]> & { acked: () => number };
   promise.acked = () => seqs.length;

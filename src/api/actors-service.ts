@@ -84,37 +84,49 @@ export function actorsService(system: ActorSystem, options: ActorsServiceOptions
     TellStream(call) {
       // Replies go out in request order; the first failure ends the stream with its status after the
       // replies of every earlier request, so the client knows exactly which tells were acknowledged.
-      let tail: Promise<void> = Promise.resolve();
-      let inFlight = 0;
+      const slots: Array<{ reply?: TellReply; error?: unknown }> = [];
+      let head = 0;
       let failed = false;
       let ended = false;
-      const finishIfDone = (): void => {
+      const flush = (): void => {
+        while (!failed && head < slots.length) {
+          const slot = slots[head]!;
+          if (slot.error !== undefined) {
+            failed = true;
+            call.emit('error', fail(slot.error, 'TellStream'));
+            return;
+          }
+          if (!slot.reply) break;
+          call.write(slot.reply);
+          slots[head++] = undefined as never;
+        }
+        if (head > 4096 && head * 2 > slots.length) {
+          slots.splice(0, head);
+          head = 0;
+        }
+        const inFlight = slots.length - head;
+        if (inFlight < options.streamHighWater / 4 && call.isPaused()) call.resume();
         if (ended && inFlight === 0 && !failed) call.end();
       };
       call.on('data', (req: TellRequest__Output) => {
         if (failed) return;
-        inFlight++;
-        if (inFlight >= options.streamHighWater) call.pause();
-        const acked = startTell(req);
-        acked.catch(() => {});
-        tail = tail.then(async () => {
-          if (failed) return;
-          try {
-            const ack = await acked;
-            call.write(reply(ack));
-          } catch (err) {
-            failed = true;
-            call.emit('error', fail(err, 'TellStream'));
-          } finally {
-            inFlight--;
-            if (inFlight < options.streamHighWater / 4 && call.isPaused()) call.resume();
-            finishIfDone();
-          }
-        });
+        const slot: { reply?: TellReply; error?: unknown } = {};
+        slots.push(slot);
+        if (slots.length - head >= options.streamHighWater) call.pause();
+        startTell(req).then(
+          (ack) => {
+            slot.reply = reply(ack);
+            flush();
+          },
+          (err: unknown) => {
+            slot.error = err ?? new Error('tell failed');
+            flush();
+          },
+        );
       });
       call.on('end', () => {
         ended = true;
-        void tail.then(finishIfDone);
+        flush();
       });
       call.on('error', () => {
         failed = true;

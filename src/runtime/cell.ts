@@ -4,7 +4,7 @@ import { parseRefKey, refKey } from './ref.js';
 import type { Clock, TimerHandle } from './clock.js';
 import type { Logger } from './logger.js';
 import { keys, parseStored, splitActorKey, type Op, type Store } from './store.js';
-import { DedupWindow } from './dedup-window.js';
+import { DedupWindow, type DedupEntry } from './dedup-window.js';
 import { Backoff } from './backoff.js';
 import { RestartIntensity } from './supervisor.js';
 import { TurnContext, type TurnHost } from './turn-context.js';
@@ -77,6 +77,11 @@ export class ActorCell {
   readonly backoff: Backoff;
   /** Writes issued and not yet durable, and outbox items not yet acknowledged: passivation waits for both. */
   private writesInFlight = 0;
+  private lastBatch: Promise<void> | undefined;
+  /** Messages whose write joined `arrivingBatch`: queued together once it is durable. */
+  private arrivingBatch: Promise<void> | undefined;
+  private arriving: Envelope[] = [];
+  private arrivingEntries: DedupEntry[] = [];
   private outboxInFlight = 0;
   private pendingRestart: number | undefined;
   private restartTimer: TimerHandle | undefined;
@@ -286,16 +291,21 @@ export class ActorCell {
     }
   }
 
+  /** Writes through the group committer; counts each distinct batch once, however many writes joined it. */
   private write(ops: Op[]): Promise<void> {
-    this.writesInFlight++;
     const done = this.host.store!.write(ops, this.sync);
-    done.then(
-      () => {
-        this.writesInFlight--;
-        this.notifyIdle();
-      },
-      () => {},
-    );
+    if (done !== this.lastBatch) {
+      this.lastBatch = done;
+      this.writesInFlight++;
+      done.then(
+        () => {
+          this.writesInFlight--;
+          if (this.lastBatch === done) this.lastBatch = undefined;
+          this.notifyIdle();
+        },
+        () => {},
+      );
+    }
     return done;
   }
 
@@ -330,20 +340,34 @@ export class ActorCell {
     const ops: Op[] = [{ type: 'put', key: keys.mail(this.prefix, seq), value: JSON.stringify(env) }];
     if (opts.extraOps) ops.push(...opts.extraOps);
     this.markOps(ops);
-    let entry: { seq: number; at: number; pending?: Promise<unknown> } | undefined;
+    let entry: DedupEntry | undefined;
     if (messageId !== undefined) {
       entry = { seq, at: now };
       ops.push({ type: 'put', key: keys.dedup(this.prefix, messageId), value: JSON.stringify({ s: seq, t: now }) });
       for (const gone of this.dedup.add(messageId, entry, now)) ops.push({ type: 'del', key: keys.dedup(this.prefix, gone) });
     }
-    const durable = this.write(ops).then(() => {
-      if (entry) entry.pending = undefined;
-      this.queue.push(env);
-      this.schedule();
-      return ack;
-    });
-    if (entry) entry.pending = durable;
-    return durable;
+    const done = this.write(ops);
+    if (done !== this.arrivingBatch) {
+      // One continuation per batch moves all of its messages into the queue, in arrival order.
+      this.arrivingBatch = done;
+      const envs: Envelope[] = (this.arriving = []);
+      const entries: DedupEntry[] = (this.arrivingEntries = []);
+      done.then(
+        () => {
+          for (const e of entries) e.pending = undefined;
+          for (const e of envs) this.queue.push(e);
+          this.schedule();
+        },
+        () => {},
+      );
+    }
+    this.arriving.push(env);
+    const acked = done.then(() => ack);
+    if (entry) {
+      entry.pending = acked;
+      this.arrivingEntries.push(entry);
+    }
+    return acked;
   }
 
   private schedule(): void {
