@@ -1,0 +1,123 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { CLI, removeDir, runCli, startNode, tempDir, type NodeProcess } from '../support/node-process.js';
+
+describe('cei actor commands against a real node', () => {
+  let dir: string;
+  let node: NodeProcess;
+  const cei = (...args: string[]) => runCli(['actor', '--node', node.address, ...args]);
+
+  beforeAll(async () => {
+    dir = tempDir();
+    node = await startNode({ dataDir: dir });
+  });
+
+  afterAll(async () => {
+    if (node) expect(await node.stop()).toBe(0);
+    removeDir(dir);
+  });
+
+  it('spawns, tells, asks, describes, lists and stops', async () => {
+    expect((await cei('spawn', 'counter/cli-1', '{"value": 5}')).stdout).toBe(`created counter/cli-1 on ${node.id}\n`);
+    expect((await cei('spawn', 'counter/cli-1')).stdout).toBe(`exists counter/cli-1 on ${node.id}\n`);
+    expect((await cei('tell', 'counter/cli-1', '{"add": 2}', '--id', 'k1')).stdout).toBe('seq 1 id k1\n');
+    expect((await cei('tell', 'counter/cli-1', '{"add": 2}', '--id', 'k1')).stdout).toBe('seq 1 id k1\n');
+    expect(JSON.parse((await cei('ask', 'counter/cli-1', '{"get": true}')).stdout)).toEqual({ value: 7, count: 1 });
+
+    const described = JSON.parse((await cei('describe', 'counter/cli-1', '--json')).stdout);
+    expect(described).toMatchObject({ ref: 'counter/cli-1', node: node.id, status: 'active', mailbox_depth: 0, dead_letters: 0 });
+    const listed = JSON.parse((await cei('list', '--type', 'counter', '--json')).stdout) as Array<{ ref: string }>;
+    expect(listed.map((a) => a.ref)).toContain('counter/cli-1');
+    const table = (await cei('list')).stdout;
+    expect(table.split('\n')[0]).toMatch(/^REF\s+STATUS\s+NODE/);
+    expect(table).toContain('counter/cli-1');
+
+    expect((await cei('stop', 'counter/cli-1')).stdout).toBe('stopped counter/cli-1\n');
+    expect(JSON.parse((await cei('describe', 'counter/cli-1', '--json')).stdout).status).toBe('inactive');
+  });
+
+  it('prints the error with its status and exits 1 on bad input', async () => {
+    const badJson = await cei('tell', 'counter/x', '{nope');
+    expect(badJson.code).toBe(1);
+    expect(badJson.stderr).toMatch(/not valid JSON/);
+    const badMessage = await cei('tell', 'counter/x', '{"add": "one"}');
+    expect(badMessage.code).toBe(1);
+    expect(badMessage.stderr).toBe('error: message rejected by counter: "add" must be a finite number (INVALID_ARGUMENT)\n');
+    const unknown = await cei('describe', 'nosuch/x');
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toMatch(/unknown actor type "nosuch".*\(NOT_FOUND\)/);
+    const badRef = await cei('describe', 'no-slash');
+    expect(badRef.code).toBe(1);
+    expect(badRef.stderr).toMatch(/not of the form type\/id/);
+  });
+
+  it('says UNAVAILABLE when no node listens', async () => {
+    const r = await runCli(['actor', '--node', '127.0.0.1:1', 'describe', 'counter/a']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/\(UNAVAILABLE\)/);
+  });
+});
+
+describe('cei --help and flag checks', () => {
+  it('documents the commands', async () => {
+    const top = await runCli(['--help']);
+    expect(top.code).toBe(0);
+    for (const cmd of ['node', 'up', 'actor']) expect(top.stdout).toContain(cmd);
+    const node = await runCli(['node', '--help']);
+    for (const flag of ['--role', '--listen', '--join', '--data', '--actors']) expect(node.stdout).toContain(flag);
+    const actor = await runCli(['actor', '--help']);
+    for (const cmd of ['spawn', 'tell', 'ask', 'stop', 'describe', 'list', 'dead-letters', 'redrive']) expect(actor.stdout).toContain(cmd);
+  });
+
+  it('rejects a bad role, a bad listen address and a missing --actors module before touching the data directory', async () => {
+    const dir = tempDir();
+    try {
+      const role = await runCli(['node', '--role=boss', '--listen', '127.0.0.1:0', '--data', dir]);
+      expect(role.code).not.toBe(0);
+      expect(role.stderr).toMatch(/--role.*boss/);
+      const listen = await runCli(['node', '--role=worker', '--listen', 'nowhere', '--data', dir]);
+      expect(listen.code).toBe(1);
+      expect(listen.stderr).toMatch(/--listen "nowhere" is not HOST:PORT/);
+      const actors = await runCli(['node', '--role=worker', '--listen', '127.0.0.1:0', '--data', dir, '--actors', '/no/such.js']);
+      expect(actors.code).toBe(1);
+      expect(actors.stderr).toMatch(/--actors \/no\/such\.js: no such file/);
+      const { readdirSync } = await import('node:fs');
+      expect(readdirSync(dir)).toEqual([]);
+    } finally {
+      removeDir(dir);
+    }
+  });
+});
+
+describe('cei up --demo (what npm start runs)', () => {
+  it('does real work, serves until SIGINT, then exits 0', async () => {
+    const dir = tempDir();
+    try {
+      const proc = spawn(process.execPath, [CLI, 'up', '--demo', '--listen', '127.0.0.1:0', '--data', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const exited = new Promise<number | null>((res) => proc.on('exit', (code) => res(code)));
+      const lines: string[] = [];
+      await new Promise<void>((res, rej) => {
+        const timer = setTimeout(() => rej(new Error(`demo did not start serving:\n${lines.join('\n')}`)), 60_000);
+        createInterface({ input: proc.stdout }).on('line', (line) => {
+          lines.push(line);
+          if (line.startsWith('serving on ')) {
+            clearTimeout(timer);
+            res();
+          }
+        });
+      });
+      expect(lines[0]).toMatch(/^ready node-[0-9a-f]{10} 127\.0\.0\.1:\d+$/);
+      const results = lines.filter((l) => /^demo: counter\/demo-\d: value/.test(l));
+      expect(results).toHaveLength(4);
+      for (const line of results) {
+        const m = /\(\+(\d+), sent \+(\d+)\)/.exec(line)!;
+        expect(m[1]).toBe(m[2]);
+      }
+      proc.kill('SIGINT');
+      expect(await exited).toBe(0);
+    } finally {
+      removeDir(dir);
+    }
+  });
+});
