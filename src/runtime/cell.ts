@@ -134,15 +134,18 @@ export class ActorCell {
     this.parent = parent;
     if (!this.stored) {
       this.committedState = this.state;
-      return true;
+    } else {
+      const record: StoredState = { v: this.state, h: this.handled, a: this.activations };
+      if (parent !== undefined) record.p = parent;
+      this.committedJson = JSON.stringify(this.state);
+      await this.write([
+        { type: 'put', key: keys.registry(this.ref), value: JSON.stringify({ created: this.host.clock.now(), parent }) },
+        { type: 'put', key: keys.state(this.prefix), value: JSON.stringify(record) },
+      ]);
     }
-    const record: StoredState = { v: this.state, h: this.handled, a: this.activations };
-    if (parent !== undefined) record.p = parent;
-    this.committedJson = JSON.stringify(this.state);
-    await this.write([
-      { type: 'put', key: keys.registry(this.ref), value: JSON.stringify({ created: this.host.clock.now(), parent }) },
-      { type: 'put', key: keys.state(this.prefix), value: JSON.stringify(record) },
-    ]);
+    // The activation that loaded this cell ran on the virtual initial state replaced above: the spawned
+    // state gets its own (a restart in progress runs it anyway).
+    if (this.type.onActivate && this.status === 'active' && !this.processing) await this.activate();
     return true;
   }
 
@@ -217,7 +220,13 @@ export class ActorCell {
           throw new DataLossError(`unknown record ${JSON.stringify(key)} in the store of ${this.key}`);
       }
     }
-    if (stored) {
+    if (stored?.x) {
+      // A stopped actor's tombstone: a fresh start whose seqs continue where the old ones ended, so
+      // its outbox ids and dead letters never collide with those of the stopped incarnation.
+      this.handled = stored.h;
+      this.activations = stored.a ?? 0;
+      this.state = this.type.initialState(undefined);
+    } else if (stored) {
       if (typeof stored.h !== 'number' || !('v' in stored)) throw new DataLossError(`state record of ${this.key} is malformed`);
       this.state = stored.v;
       this.handled = stored.h;
@@ -254,15 +263,21 @@ export class ActorCell {
     }
     this.activations++;
     const ctx = this.context(undefined, this.handled, `a${this.activations}`);
+    // The hook is a turn: no message may be handled while it runs, or its result would overwrite
+    // that message's effect.
+    this.processing = true;
+    let next: unknown;
     try {
-      const next = await this.type.onActivate(this.state, ctx);
-      this.state = next;
-      this.commit([], ctx, undefined);
+      next = await this.type.onActivate(this.state, ctx);
     } catch (err) {
+      this.processing = false;
       this.host.log.error({ actor: this.key, err: errorMessage(err) }, 'onActivate failed');
       this.host.crashed(this, err);
       return;
     }
+    this.processing = false;
+    this.state = next;
+    this.commit([], ctx, undefined);
     this.schedule();
   }
 
@@ -495,6 +510,11 @@ export class ActorCell {
       this.write([{ type: 'del', key }]);
     };
     this.host.deliver(this, item).then(done, (err) => {
+      if (this.host.halted) {
+        // Refused because the node is stopping: the entry stays stored and is delivered on recovery.
+        this.outboxInFlight--;
+        return;
+      }
       this.host.log.warn({ actor: this.key, item, err: errorMessage(err) }, 'outbox delivery failed; dropped');
       done();
     });
@@ -521,7 +541,6 @@ export class ActorCell {
   /** A due timer becomes a message to self; the timer's next due time is written in the same batch. */
   private fireTimer(name: string, timer: LiveTimer): void {
     if (this.timers.get(name) !== timer || this.status === 'stopping') return;
-    const firedAt = timer.at;
     const extraOps: Op[] = [];
     if (timer.every !== undefined) {
       const now = this.host.clock.now();
@@ -533,7 +552,9 @@ export class ActorCell {
       this.timers.delete(name);
       if (this.stored) extraOps.push({ type: 'del', key: keys.timer(this.prefix, name) });
     }
-    this.enqueue(timer.m, { messageId: `timer:${name}:${firedAt}`, extraOps }).catch((err) =>
+    // No message id: the message and the timer's next due time are one atomic write, so a crash
+    // cannot fire the same due time twice.
+    this.enqueue(timer.m, { extraOps }).catch((err) =>
       this.host.log.error({ actor: this.key, timer: name, err: errorMessage(err) }, 'timer delivery failed'),
     );
   }
@@ -643,7 +664,12 @@ export class ActorCell {
     if (!this.stored) return NO_OPS;
     for (const name of this.timers.keys()) ops.push({ type: 'del', key: keys.timer(this.prefix, name) });
     this.timers.clear();
-    ops.push({ type: 'del', key: keys.state(this.prefix) }, { type: 'del', key: keys.registry(this.ref) }, { type: 'del', key: keys.awake(this.ref) });
+    const tombstone: StoredState = { v: null, h: Math.max(this.handled, this.nextSeq - 1), a: this.activations, x: true };
+    ops.push(
+      { type: 'put', key: keys.state(this.prefix), value: JSON.stringify(tombstone) },
+      { type: 'del', key: keys.registry(this.ref) },
+      { type: 'del', key: keys.awake(this.ref) },
+    );
     return ops;
   }
 

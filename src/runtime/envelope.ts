@@ -35,6 +35,8 @@ export interface StoredState {
   c?: string[];
   /** Parent (ref key); absent for top-level actors. */
   p?: string;
+  /** Tombstone of a stopped actor: only `h` and `a` count. */
+  x?: true;
 }
 
 export interface DeadLetterRecord {

@@ -188,6 +188,8 @@ export class ActorSystem implements CellHost {
       return cell;
     }
     const type = this.typeOf(ref);
+    // Refs are checked once, when their cell is made: every later call finds the cell.
+    validateRef(ref);
     const fresh = new ActorCell(ref, type, this.supervisionOf(type), this);
     this.cells.set(key, fresh);
     fresh.ready.catch((err) => {
@@ -278,7 +280,10 @@ export class ActorSystem implements CellHost {
       const reason = type.validateInit?.(init);
       if (reason !== undefined) throw new InvalidArgumentError(`init rejected by ${ref.type}: ${reason}`);
     }
-    const cell = await this.ready(ref);
+    // Queued behind earlier calls without an await first (as tell does), so that a spawn and the tells
+    // issued after it, such as a turn's outbox, reach the actor in that order.
+    const pending = this.cellFor(ref);
+    const cell = pending instanceof Promise ? await pending : pending;
     const created = await cell.whenLoaded(() => cell.initialize(init ?? undefined, parent));
     return { created, node: this.nodeId };
   }

@@ -1,0 +1,132 @@
+import { describe, expect, it, vi } from 'vitest';
+import { counter } from '../../../src/actors/counter.js';
+import type { Op } from '../../../src/runtime/store.js';
+import { ref } from '../../support/actors.js';
+import { useTestNodes } from '../../support/runtime-node.js';
+
+const nodes = useTestNodes();
+
+function put(key: string, value: string): Op {
+  return { type: 'put', key, value };
+}
+
+/** Records the `sync` option of every chained batch the store's LevelDB writes. */
+function spyOnSync(db: { batch: (...args: never[]) => unknown }): boolean[] {
+  const syncs: boolean[] = [];
+  const realBatch = db.batch.bind(db) as () => { write(options?: { sync?: boolean }): Promise<void> };
+  vi.spyOn(db, 'batch').mockImplementation((() => {
+    const chained = realBatch();
+    const realWrite = chained.write.bind(chained);
+    chained.write = (options?: { sync?: boolean }) => {
+      syncs.push(options?.sync === true);
+      return realWrite(options);
+    };
+    return chained;
+  }) as never);
+  return syncs;
+}
+
+describe('group commit', () => {
+  it('writes a synchronous burst of writes as one LevelDB batch', async () => {
+    const node = await nodes.node([]);
+    const { committer } = node.store;
+    const batchesBefore = committer.batches;
+    const opsBefore = committer.opsWritten;
+    const writes = Array.from({ length: 1_000 }, (_, i) => node.store.write([put(`z\x00${i}`, String(i))], false));
+    await Promise.all(writes);
+    expect(committer.batches - batchesBefore).toBe(1);
+    expect(committer.opsWritten - opsBefore).toBe(1_000);
+  });
+
+  it('collects writes issued while a batch is in flight into the next batch', async () => {
+    const node = await nodes.node([]);
+    const { committer } = node.store;
+    const before = committer.batches;
+    const first = node.store.write([put('z\x00first', '1')], true);
+    // Let the first batch start writing, then issue more while it is in flight.
+    await new Promise<void>((resolve) => queueMicrotask(resolve));
+    const rest = Array.from({ length: 200 }, (_, i) => node.store.write([put(`z\x00rest${i}`, String(i))], true));
+    await Promise.all([first, ...rest]);
+    expect(committer.batches - before).toBe(2);
+  });
+
+  it('turns many concurrent tells into far fewer batches than writes', async () => {
+    const node = await nodes.node([counter]);
+    const { system, store } = node;
+    const actors = Array.from({ length: 20 }, (_, i) => ref('counter', `c${i}`));
+    // Load the actors first so that the burst measures mailbox writes, not activations.
+    await Promise.all(actors.map((a) => system.spawn(a, { value: 0 })));
+    const before = store.committer.batches;
+    const tells = 2_000;
+    await Promise.all(Array.from({ length: tells }, (_, i) => system.tell(actors[i % actors.length]!, { add: 1 })));
+    const totals = await Promise.all(actors.map((a) => system.ask<{ value: number; count: number }>(a, { get: true })));
+    expect(totals.reduce((sum, t) => sum + t.value, 0)).toBe(tells);
+    const batches = store.committer.batches - before;
+    // Every tell is one mailbox write and every turn one commit write: thousands of writes.
+    expect(batches).toBeGreaterThan(0);
+    expect(batches).toBeLessThan(tells / 20);
+  });
+
+  it('syncs a batch when any of its writes asked for sync, and only then', async () => {
+    const node = await nodes.node([]);
+    const syncs = spyOnSync(node.store.db as never);
+    await Promise.all([
+      node.store.write([put('z\x00a', '1')], false),
+      node.store.write([put('z\x00b', '1')], true),
+      node.store.write([put('z\x00c', '1')], false),
+    ]);
+    await Promise.all([node.store.write([put('z\x00d', '1')], false), node.store.write([put('z\x00e', '1')], false)]);
+    expect(syncs).toEqual([true, false]);
+  });
+
+  it('has every write readable when its promise resolves, and every earlier write too', async () => {
+    const node = await nodes.node([]);
+    const { store } = node;
+    const n = 300;
+    const seenAtResolve: Array<Promise<Array<string | undefined>>> = [];
+    const writes: Array<Promise<void>> = [];
+    for (let i = 0; i < n; i++) {
+      const write = store.write([put(`z\x00k${String(i).padStart(4, '0')}`, `v${i}`)], true);
+      writes.push(write);
+      // At the moment write i resolves, writes 0..i must all be in the database.
+      seenAtResolve.push(write.then(() => store.db.getMany(Array.from({ length: i + 1 }, (_, j) => `z\x00k${String(j).padStart(4, '0')}`))));
+      // Spread the writes over several batches.
+      if (i % 50 === 49) await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+    await Promise.all(writes);
+    expect(store.committer.batches).toBeGreaterThan(1);
+    const seen = await Promise.all(seenAtResolve);
+    seen.forEach((values, i) => expect(values, `after write ${i}`).toEqual(Array.from({ length: i + 1 }, (_, j) => `v${j}`)));
+  });
+
+  it('keeps every acknowledged tell across a reopen of the store', async () => {
+    const node = await nodes.node([counter]);
+    const a = ref('counter', 'durable');
+    const acks = await Promise.all(Array.from({ length: 100 }, () => node.system.tell(a, { add: 2 })));
+    expect(acks.map((ack) => ack.seq)).toEqual(Array.from({ length: 100 }, (_, i) => i + 1));
+    await node.restart();
+    expect(await node.system.ask(a, { get: true })).toEqual({ value: 200, count: 100 });
+  });
+
+  it('applies writes in the order they were issued, across batches', async () => {
+    const node = await nodes.node([]);
+    const { store } = node;
+    const first = store.write([put('z\x00order', 'old')], true);
+    await new Promise<void>((resolve) => queueMicrotask(resolve));
+    const second = store.write([put('z\x00order', 'new')], true);
+    const third = store.write([{ type: 'del', key: 'z\x00gone' }, put('z\x00gone', 'back')], true);
+    await Promise.all([first, second, third]);
+    expect(await store.get('z\x00order')).toBe('new');
+    expect(await store.get('z\x00gone')).toBe('back');
+  });
+
+  it('rejects writes once the database is closed instead of throwing out of band', async () => {
+    const node = await nodes.node([]);
+    const { store } = node;
+    await node.system.shutdown();
+    await store.db.close();
+    await expect(store.write([put('z\x00late', '1')], true)).rejects.toThrow(/not open/);
+    // The committer stays failed: later writes reject too rather than hang.
+    await expect(store.write([put('z\x00later', '1')], false)).rejects.toThrow(/not open/);
+  });
+});

@@ -1,0 +1,112 @@
+import { describe, expect, it } from 'vitest';
+import { defineActor } from '../../../src/runtime/actor-type.js';
+import { keys } from '../../../src/runtime/store.js';
+import { recorder, ref, type RecorderState } from '../../support/actors.js';
+import { useTestNodes } from '../../support/runtime-node.js';
+import { waitFor, within } from '../../support/wait.js';
+
+const nodes = useTestNodes();
+
+const get = { get: true } as const;
+
+describe('durable mailbox', () => {
+  it('handles many tells from one caller in call order, even to an actor not yet loaded', async () => {
+    const node = await nodes.node([recorder]);
+    const a = ref('recorder', 'order');
+    expect(node.system.isLoaded(a)).toBe(false);
+    const n = 500;
+    const acks = await Promise.all(Array.from({ length: n }, (_, i) => node.system.tell(a, { i })));
+    const state = await node.system.ask<RecorderState>(a, get);
+    expect(state.log).toEqual(Array.from({ length: n }, (_, i) => ({ i })));
+    expect(acks.map((ack) => ack.seq)).toEqual(Array.from({ length: n }, (_, i) => i + 1));
+    expect(acks.every((ack) => !ack.duplicate && ack.messageId === '')).toBe(true);
+  });
+
+  it('keeps call order when calls arrive while the actor is loading and after it loaded', async () => {
+    const node = await nodes.node([recorder]);
+    const a = ref('recorder', 'mixed');
+    const early = Array.from({ length: 50 }, (_, i) => node.system.tell(a, { i }));
+    await early[0];
+    const late = Array.from({ length: 50 }, (_, i) => node.system.tell(a, { i: 50 + i }));
+    await Promise.all([...early, ...late]);
+    const state = await node.system.ask<RecorderState>(a, get);
+    expect(state.log).toEqual(Array.from({ length: 100 }, (_, i) => ({ i })));
+  });
+
+  it('gives each actor its own monotonic seqs, as the handler sees them', async () => {
+    const node = await nodes.node([recorder]);
+    const a = ref('recorder', 'a');
+    const b = ref('recorder', 'b');
+    const acks = await Promise.all(Array.from({ length: 60 }, (_, i) => node.system.tell(i % 3 === 0 ? b : a, { i })));
+    const aSeqs = acks.filter((_, i) => i % 3 !== 0).map((ack) => ack.seq);
+    const bSeqs = acks.filter((_, i) => i % 3 === 0).map((ack) => ack.seq);
+    expect(aSeqs).toEqual(Array.from({ length: 40 }, (_, i) => i + 1));
+    expect(bSeqs).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+    const stateA = await node.system.ask<RecorderState>(a, get);
+    expect(stateA.seqs).toEqual(aSeqs);
+  });
+
+  it('keeps state and continues seqs after the store is closed and opened again', async () => {
+    const node = await nodes.node([recorder]);
+    const a = ref('recorder', 'survivor');
+    for (let i = 0; i < 10; i++) await node.system.tell(a, { i });
+    // The ask took seq 11.
+    const before = await node.system.ask<RecorderState>(a, get);
+    await node.restart();
+    const ack = await node.system.tell(a, { i: 10 });
+    expect(ack.seq).toBe(12);
+    const after = await node.system.ask<RecorderState>(a, get);
+    expect(after.log).toEqual([...before.log, { i: 10 }]);
+    expect(after.seqs).toEqual([...before.seqs, 12]);
+  });
+
+  it('removes a message from the stored mailbox once it is handled', async () => {
+    const node = await nodes.node([recorder]);
+    const a = ref('recorder', 'tidy');
+    await Promise.all(Array.from({ length: 20 }, (_, i) => node.system.tell(a, { i })));
+    await node.system.ask(a, get);
+    await waitFor(async () => (await node.store.scanKeys(`${keys.actor(a)}m\x00`)).length === 0, { what: 'stored mailbox to empty' });
+    const state = JSON.parse((await node.store.get(keys.state(keys.actor(a))))!) as { v: RecorderState; h: number };
+    expect(state.h).toBe(21);
+    expect(state.v.log).toHaveLength(20);
+  });
+
+  it('handles acknowledged mail left at shutdown after recovery, in order, exactly once', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const slow = defineActor<{ log: number[] }>({
+      name: 'slow',
+      initialState: () => ({ log: [] }),
+      async handle(state, message, ctx) {
+        const m = message as { i?: number; get?: true };
+        if (m.get) {
+          ctx.reply(state);
+          return state;
+        }
+        if (m.i === 0) await gate;
+        return { log: [...state.log, m.i!] };
+      },
+    });
+    const node = await nodes.node([slow]);
+    const a = ref('slow', 'a');
+    await Promise.all(Array.from({ length: 5 }, (_, i) => node.system.tell(a, { i })));
+    // Message 0 holds the turn; 1..4 are acknowledged and wait in the mailbox.
+    await waitFor(() => node.system.isLoaded(a));
+    const stopping = node.stop();
+    release();
+    await within(stopping, 'node stop');
+    await node.start();
+    // The turn in progress finished; the rest stayed in the stored mailbox.
+    expect(await node.store.scanKeys(`${keys.actor(a)}m\x00`)).toHaveLength(4);
+    expect(await node.system.recover()).toBe(1);
+    const state = await node.system.ask<{ log: number[] }>(a, get);
+    expect(state.log).toEqual([0, 1, 2, 3, 4]);
+  });
+
+  it('answers an ask with the reply of the handler, or null without one', async () => {
+    const node = await nodes.node([recorder]);
+    const a = ref('recorder', 'asked');
+    expect(await node.system.ask(a, { note: 1 })).toBeNull();
+    expect(await node.system.ask(a, get)).toEqual({ log: [{ note: 1 }], seqs: [1] });
+  });
+});

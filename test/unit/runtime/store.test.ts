@@ -1,0 +1,166 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Level } from 'level';
+import { afterEach, describe, expect, it } from 'vitest';
+import { StoreOpenError } from '../../../src/errors.js';
+import { FORMAT_VERSION, Store, keys } from '../../../src/runtime/store.js';
+
+const dirs: string[] = [];
+const open: Store[] = [];
+
+function tempDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'cei-unit-store-'));
+  dirs.push(dir);
+  return dir;
+}
+
+async function openStore(dir: string): Promise<Store> {
+  const store = await Store.open(dir);
+  open.push(store);
+  return store;
+}
+
+/** Everything in the LevelDB under `<dir>/db`, read with a plain Level handle. */
+async function rawEntries(dir: string): Promise<Array<[string, string]>> {
+  const db = new Level<string, string>(join(dir, 'db'));
+  await db.open();
+  try {
+    return await db.iterator().all();
+  } finally {
+    await db.close();
+  }
+}
+
+async function rawPut(dir: string, entries: Array<[string, string]>): Promise<void> {
+  const db = new Level<string, string>(join(dir, 'db'));
+  await db.open();
+  try {
+    await db.batch(entries.map(([key, value]) => ({ type: 'put' as const, key, value })));
+  } finally {
+    await db.close();
+  }
+}
+
+afterEach(async () => {
+  for (const store of open.splice(0)) await store.close().catch(() => {});
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+describe('Store.open', () => {
+  it('creates a store in a new directory, with a node id and the format version', async () => {
+    const dir = join(tempDir(), 'nested', 'data');
+    const store = await openStore(dir);
+    expect(store.nodeId).toMatch(/^node-[0-9a-f]{10}$/);
+    expect(store.dir).toBe(dir);
+    expect(await store.get(keys.format)).toBe(FORMAT_VERSION);
+    expect(await store.get(keys.nodeId)).toBe(store.nodeId);
+  });
+
+  it('keeps the node id across reopen, and gives another directory another id', async () => {
+    const dir = tempDir();
+    const first = await openStore(dir);
+    const id = first.nodeId;
+    await first.close();
+    const again = await openStore(dir);
+    expect(again.nodeId).toBe(id);
+    const other = await openStore(tempDir());
+    expect(other.nodeId).not.toBe(id);
+  });
+
+  it('refuses a directory that another Store has open, saying it is in use', async () => {
+    const dir = tempDir();
+    const holder = await openStore(dir);
+    const err = await Store.open(dir).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(StoreOpenError);
+    expect((err as StoreOpenError).message).toMatch(/in use/);
+    expect((err as StoreOpenError).message).toContain(dir);
+    expect((err as StoreOpenError).code).toBe('FAILED_PRECONDITION');
+    // The holder is unaffected.
+    await holder.write([{ type: 'put', key: 'z\x00probe', value: '1' }], true);
+    expect(await holder.get('z\x00probe')).toBe('1');
+  });
+
+  it('opens the directory once its holder closed it', async () => {
+    const dir = tempDir();
+    const holder = await openStore(dir);
+    await expect(Store.open(dir)).rejects.toBeInstanceOf(StoreOpenError);
+    await holder.close();
+    const next = await openStore(dir);
+    expect(next.nodeId).toBe(holder.nodeId);
+  });
+
+  it('refuses a LevelDB that is not a cei store and leaves it untouched', async () => {
+    const dir = tempDir();
+    const foreign: Array<[string, string]> = [
+      ['customer:1', '{"name":"ada"}'],
+      ['customer:2', '{"name":"grace"}'],
+    ];
+    await rawPut(dir, foreign);
+    const err = await Store.open(dir).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(StoreOpenError);
+    expect((err as Error).message).toMatch(/not cei's/);
+    expect((err as Error).message).toMatch(/left untouched/);
+    // Nothing was added (no format, no node id) and the lock was released.
+    expect(await rawEntries(dir)).toEqual(foreign);
+  });
+
+  it('refuses a store of another format version and leaves it untouched', async () => {
+    const dir = tempDir();
+    await rawPut(dir, [
+      [keys.format, '999'],
+      [keys.nodeId, 'node-0123456789'],
+    ]);
+    await expect(Store.open(dir)).rejects.toThrow(/format 999/);
+    expect(await rawEntries(dir)).toEqual([
+      [keys.format, '999'],
+      [keys.nodeId, 'node-0123456789'],
+    ]);
+  });
+
+  it('refuses a store whose node id is missing or malformed', async () => {
+    const dir = tempDir();
+    await rawPut(dir, [[keys.format, FORMAT_VERSION]]);
+    await expect(Store.open(dir)).rejects.toThrow(/no valid node id/);
+    await rawPut(dir, [[keys.nodeId, 'not-a-node-id']]);
+    await expect(Store.open(dir)).rejects.toThrow(/no valid node id/);
+  });
+
+  it('refuses a data directory path that cannot be created', async () => {
+    const dir = tempDir();
+    await rawPut(dir, [['k', 'v']]);
+    // A regular file where a directory is needed.
+    const blocked = join(dir, 'db', 'CURRENT', 'sub');
+    await expect(Store.open(blocked)).rejects.toBeInstanceOf(StoreOpenError);
+  });
+});
+
+describe('Store reads', () => {
+  it('scans exactly the keys under a prefix, in key order, with after and limit', async () => {
+    const store = await openStore(tempDir());
+    const prefix = 'a\x00t\x00x\x00';
+    await store.write(
+      [
+        { type: 'put', key: `${prefix}m\x00${'2'.padStart(16, '0')}`, value: 'two' },
+        { type: 'put', key: `${prefix}m\x00${'1'.padStart(16, '0')}`, value: 'one' },
+        { type: 'put', key: `${prefix}s`, value: 'state' },
+        // Neighbours that share a textual prefix but not the key prefix.
+        { type: 'put', key: 'a\x00t\x00xy\x00s', value: 'other actor' },
+        { type: 'put', key: 'a\x00t\x00w\x00s', value: 'before' },
+      ],
+      true,
+    );
+    const all = await store.scan(prefix);
+    expect(all.map(([, v]) => v)).toEqual(['one', 'two', 'state']);
+    const afterFirst = await store.scan(prefix, { after: all[0]![0] });
+    expect(afterFirst.map(([, v]) => v)).toEqual(['two', 'state']);
+    expect(await store.scanKeys(prefix, { limit: 1 })).toEqual([all[0]![0]]);
+    expect(await store.scanKeys(`${prefix}m\x00`)).toHaveLength(2);
+  });
+});
