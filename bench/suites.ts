@@ -1,0 +1,8 @@
+import type { Suite } from './suite.js';
+import { runtimeSuite } from './runtime/runtime-suite.js';
+
+/**
+ * Every suite, by name, in the order `npm run bench` (no argument) runs them. A new suite (cluster,
+ * epu, processes, launch) is one more entry here and a folder of its own beside bench/runtime/.
+ */
+export const SUITES: ReadonlyMap<string, Suite> = new Map([runtimeSuite].map((s) => [s.name, s]));
