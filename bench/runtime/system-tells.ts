@@ -17,6 +17,8 @@ export interface LoadResult {
   ackedRate: number;
   /** Enqueue (the tell call) to handled (the handler ran), for messages handled within the window. */
   latency: LatencySummary;
+  /** Enqueue to acknowledgement (the message durable), for tells acknowledged within the window. */
+  ackLatency: LatencySummary;
   windowMs: number;
   /** Tells acknowledged in all (warmup and drain included); every one was handled before returning. */
   sent: number;
@@ -71,6 +73,7 @@ export function tellsUnderLoad(
       durationMs: opts.durationMs,
       onWindow: (from, until) => sink.setWindow(from, until),
       op: (i) => system.tell(refs[i % refs.length]!, { t: performance.now() }),
+      latencies: true,
     });
     await sink.whenHandled(loop.started, SETTLE_DEADLINE_MS);
     if (sink.handled !== loop.started) throw new Error(`handlers saw ${sink.handled} messages; ${loop.started} tells were acknowledged`);
@@ -78,6 +81,7 @@ export function tellsUnderLoad(
       rate: (sink.inWindow * 1000) / opts.durationMs,
       ackedRate: loop.rate,
       latency: summarize(sink.latencies),
+      ackLatency: summarize(loop.latencies),
       windowMs: opts.durationMs,
       sent: loop.started,
       batches: store.committer.batches,

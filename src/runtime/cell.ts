@@ -78,10 +78,6 @@ export class ActorCell {
   /** Writes issued and not yet durable, and outbox items not yet acknowledged: passivation waits for both. */
   private writesInFlight = 0;
   private lastBatch: Promise<void> | undefined;
-  /** Messages whose write joined `arrivingBatch`: queued together once it is durable. */
-  private arrivingBatch: Promise<void> | undefined;
-  private arriving: Envelope[] = [];
-  private arrivingEntries: DedupEntry[] = [];
   private outboxInFlight = 0;
   private pendingRestart: number | undefined;
   private restartTimer: TimerHandle | undefined;
@@ -114,6 +110,11 @@ export class ActorCell {
 
   private get sync(): boolean {
     return this.durability === 'sync';
+  }
+
+  /** Loaded, and no call is still waiting for the load: a call may go straight to the cell. */
+  get loaded(): boolean {
+    return this.status !== 'loading' && this.loadWaiters === 0;
   }
 
   /** Runs `fn` once the cell is loaded, after every call that arrived before it. */
@@ -185,8 +186,6 @@ export class ActorCell {
   private async load(): Promise<void> {
     const store = this.host.store!;
     const entries = await store.scan(this.prefix);
-    const registry = await store.get(keys.registry(this.ref));
-    this.registered = registry !== undefined;
     let stored: StoredState | undefined;
     const mail: Envelope[] = [];
     const dedup: Array<[string, { s: number; t: number }]> = [];
@@ -238,6 +237,9 @@ export class ActorCell {
       this.state = this.type.initialState(undefined);
     }
     this.committedState = this.state;
+    // The registry entry is written in the same batch as an actor's first mail or state (and deleted
+    // with the tombstone on stop), so it exists exactly when one of those does: no extra read.
+    this.registered = (stored !== undefined && !stored.x) || mail.length > 0;
     this.nextSeq = Math.max(this.handled, lastMailSeq) + 1;
     const now = this.host.clock.now();
     dedup.sort((a, b) => a[1].t - b[1].t);
@@ -262,7 +264,8 @@ export class ActorCell {
       return;
     }
     this.activations++;
-    const ctx = this.context(undefined, this.handled, `a${this.activations}`);
+    const ctx = this.newContext();
+    ctx.begin(undefined, this.handled, `a${this.activations}`);
     // The hook is a turn: no message may be handled while it runs, or its result would overwrite
     // that message's effect.
     this.processing = true;
@@ -281,17 +284,8 @@ export class ActorCell {
     this.schedule();
   }
 
-  private context(env: Envelope | undefined, seq: number, turnId: string): TurnContext {
-    return new TurnContext(
-      this.ref,
-      this.key,
-      env?.f ? parseRefKey(env.f) : undefined,
-      seq,
-      turnId,
-      this.host.clock.now(),
-      this.host.log,
-      this.host,
-    );
+  private newContext(): TurnContext {
+    return new TurnContext(this.ref, this.key, this.host.clock.now(), this.host.log, this.host);
   }
 
   /** Marks this actor as known and as having work to recover, in the next write. */
@@ -329,9 +323,10 @@ export class ActorCell {
    * within the dedup window resolves with the first copy's seq and is not enqueued again.
    */
   enqueue(payload: unknown, opts: { messageId?: string; from?: string; ask?: string; extraOps?: Op[] }): Promise<TellAck> {
-    const now = this.host.clock.now();
-    this.lastActive = now;
     const messageId = opts.messageId;
+    // Memory actors never passivate: without an id to remember they need no clock reading.
+    const now = this.stored || messageId !== undefined ? this.host.clock.now() : 0;
+    if (this.stored) this.lastActive = now;
     if (messageId !== undefined) {
       const seen = this.dedup.lookup(messageId, now);
       if (seen) {
@@ -352,7 +347,7 @@ export class ActorCell {
       this.schedule();
       return Promise.resolve(ack);
     }
-    const ops: Op[] = [{ type: 'put', key: keys.mail(this.prefix, seq), value: JSON.stringify(env) }];
+    const ops: Op[] = [{ type: 'put', key: keys.mail(this.prefix, seq), value: JSON.stringify(env), transient: true }];
     if (opts.extraOps) ops.push(...opts.extraOps);
     this.markOps(ops);
     let entry: DedupEntry | undefined;
@@ -361,27 +356,17 @@ export class ActorCell {
       ops.push({ type: 'put', key: keys.dedup(this.prefix, messageId), value: JSON.stringify({ s: seq, t: now }) });
       for (const gone of this.dedup.add(messageId, entry, now)) ops.push({ type: 'del', key: keys.dedup(this.prefix, gone) });
     }
+    // The message is handled at once, before its write is durable: the turn's removal of it usually
+    // meets its put in the same pending batch and both drop out (see Op.transient). The ack still waits
+    // for durability, and a crash before the write loses message and effect together, unacknowledged.
     const done = this.write(ops);
-    if (done !== this.arrivingBatch) {
-      // One continuation per batch moves all of its messages into the queue, in arrival order.
-      this.arrivingBatch = done;
-      const envs: Envelope[] = (this.arriving = []);
-      const entries: DedupEntry[] = (this.arrivingEntries = []);
-      done.then(
-        () => {
-          for (const e of entries) e.pending = undefined;
-          for (const e of envs) this.queue.push(e);
-          this.schedule();
-        },
-        () => {},
-      );
-    }
-    this.arriving.push(env);
-    const acked = done.then(() => ack);
-    if (entry) {
-      entry.pending = acked;
-      this.arrivingEntries.push(entry);
-    }
+    this.queue.push(env);
+    this.schedule();
+    const acked = done.then(() => {
+      if (entry) entry.pending = undefined;
+      return ack;
+    });
+    if (entry) entry.pending = acked;
     return acked;
   }
 
@@ -400,30 +385,34 @@ export class ActorCell {
     try {
       while (this.status === 'active' && !this.host.halted && this.head < this.queue.length) {
         const ops: Op[] = [];
-        const contexts: Array<[Envelope, TurnContext]> = [];
+        const ctx = this.newContext();
+        let replies: Array<[string, unknown]> | undefined;
+        let handledNow = 0;
         let state = this.state;
         let failure: { env: Envelope; err: unknown } | undefined;
         const limit = this.host.turnBatch;
-        while (contexts.length < limit && this.head < this.queue.length && this.status === 'active' && !this.host.halted) {
+        while (handledNow < limit && this.head < this.queue.length && this.status === 'active' && !this.host.halted) {
           const env = this.queue[this.head]!;
-          const ctx = this.context(env, env.s, env.s.toString(16));
+          ctx.begin(env, env.s);
           try {
             const result = this.type.handle(state, env.p, ctx);
             state = result instanceof Promise ? await result : result;
           } catch (err) {
+            ctx.discardTurn();
             failure = { env, err };
             break;
           }
           this.head++;
+          handledNow++;
           this.handled = env.s;
           if (this.attempts.size > 0) this.attempts.delete(env.s);
           if (this.stored) ops.push({ type: 'del', key: keys.mail(this.prefix, env.s) });
-          contexts.push([env, ctx]);
+          if (env.k !== undefined) (replies ??= []).push([env.k, ctx.replied ? ctx.replyValue : null]);
         }
-        if (contexts.length > 0) {
+        if (handledNow > 0) {
           this.state = state;
           this.backoff.reset();
-          this.commitTurns(ops, contexts);
+          this.commit(ops, ctx.outbox || ctx.timers ? ctx : undefined, replies);
         }
         if (this.head > 1024 && this.head * 2 > this.queue.length) {
           this.queue = this.queue.slice(this.head);
@@ -433,7 +422,7 @@ export class ActorCell {
           this.handlerFailed(failure.env, failure.err);
           return;
         }
-        if (contexts.length >= limit) await new Promise<void>((resolve) => setImmediate(resolve));
+        if (handledNow >= limit) await new Promise<void>((resolve) => setImmediate(resolve));
       }
     } finally {
       this.processing = false;
@@ -449,16 +438,8 @@ export class ActorCell {
     }
   }
 
-  private commitTurns(ops: Op[], contexts: Array<[Envelope, TurnContext]>): void {
-    // Outbox and timers of all turns go in one write with the final state.
-    const effects: TurnContext[] = [];
-    for (const [, ctx] of contexts) if (ctx.outbox || ctx.timers) effects.push(ctx);
-    const merged = effects.length === 0 ? undefined : mergeEffects(effects, this.context(undefined, this.handled, 'm'));
-    this.commit(ops, merged, contexts);
-  }
-
   /** Writes the new state with `ops` and the turn's effects; carries the effects out once durable. */
-  private commit(ops: Op[], effects: TurnContext | undefined, asked: Array<[Envelope, TurnContext]> | undefined): void {
+  private commit(ops: Op[], effects: TurnContext | undefined, replies: Array<[string, unknown]> | undefined): void {
     const outbox: Array<[string, OutboxItem]> = [];
     if (effects?.outbox) {
       for (const item of effects.outbox) {
@@ -486,9 +467,7 @@ export class ActorCell {
       this.committedState = this.state;
     }
     const afterCommit = (): void => {
-      if (asked) {
-        for (const [env, ctx] of asked) if (env.k !== undefined) this.host.answer(env.k, ctx.replied ? ctx.replyValue : null);
-      }
+      if (replies) for (const [askId, value] of replies) this.host.answer(askId, value);
       if (timerChanges) this.applyTimers(timerChanges);
       for (const [key, item] of outbox) this.deliverCommitted(key, item);
     };
@@ -704,14 +683,4 @@ export class ActorCell {
 
 function timerRecord(t: { at: number; every?: number; m: unknown }): StoredTimer {
   return t.every === undefined ? { at: t.at, m: t.m } : { at: t.at, every: t.every, m: t.m };
-}
-
-/** The outbox and timer changes of several turns as one, in turn order, keeping each item's own id. */
-function mergeEffects(effects: TurnContext[], into: TurnContext): TurnContext {
-  if (effects.length === 1) return effects[0]!;
-  for (const ctx of effects) {
-    if (ctx.outbox) (into.outbox ??= []).push(...ctx.outbox);
-    if (ctx.timers) (into.timers ??= []).push(...ctx.timers);
-  }
-  return into;
 }

@@ -1,9 +1,18 @@
 import type { Level } from 'level';
 
-export type Op = { type: 'put'; key: string; value: string } | { type: 'del'; key: string };
+/**
+ * A store operation. A put marked `transient` (a mailbox entry) is dropped together with a later del
+ * of the same key when both land in the same pending batch: a message handled before its batch was
+ * written costs no LevelDB write at all, and the batch stays atomic either way.
+ */
+export type Op = { type: 'put'; key: string; value: string; transient?: true } | { type: 'del'; key: string };
+
+const CANCELLED: Op = { type: 'del', key: '' };
 
 interface PendingBatch {
   ops: Op[];
+  /** Positions in `ops` of transient puts, by key. */
+  transient: Map<string, number>;
   sync: boolean;
   promise: Promise<void>;
   resolve: () => void;
@@ -25,6 +34,8 @@ export class GroupCommitter {
   /** Batches written and ops in them, for metrics and tests. */
   batches = 0;
   opsWritten = 0;
+  /** Ops never written because a transient put and its del met in one batch. */
+  cancelled = 0;
 
   constructor(private readonly db: Level<string, string>) {}
 
@@ -38,11 +49,25 @@ export class GroupCommitter {
         resolve = res;
         reject = rej;
       });
-      batch = this.pending = { ops: [], sync: false, promise, resolve, reject };
+      batch = this.pending = { ops: [], transient: new Map(), sync: false, promise, resolve, reject };
       // A microtask lets a synchronous burst of writes land in one batch even when nothing is in flight.
       if (!this.writing) queueMicrotask(() => this.flush());
     }
-    for (let i = 0; i < ops.length; i++) batch.ops.push(ops[i]!);
+    for (let i = 0; i < ops.length; i++) {
+      const op = ops[i]!;
+      if (op.type === 'del') {
+        const at = batch.transient.get(op.key);
+        if (at !== undefined) {
+          batch.ops[at] = CANCELLED;
+          batch.transient.delete(op.key);
+          this.cancelled += 2;
+          continue;
+        }
+      } else if (op.transient) {
+        batch.transient.set(op.key, batch.ops.length);
+      }
+      batch.ops.push(op);
+    }
     if (sync) batch.sync = true;
     return batch.promise;
   }
@@ -59,11 +84,14 @@ export class GroupCommitter {
     this.pending = undefined;
     this.writing = true;
     let written: Promise<void>;
+    let count = 0;
     try {
       const chained = this.db.batch();
       for (const op of batch.ops) {
         if (op.type === 'put') chained.put(op.key, op.value);
-        else chained.del(op.key);
+        else if (op !== CANCELLED) chained.del(op.key);
+        else continue;
+        count++;
       }
       written = chained.write({ sync: batch.sync });
     } catch (err) {
@@ -73,7 +101,7 @@ export class GroupCommitter {
     written.then(
       () => {
         this.batches++;
-        this.opsWritten += batch.ops.length;
+        this.opsWritten += count;
         this.writing = false;
         batch.resolve();
         if (this.pending) this.flush();

@@ -219,7 +219,7 @@ export class ActorSystem implements CellHost {
    * Appends `payload` to the actor's mailbox (activating it: actors are virtual). Resolves with the
    * message's seq once it is durable per the type's durability.
    */
-  tell(ref: ActorRef, payload: unknown, opts: { messageId?: string; from?: string; ask?: string } = {}): Promise<TellAck> {
+  tell(ref: ActorRef, payload: unknown, opts: { messageId?: string; from?: string; ask?: string } = NO_OPTS): Promise<TellAck> {
     try {
       this.checkOpen();
       const type = this.typeOf(ref);
@@ -227,6 +227,7 @@ export class ActorSystem implements CellHost {
       if (opts.messageId !== undefined) validateMessageId(opts.messageId);
       const cell = this.cellFor(ref);
       if (cell instanceof Promise) return cell.then((c) => c.whenLoaded(() => c.enqueue(payload, opts)));
+      if (cell.loaded) return cell.enqueue(payload, opts);
       return cell.whenLoaded(() => cell.enqueue(payload, opts));
     } catch (err) {
       return Promise.reject(err);
@@ -503,6 +504,8 @@ export class ActorSystem implements CellHost {
     await this.store?.committer.drain();
   }
 }
+
+const NO_OPTS: { messageId?: string; from?: string; ask?: string } = Object.freeze({});
 
 function validateMessageId(id: unknown): void {
   if (typeof id !== 'string') throw new InvalidArgumentError('message_id must be a string');

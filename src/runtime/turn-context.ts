@@ -1,7 +1,7 @@
 import type { ActorContext } from './actor-type.js';
 import type { Logger } from './logger.js';
-import { refKey, validateRef, type ActorRef } from './ref.js';
-import type { OutboxItem } from './envelope.js';
+import { parseRefKey, refKey, validateRef, type ActorRef } from './ref.js';
+import type { Envelope, OutboxItem } from './envelope.js';
 import { InvalidArgumentError } from '../errors.js';
 
 export type TimerChange = { name: string; at: number; every?: number; m: unknown } | { name: string; cancel: true };
@@ -12,33 +12,59 @@ export interface TurnHost {
 }
 
 /**
- * The ActorContext of one turn. It only records effects; the cell commits them with the turn's
- * new state and carries them out after the commit is durable.
+ * The ActorContext of a run of consecutive turns of one actor, reused from message to message (it is
+ * on the hot path). It only records effects; the cell commits them with the new state and carries
+ * them out once the commit is durable. Outbox ids are `<self>#<turn>.<index>`, where the turn is the
+ * message's seq (hex) or `a<n>` for the n-th activation, so a replayed turn produces the same ids.
  */
 export class TurnContext implements ActorContext {
   outbox: OutboxItem[] | undefined;
   timers: TimerChange[] | undefined;
+  seq = 0;
   replied = false;
   replyValue: unknown = null;
+  /** Names the turn in outbox ids: set for activation turns, else derived from `seq` when needed. */
+  private turnId: string | undefined;
+  private senderKey: string | undefined;
+  private turnOutboxStart = 0;
+  private turnTimersStart = 0;
 
   constructor(
     readonly self: ActorRef,
     private readonly selfKey: string,
-    readonly sender: ActorRef | undefined,
-    readonly seq: number,
-    /** Names this turn's outbox ids: `<self>#<turnId>.<index>`. */
-    private readonly turnId: string,
-    readonly now: number,
+    public now: number,
     readonly log: Logger,
     private readonly host: TurnHost,
   ) {}
+
+  /** Starts the turn of `env` (seq names it), or an activation turn named `turnId`. */
+  begin(env: Envelope | undefined, seq: number, turnId?: string): void {
+    this.seq = seq;
+    this.turnId = turnId;
+    this.senderKey = env?.f;
+    this.replied = false;
+    this.replyValue = null;
+    this.turnOutboxStart = this.outbox?.length ?? 0;
+    this.turnTimersStart = this.timers?.length ?? 0;
+  }
+
+  /** Forgets the effects of the current turn (its handler threw). */
+  discardTurn(): void {
+    if (this.outbox) this.outbox.length = this.turnOutboxStart;
+    if (this.timers) this.timers.length = this.turnTimersStart;
+  }
+
+  get sender(): ActorRef | undefined {
+    return this.senderKey === undefined ? undefined : parseRefKey(this.senderKey);
+  }
 
   private push(item: OutboxItem): void {
     (this.outbox ??= []).push(item);
   }
 
   private nextId(): string {
-    return `${this.selfKey}#${this.turnId}.${this.outbox?.length ?? 0}`;
+    this.turnId ??= this.seq.toString(16);
+    return `${this.selfKey}#${this.turnId}.${(this.outbox?.length ?? 0) - this.turnOutboxStart}`;
   }
 
   tell(to: ActorRef, message: unknown): void {
