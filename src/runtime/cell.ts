@@ -9,7 +9,11 @@ import { Backoff } from './backoff.js';
 import { RestartIntensity } from './supervisor.js';
 import { TurnContext, type TurnHost } from './turn-context.js';
 import type { DeadLetterRecord, Envelope, OutboxItem, StoredState, StoredTimer, TellAck } from './envelope.js';
-import { DataLossError, errorMessage } from '../errors.js';
+import { CeiError, DataLossError, errorMessage } from '../errors.js';
+import type { Replicator } from './placement.js';
+
+/** Retries of an outbox item whose target is out of reach for now. */
+const OUTBOX_RETRY = { initialMs: 20, maxMs: 2_000, multiplier: 2, jitter: 0.2 };
 
 /**
  * Lifecycle of one actor's incarnation in memory:
@@ -28,8 +32,11 @@ export interface CellHost extends TurnHost {
   readonly clock: Clock;
   readonly log: Logger;
   readonly turnBatch: number;
-  /** Set on node shutdown: no new turn starts. */
+  /** Set on node shutdown and while fenced: no new turn starts. */
   readonly halted: boolean;
+  /** Set on node shutdown only. */
+  readonly stopping: boolean;
+  readonly replicator: Replicator | undefined;
   dedupWindow(): DedupWindow;
   /** Carries out a committed outbox item; resolves when the target acknowledged it. */
   deliver(from: ActorCell, item: OutboxItem): Promise<void>;
@@ -44,6 +51,7 @@ interface LiveTimer extends StoredTimer {
 }
 
 const NO_OPS: Op[] = [];
+const noop = (): void => {};
 
 export class ActorCell {
   readonly key: string;
@@ -152,6 +160,11 @@ export class ActorCell {
 
   forgetChild(key: string): void {
     this.children = this.children.filter((c) => c !== key);
+  }
+
+  /** Starts turns again if mail is waiting (after the node was fenced). */
+  kick(): void {
+    this.schedule();
   }
 
   /** Takes no further turn (node shutdown). */
@@ -302,7 +315,9 @@ export class ActorCell {
 
   /** Writes through the group committer; counts each distinct batch once, however many writes joined it. */
   private write(ops: Op[]): Promise<void> {
-    const done = this.host.store!.write(ops, this.sync);
+    const local = this.host.store!.write(ops, this.sync);
+    const remote = this.host.replicator?.replicate(this.ref, ops, this.sync);
+    const done = remote ? Promise.all([local, remote]).then(noop) : local;
     if (done !== this.lastBatch) {
       this.lastBatch = done;
       this.writesInFlight++;
@@ -479,7 +494,7 @@ export class ActorCell {
     this.write(ops).then(afterCommit, (err) => this.host.log.error({ actor: this.key, err: errorMessage(err) }, 'commit failed'));
   }
 
-  private deliverCommitted(key: string, item: OutboxItem): void {
+  private deliverCommitted(key: string, item: OutboxItem, backoff?: Backoff): void {
     if (!this.stored) {
       void this.host.deliver(this, item).catch((err) => this.host.log.warn({ actor: this.key, item, err: errorMessage(err) }, 'outbox delivery failed'));
       return;
@@ -489,9 +504,20 @@ export class ActorCell {
       this.write([{ type: 'del', key }]);
     };
     this.host.deliver(this, item).then(done, (err) => {
-      if (this.host.halted) {
-        // Refused because the node is stopping: the entry stays stored and is delivered on recovery.
+      if (this.host.stopping || this.status === 'stopping') {
+        // Refused because the node (or actor) is stopping: the entry stays stored and is delivered on recovery.
         this.outboxInFlight--;
+        return;
+      }
+      if (err instanceof CeiError && err.retryable) {
+        // The target is out of reach for now (moving, fenced, its node failing over): try again.
+        const retry = backoff ?? new Backoff(OUTBOX_RETRY);
+        this.host.clock.setTimer(retry.next(), () => {
+          this.outboxInFlight--;
+          if (this.host.stopping || this.status === 'stopping') return;
+          this.outboxInFlight++;
+          this.deliverCommitted(key, item, retry);
+        });
         return;
       }
       this.host.log.warn({ actor: this.key, item, err: errorMessage(err) }, 'outbox delivery failed; dropped');

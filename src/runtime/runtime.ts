@@ -7,6 +7,8 @@ import type { OutboxItem, TellAck, DeadLetterRecord } from './envelope.js';
 import { silentLogger, type Logger } from './logger.js';
 import { parseRefKey, refKey, validateRef, type ActorRef } from './ref.js';
 import { keys, parseStored, refFromIndexKey, type Op, type Store } from './store.js';
+import { LOCAL_PLACEMENT, type Placement, type Replicator } from './placement.js';
+import type { ActorService } from './actor-service.js';
 import { RestartIntensity, restartSet } from './supervisor.js';
 import {
   CeiError,
@@ -85,6 +87,12 @@ export interface DeadLetter {
 export interface RuntimeDeps {
   /** The node's store; without one, every actor behaves as durability "memory". */
   store?: Store;
+  /** Which actors this node may host (the cluster's); every actor by default. */
+  placement?: Placement;
+  /** Copies each actor's writes to its replicas (the cluster's); none by default. */
+  replicator?: Replicator;
+  /** Where outbox items and actors' asks go (the cluster's router); this system by default. */
+  postman?: ActorService;
   nodeId?: string;
   clock?: Clock;
   logger?: Logger;
@@ -103,8 +111,11 @@ interface AskWaiter {
  * Calls are safe to make concurrently; an actor still handles one message at a time. Messages from
  * one caller to one actor are enqueued in call order.
  */
-export class ActorSystem implements CellHost {
+export class ActorSystem implements CellHost, ActorService {
   readonly store: Store | undefined;
+  readonly placement: Placement;
+  readonly replicator: Replicator | undefined;
+  private postman: ActorService;
   readonly nodeId: string;
   readonly clock: Clock;
   readonly log: Logger;
@@ -112,17 +123,28 @@ export class ActorSystem implements CellHost {
   readonly turnBatch: number;
   private readonly types = new Map<string, ActorType>();
   private readonly cells = new Map<string, ActorCell>();
-  private readonly stopping = new Map<string, Promise<void>>();
+  private readonly stoppingActors = new Map<string, Promise<void>>();
   private readonly asks = new Map<string, AskWaiter>();
   private readonly askPrefix = randomBytes(4).toString('hex');
   private askCounter = 0;
   private sweepTimer: TimerHandle | undefined;
   private closing = false;
-  /** Set on shutdown: cells finish the turn in progress and take no other. */
-  halted = false;
+  private fenced = false;
+
+  /** Set on shutdown and while fenced: cells finish the turn in progress and take no other. */
+  get halted(): boolean {
+    return this.closing || this.fenced;
+  }
+
+  get stopping(): boolean {
+    return this.closing;
+  }
 
   constructor(deps: RuntimeDeps = {}, options: Partial<RuntimeOptions> = {}) {
     this.store = deps.store;
+    this.placement = deps.placement ?? LOCAL_PLACEMENT;
+    this.replicator = deps.replicator;
+    this.postman = deps.postman ?? this;
     this.nodeId = deps.nodeId ?? deps.store?.nodeId ?? 'local';
     this.clock = deps.clock ?? systemClock;
     this.log = deps.logger ?? silentLogger;
@@ -130,6 +152,25 @@ export class ActorSystem implements CellHost {
     this.turnBatch = this.options.turnBatch;
     for (const type of deps.types ?? []) this.registerType(type);
     this.scheduleSweep();
+  }
+
+  /** Routes outbox items and actors' asks through `postman` (the cluster's router) from now on. */
+  setPostman(postman: ActorService): void {
+    this.postman = postman;
+  }
+
+  /**
+   * Fenced: this node cannot reach a majority of the voters, so it must not handle any actor's
+   * messages (another node may be taking them over). Calls fail with UNAVAILABLE until unfenced.
+   */
+  setFenced(fenced: boolean): void {
+    if (this.fenced === fenced) return;
+    this.fenced = fenced;
+    if (!fenced) for (const cell of this.cells.values()) cell.kick();
+  }
+
+  get isFenced(): boolean {
+    return this.fenced;
   }
 
   registerType(type: ActorType<any>): void {
@@ -164,6 +205,7 @@ export class ActorSystem implements CellHost {
     const queue = awake.map(refFromIndexKey);
     const worker = async (): Promise<void> => {
       for (let ref = queue.pop(); ref; ref = queue.pop()) {
+        if (!this.placement.owns(ref) || this.cells.has(refKey(ref))) continue;
         if (!this.types.has(ref.type)) {
           this.log.warn({ actor: refKey(ref) }, 'actor of an unknown type has pending work; not recovered (load its module with --actors)');
           continue;
@@ -184,12 +226,13 @@ export class ActorSystem implements CellHost {
     const key = refKey(ref);
     const cell = this.cells.get(key);
     if (cell) {
-      if (cell.status === 'stopping') return (this.stopping.get(key) ?? Promise.resolve()).then(() => this.cellFor(ref));
+      if (cell.status === 'stopping') return (this.stoppingActors.get(key) ?? Promise.resolve()).then(() => this.cellFor(ref));
       return cell;
     }
     const type = this.typeOf(ref);
     // Refs are checked once, when their cell is made: every later call finds the cell.
     validateRef(ref);
+    this.placement.checkOwner(ref);
     const fresh = new ActorCell(ref, type, this.supervisionOf(type), this);
     this.cells.set(key, fresh);
     fresh.ready.catch((err) => {
@@ -208,6 +251,7 @@ export class ActorSystem implements CellHost {
 
   private checkOpen(): void {
     if (this.closing) throw new UnavailableError(`node ${this.nodeId} is shutting down`);
+    if (this.fenced) throw new UnavailableError(`node ${this.nodeId} cannot reach a majority of the voters (fenced)`);
   }
 
   private checkMessage(type: ActorType, ref: ActorRef, payload: unknown): void {
@@ -257,6 +301,48 @@ export class ActorSystem implements CellHost {
     });
   }
 
+  /** An actor's ctx.ask: through the postman, so the target may live on another node. */
+  actorAsk<T>(to: ActorRef, message: unknown, timeoutMs: number | undefined, from: ActorRef): Promise<T> {
+    return this.postman.ask<T>(to, message, timeoutMs, from);
+  }
+
+  /**
+   * Unloads the actor without deleting anything: the turn in progress finishes, its writes become
+   * durable, and the cell leaves memory. Used when ownership moves to another node (hand-off).
+   */
+  async release(ref: ActorRef): Promise<void> {
+    const key = refKey(ref);
+    const cell = this.cells.get(key);
+    if (!cell) return;
+    const inProgress = this.stoppingActors.get(key);
+    if (inProgress) return inProgress;
+    const done = (async () => {
+      cell.status = 'stopping';
+      await cell.whenQuiet();
+      cell.halt();
+      if (this.cells.get(key) === cell) this.cells.delete(key);
+    })();
+    // Calls for the actor meanwhile wait for this, then find no cell (and the new owner elsewhere).
+    this.stoppingActors.set(key, done);
+    try {
+      await done;
+    } finally {
+      this.stoppingActors.delete(key);
+    }
+  }
+
+  /** Releases every loaded actor this node no longer owns; resolves when all are out of memory. */
+  async releaseNotOwned(): Promise<number> {
+    const gone = [...this.cells.values()].filter((c) => c.status !== 'stopping' && !this.placement.owns(c.ref));
+    await Promise.all(gone.map((c) => this.release(c.ref)));
+    return gone.length;
+  }
+
+  /** Loaded actors (for hand-off bookkeeping). */
+  loadedRefs(): ActorRef[] {
+    return [...this.cells.values()].map((c) => c.ref);
+  }
+
   answer(askId: string, value: unknown): void {
     const waiter = this.asks.get(askId);
     if (!waiter) return;
@@ -297,7 +383,7 @@ export class ActorSystem implements CellHost {
     this.checkOpen();
     this.typeOf(ref);
     const key = refKey(ref);
-    const inProgress = this.stopping.get(key);
+    const inProgress = this.stoppingActors.get(key);
     if (inProgress) return inProgress;
     const cell = await this.ready(ref);
     const done = (async () => {
@@ -315,18 +401,18 @@ export class ActorSystem implements CellHost {
       if (cell.parent) this.cells.get(cell.parent)?.forgetChild(key);
       this.cells.delete(key);
     })();
-    this.stopping.set(key, done);
+    this.stoppingActors.set(key, done);
     try {
       await done;
     } finally {
-      this.stopping.delete(key);
+      this.stoppingActors.delete(key);
     }
   }
 
   async describe(ref: ActorRef): Promise<ActorDescription> {
     const type = this.typeOf(ref);
     const cell = this.cells.get(refKey(ref));
-    const base = { ref: { type: ref.type, id: ref.id }, node: this.nodeId, replicas: [], epoch: 0 };
+    const base = { ref: { type: ref.type, id: ref.id }, node: this.nodeId, replicas: this.placement.replicasOf(ref), epoch: this.placement.epochOf(ref) };
     if (cell) {
       if (cell.status === 'loading') await cell.ready.catch(() => {});
       const status: ActorStatus = cell.status === 'restarting' || cell.status === 'failed' ? cell.status : 'active';
@@ -356,7 +442,10 @@ export class ActorSystem implements CellHost {
     if (this.store) {
       const prefix = keys.registryPrefix(opts.type);
       const scanned = await this.store.scanKeys(prefix, after ? { after: keys.registry(after), limit: pageSize + 1 } : { limit: pageSize + 1 });
-      for (const k of scanned) found.add(refKey(refFromIndexKey(k)));
+      for (const k of scanned) {
+        const r = refFromIndexKey(k);
+        if (this.placement.owns(r)) found.add(refKey(r));
+      }
     }
     const afterKey = after ? refKey(after) : undefined;
     for (const [key, cell] of this.cells) {
@@ -392,13 +481,13 @@ export class ActorSystem implements CellHost {
   async deliver(from: ActorCell, item: OutboxItem): Promise<void> {
     switch (item.k) {
       case 'tell':
-        await this.tell(parseRefKey(item.to), item.p, { messageId: item.id, from: from.key });
+        await this.postman.tell(parseRefKey(item.to), item.p, { messageId: item.id, from: from.key });
         return;
       case 'spawn':
-        await this.spawn(parseRefKey(item.ref), item.init, from.key);
+        await this.postman.spawn(parseRefKey(item.ref), item.init, from.key);
         return;
       case 'stop':
-        await this.stop(parseRefKey(item.ref));
+        await this.postman.stop(parseRefKey(item.ref));
         return;
     }
   }
@@ -409,7 +498,7 @@ export class ActorSystem implements CellHost {
    * the parent, and at the root the actor is marked failed.
    */
   crashed(cell: ActorCell, err: unknown): void {
-    if (this.halted || cell.status === 'stopping') return;
+    if (this.closing || cell.status === 'stopping') return;
     const now = this.clock.now();
     const parentKey = cell.parent;
     const parent = parentKey ? this.cells.get(parentKey) : undefined;
@@ -492,7 +581,6 @@ export class ActorSystem implements CellHost {
   async shutdown(): Promise<void> {
     if (this.closing) return;
     this.closing = true;
-    this.halted = true;
     this.sweepTimer?.cancel();
     await Promise.all([...this.cells.values()].map((c) => c.whenNotProcessing()));
     for (const cell of this.cells.values()) cell.halt();

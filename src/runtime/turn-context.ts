@@ -8,7 +8,7 @@ export type TimerChange = { name: string; at: number; every?: number; m: unknown
 
 /** The side of the runtime a turn needs: asks go out at once, everything else waits for the commit. */
 export interface TurnHost {
-  ask<T>(to: ActorRef, message: unknown, timeoutMs: number | undefined, from: ActorRef): Promise<T>;
+  actorAsk<T>(to: ActorRef, message: unknown, timeoutMs: number | undefined, from: ActorRef): Promise<T>;
 }
 
 /**
@@ -73,7 +73,7 @@ export class TurnContext implements ActorContext {
   }
 
   ask<T = unknown>(to: ActorRef, message: unknown, timeoutMs?: number): Promise<T> {
-    return this.host.ask<T>(validateRef(to, 'ask target'), message, timeoutMs, this.self);
+    return this.host.actorAsk<T>(validateRef(to, 'ask target'), message, timeoutMs, this.self);
   }
 
   reply(value: unknown): void {

@@ -1,0 +1,36 @@
+import type { ActorRef } from './ref.js';
+import type { Op } from './group-commit.js';
+
+/**
+ * Where actors live, as the local runtime needs to know it. The runtime knows nothing of other nodes;
+ * the cluster implements this (src/cluster/) and a single node runs with LOCAL_PLACEMENT.
+ */
+export interface Placement {
+  /**
+   * Throws a retryable error (UnavailableError) unless this node may host `ref` now: it owns the
+   * actor and nothing is still being handed over to it. Called before an actor is activated.
+   */
+  checkOwner(ref: ActorRef): void;
+  /** True when this node owns `ref` (used to pick which stored actors to recover and list). */
+  owns(ref: ActorRef): boolean;
+  /** Other nodes holding copies of `ref` (for describe). */
+  replicasOf(ref: ActorRef): string[];
+  /** The ownership epoch this node holds `ref` under (for describe). */
+  epochOf(ref: ActorRef): number;
+}
+
+export const LOCAL_PLACEMENT: Placement = {
+  checkOwner() {},
+  owns: () => true,
+  replicasOf: () => [],
+  epochOf: () => 0,
+};
+
+/**
+ * Copies an actor's writes to its replicas. `replicate` resolves once every live replica has the ops
+ * durably (or has left the replica set), and rejects when this node may no longer write for the
+ * actor (a replica saw a newer owner). Returns undefined when there is nothing to replicate to.
+ */
+export interface Replicator {
+  replicate(ref: ActorRef, ops: Op[], sync: boolean): Promise<void> | undefined;
+}
