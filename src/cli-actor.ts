@@ -188,3 +188,26 @@ export function registerActorCommands(program: Command): void {
       }),
     );
 }
+
+/** `cei nodes`: the cluster's members as the node asked sees them. */
+export function registerNodesCommand(program: Command): void {
+  const nodes = program
+    .command('nodes')
+    .description("list the cluster's members (id, address, role, status) as a node sees them")
+    .option('--node <host:port>', 'node to ask', '127.0.0.1:7000')
+    .option('--json', 'print JSON');
+  nodes.action(
+    withClient(nodes, async (client, opts: { json?: boolean }) => {
+      const reply = await client.members();
+      const members = reply.members.map((m) => ({ id: m.id, address: m.address, role: m.role, status: m.status, incarnation: Number(m.incarnation) }));
+      if (opts.json) {
+        print({ node: reply.node, version: Number(reply.version), fenced: reply.fenced, members });
+        return;
+      }
+      const rows = [['ID', 'ADDRESS', 'ROLE', 'STATUS']];
+      for (const m of members) rows.push([m.id + (m.id === reply.node ? ' *' : ''), m.address, m.role, m.status]);
+      print(table(rows));
+      print(`view version ${reply.version} at ${reply.node}${reply.fenced ? ' (FENCED: no majority of voters)' : ''}`);
+    }),
+  );
+}

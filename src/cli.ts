@@ -7,7 +7,7 @@ import { Command, InvalidArgumentError as CommanderArgError, Option } from 'comm
 import { CeiNode, NODE_DEFAULTS, NODE_ROLES, type NodeOptions, type NodeRole } from './node.js';
 import { createLogger, type LogLevel } from './log.js';
 import { errorMessage } from './errors.js';
-import { registerActorCommands } from './cli-actor.js';
+import { registerActorCommands, registerNodesCommand } from './cli-actor.js';
 import { runDemo } from './demo.js';
 
 function positiveInt(name: string) {
@@ -74,6 +74,10 @@ program
   .option('--instance-id <id>', 'instance id given by the provisioner to worker VMs')
   .option('--max-payload <bytes>', 'largest accepted message payload', positiveInt('--max-payload'), 1024 * 1024)
   .option('--idle-ms <ms>', 'unload actors idle this long (0 = never)', positiveInt('--idle-ms'), 5 * 60 * 1000)
+  .option('--replicas <n>', 'copies of each actor: its owner and n-1 replicas', positiveInt('--replicas'), 2)
+  .option('--heartbeat-ms <ms>', 'heartbeat interval between nodes', positiveInt('--heartbeat-ms'), 100)
+  .option('--link-grace-ms <ms>', 'suspect a peer whose link stays down this long', positiveInt('--link-grace-ms'), 150)
+  .option('--join-timeout-ms <ms>', 'a fresh bootstrap node whose seeds never answer starts a new cluster after this', positiveInt('--join-timeout-ms'), 3000)
   .addOption(logLevelOption())
   .action(async (opts) => {
     const options: NodeOptions = {
@@ -85,6 +89,7 @@ program
       actorModules: opts.actors,
       instanceId: opts.instanceId,
       runtime: { maxPayloadBytes: opts.maxPayload, idleMs: opts.idleMs },
+      cluster: { replicas: opts.replicas, heartbeatIntervalMs: opts.heartbeatMs, linkGraceMs: opts.linkGraceMs, joinTimeoutMs: opts.joinTimeoutMs },
     };
     const node = await startNode(options, opts.logLevel);
     serveUntilSignal(node);
@@ -106,6 +111,7 @@ program
   });
 
 registerActorCommands(program);
+registerNodesCommand(program);
 
 program.parseAsync(process.argv).catch((err) => {
   process.stderr.write(`error: ${errorMessage(err)}\n`);

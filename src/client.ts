@@ -10,6 +10,8 @@ import type { ActorInfo__Output } from './generated/cei/v1/ActorInfo.js';
 import type { ListReply__Output } from './generated/cei/v1/ListReply.js';
 import type { DeadLettersReply__Output } from './generated/cei/v1/DeadLettersReply.js';
 import type { RedriveReply__Output } from './generated/cei/v1/RedriveReply.js';
+import type { ClusterClient } from './generated/cei/v1/Cluster.js';
+import type { MembersReply__Output } from './generated/cei/v1/MembersReply.js';
 import { publicApi } from './api/proto.js';
 
 export type { ActorsClient } from './generated/cei/v1/Actors.js';
@@ -36,12 +38,20 @@ export function unary<Res>(invoke: (opts: grpc.CallOptions, cb: Callback<Res>) =
 
 type Ref = { type: string; id: string };
 
-/** Promise-returning calls of the public Actors service; errors are grpc ServiceErrors. */
+/** Promise-returning calls of the public Actors and Cluster services; errors are grpc ServiceErrors. */
 export class CeiClient {
   readonly actors: ActorsClient;
+  readonly cluster: ClusterClient;
 
   constructor(readonly address: string) {
     this.actors = actorsClient(address);
+    const { actors } = publicApi();
+    // One channel for both services: the Cluster client shares the Actors client's channel.
+    this.cluster = new actors.cei.v1.Cluster(address, grpc.credentials.createInsecure(), { channelOverride: this.actors.getChannel() });
+  }
+
+  members(deadlineMs?: number): Promise<MembersReply__Output> {
+    return unary((o, cb) => this.cluster.Members({}, o, cb), deadlineMs);
   }
 
   spawn(ref: Ref, init?: unknown, deadlineMs?: number): Promise<SpawnReply__Output> {

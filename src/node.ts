@@ -6,6 +6,11 @@ import { ApiServer } from './api/server.js';
 import { builtinTypes } from './actors/index.js';
 import { loadActorModule } from './actors/load.js';
 import { InvalidArgumentError } from './errors.js';
+import { systemClock } from './runtime/clock.js';
+import { Cluster, loadStoredMembership } from './cluster/cluster.js';
+import { CLUSTER_DEFAULTS, type ClusterOptions } from './cluster/cluster-options.js';
+import { GrpcTransport } from './cluster/transport-grpc.js';
+import type { PlacementClass } from './cluster/ring-placement.js';
 
 export type NodeRole = 'bootstrap' | 'control' | 'worker';
 export const NODE_ROLES: readonly NodeRole[] = ['bootstrap', 'control', 'worker'];
@@ -23,6 +28,7 @@ export interface NodeOptions {
   /** How long calls in progress may run on shutdown before they are cancelled. */
   shutdownGraceMs: number;
   runtime: Partial<RuntimeOptions>;
+  cluster: Partial<ClusterOptions>;
   /** Worker nodes started by the provisioner are told their instance id. */
   instanceId?: string;
 }
@@ -32,6 +38,7 @@ export const NODE_DEFAULTS: Omit<NodeOptions, 'role' | 'listen' | 'dataDir'> = {
   actorModules: [],
   shutdownGraceMs: 5_000,
   runtime: {},
+  cluster: {},
 };
 
 const ADDRESS = /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/;
@@ -54,6 +61,7 @@ export class CeiNode {
     readonly options: NodeOptions,
     readonly store: Store,
     readonly system: ActorSystem,
+    readonly cluster: Cluster,
     readonly api: ApiServer,
     readonly log: Logger,
   ) {}
@@ -66,33 +74,72 @@ export class CeiNode {
     return this.api.address;
   }
 
+  /**
+   * Opens the data directory, serves the public and node-to-node APIs, and joins the cluster (a
+   * bootstrap node without seeds is a cluster of one). Resolves once the node is up in its view.
+   */
   static async start(options: NodeOptions, log: Logger): Promise<CeiNode> {
     validateAddress(options.listen, '--listen');
     for (const seed of options.join) validateAddress(seed, '--join');
+    const clusterOptions: ClusterOptions = { ...CLUSTER_DEFAULTS, ...options.cluster };
+    if (!Number.isSafeInteger(clusterOptions.replicas) || clusterOptions.replicas < 1) {
+      throw new InvalidArgumentError(`--replicas must be a whole number >= 1 (got ${clusterOptions.replicas})`);
+    }
     const types: ActorType[] = builtinTypes();
     for (const path of options.actorModules) types.push(...(await loadActorModule(path)));
+    const classes = new Map<string, PlacementClass>(types.map((t) => [t.name, t.placement ?? 'any']));
     const store = await Store.open(options.dataDir);
     const nodeLog = log.child({ node: store.nodeId });
+    const transport = new GrpcTransport({ log: nodeLog });
     try {
       const runtime = { ...RUNTIME_DEFAULTS, ...options.runtime };
-      const system = new ActorSystem({ store, logger: nodeLog, types }, runtime);
-      const api = await ApiServer.start(system, { listen: options.listen, maxPayloadBytes: runtime.maxPayloadBytes, streamHighWater: 8192 }, nodeLog);
-      const node = new CeiNode(options, store, system, api, nodeLog);
-      const recovered = await system.recover();
-      if (recovered > 0) nodeLog.info({ recovered }, 'recovered actors with pending work');
+      const cluster = new Cluster({
+        nodeId: store.nodeId,
+        role: options.role,
+        store,
+        transport,
+        clock: systemClock,
+        log: nodeLog,
+        options: clusterOptions,
+        classOf: (type) => classes.get(type) ?? 'any',
+      });
+      const system = new ActorSystem({ store, logger: nodeLog, types, placement: cluster.placement, replicator: cluster.replicator }, runtime);
+      cluster.attach(system);
+      const api = await ApiServer.start(
+        cluster.router,
+        {
+          listen: options.listen,
+          maxPayloadBytes: runtime.maxPayloadBytes,
+          streamHighWater: 8192,
+          addServices: (server) => transport.addToServer(server),
+          membership: () => (cluster.membership ? { view: cluster.view, isFenced: cluster.isFenced, nodeId: store.nodeId } : undefined),
+        },
+        nodeLog,
+      );
+      const node = new CeiNode(options, store, system, cluster, api, nodeLog);
+      const stored = await loadStoredMembership(store);
+      cluster.start(api.address, options.join, stored);
+      if (!cluster.isUp) nodeLog.info({ seeds: options.join, known: stored.addresses.length }, 'joining the cluster');
+      await cluster.whenUp();
       api.setServing(true);
       return node;
     } catch (err) {
+      await transport.stop().catch(() => {});
       await store.close().catch(() => {});
       throw err;
     }
   }
 
-  /** Graceful stop: no new work, the turn in progress finishes, everything written is flushed. */
+  /**
+   * Graceful stop: hands this node's actors over (a leave), then takes no new work, lets the turn in
+   * progress finish, flushes and closes the store.
+   */
   stop(): Promise<void> {
     this.stopped ??= (async () => {
       this.api.setServing(false);
+      await this.cluster.leave(this.options.shutdownGraceMs);
       await this.system.shutdown();
+      await this.cluster.stop();
       await this.api.stop(this.options.shutdownGraceMs);
       await this.store.close();
     })();

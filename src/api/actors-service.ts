@@ -3,7 +3,8 @@ import type { ActorsHandlers } from '../generated/cei/v1/Actors.js';
 import type { ActorInfo } from '../generated/cei/v1/ActorInfo.js';
 import type { TellRequest__Output } from '../generated/cei/v1/TellRequest.js';
 import type { TellReply } from '../generated/cei/v1/TellReply.js';
-import type { ActorDescription, ActorSystem } from '../runtime/runtime.js';
+import type { ActorDescription } from '../runtime/runtime.js';
+import type { ActorService } from '../runtime/actor-service.js';
 import type { TellAck } from '../runtime/envelope.js';
 import { validateRef } from '../runtime/ref.js';
 import { InvalidArgumentError } from '../errors.js';
@@ -42,7 +43,7 @@ function remainingMs(call: grpc.ServerUnaryCall<unknown, unknown>): number {
  * The public Actors service: validates each request at the boundary (nothing reaches the runtime
  * unless it is well formed) and maps every error to a status in src/api/status.ts.
  */
-export function actorsService(system: ActorSystem, options: ActorsServiceOptions, log: Logger): ActorsHandlers {
+export function actorsService(system: ActorService, options: ActorsServiceOptions, log: Logger): ActorsHandlers {
   const limit = options.maxPayloadBytes;
 
   const startTell = (req: TellRequest__Output): Promise<TellAck> => {

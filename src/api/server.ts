@@ -1,14 +1,19 @@
 import * as grpc from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
 import { ReflectionService } from '@grpc/reflection';
-import type { ActorSystem } from '../runtime/runtime.js';
+import type { ActorService } from '../runtime/actor-service.js';
 import type { Logger } from '../runtime/logger.js';
 import { publicApi } from './proto.js';
 import { actorsService, type ActorsServiceOptions } from './actors-service.js';
+import { clusterService, type MembershipSource } from './cluster-service.js';
 
 export interface ApiServerOptions extends ActorsServiceOptions {
   /** HOST:PORT to bind; port 0 picks a free one. */
   listen: string;
+  /** Adds node-to-node services (the cluster transport) before the server binds. */
+  addServices?: (server: grpc.Server) => void;
+  /** The membership the Cluster service reports (set once the cluster started). */
+  membership: () => MembershipSource | undefined;
 }
 
 /** The node's public gRPC server: Actors, plus the standard health and reflection services. */
@@ -20,7 +25,7 @@ export class ApiServer {
     readonly address: string,
   ) {}
 
-  static async start(system: ActorSystem, options: ApiServerOptions, log: Logger): Promise<ApiServer> {
+  static async start(service: ActorService, options: ApiServerOptions, log: Logger): Promise<ApiServer> {
     const server = new grpc.Server({
       'grpc.keepalive_time_ms': 10_000,
       'grpc.keepalive_timeout_ms': 5_000,
@@ -28,7 +33,9 @@ export class ApiServer {
       'grpc.http2.min_ping_interval_without_data_ms': 5_000,
     });
     const { definition, actors } = publicApi();
-    server.addService(actors.cei.v1.Actors.service, actorsService(system, options, log));
+    server.addService(actors.cei.v1.Actors.service, actorsService(service, options, log));
+    server.addService(actors.cei.v1.Cluster.service, clusterService(options.membership));
+    options.addServices?.(server);
     const health = new HealthImplementation({ '': 'NOT_SERVING', 'cei.v1.Actors': 'NOT_SERVING' });
     health.addToServer(server);
     new ReflectionService(definition).addToServer(server);

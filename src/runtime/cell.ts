@@ -316,7 +316,7 @@ export class ActorCell {
   /** Writes through the group committer; counts each distinct batch once, however many writes joined it. */
   private write(ops: Op[]): Promise<void> {
     const local = this.host.store!.write(ops, this.sync);
-    const remote = this.host.replicator?.replicate(this.ref, ops, this.sync);
+    const remote = this.host.replicator?.replicate(this.ref, this.key, ops, this.sync);
     const done = remote ? Promise.all([local, remote]).then(noop) : local;
     if (done !== this.lastBatch) {
       this.lastBatch = done;

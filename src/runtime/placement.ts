@@ -32,5 +32,5 @@ export const LOCAL_PLACEMENT: Placement = {
  * actor (a replica saw a newer owner). Returns undefined when there is nothing to replicate to.
  */
 export interface Replicator {
-  replicate(ref: ActorRef, ops: Op[], sync: boolean): Promise<void> | undefined;
+  replicate(ref: ActorRef, key: string, ops: Op[], sync: boolean): Promise<void> | undefined;
 }

@@ -214,6 +214,8 @@ export class ActorSystem implements CellHost, ActorService {
           await this.ready(ref);
           recovered++;
         } catch (err) {
+          // Not ours yet (being handed over, or the rings moved again): a later recovery takes it.
+          if (err instanceof CeiError && err.retryable) continue;
           this.log.error({ actor: refKey(ref), err: errorMessage(err) }, 'recovery of actor failed');
         }
       }
@@ -601,7 +603,8 @@ function validateMessageId(id: unknown): void {
   if (id.includes('\x00')) throw new InvalidArgumentError('message_id contains a NUL character');
 }
 
-function compareRefKeys(a: string, b: string): number {
+/** Orders ref keys as the store orders actors (type, then id), which is the order List pages in. */
+export function compareRefKeys(a: string, b: string): number {
   const ka = keys.registry(parseRefKey(a));
   const kb = keys.registry(parseRefKey(b));
   return ka < kb ? -1 : ka > kb ? 1 : 0;

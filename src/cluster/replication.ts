@@ -1,0 +1,196 @@
+/**
+ * Replication of actors' writes to their replicas, and the replica's side of it.
+ *
+ * The owner gives every write of an actor (the same LevelDB ops it writes locally, in the store's
+ * key layout) to the actor's replicas. Writes to one peer are batched per microtask into one
+ * `repl.write` request, and batches are sent in order on the peer's link; the replica applies each
+ * batch as one group-committed write and answers. A batch not answered (the link dropped) is sent
+ * again, together with every later batch, in the original order, once a link is back: re-applying
+ * puts and deletes in order gives the same result, so resending is safe. A peer that is no longer
+ * live (down, left) stops being waited for: its batches resolve, and the actor's copies are
+ * restored to R by hand-off (handoff.ts) on the new rings.
+ *
+ * Epochs: every batch carries the sender's ownership epoch (the view version at which its rings last
+ * changed). A replica whose own view is newer and names another owner for an actor refuses that
+ * actor's ops; the sender's write then fails (UNAVAILABLE) and its caller retries at the new owner.
+ *
+ * Methods: repl.write { from, epoch, sync, entries: [refKey, ops][] } -> { rejected: refKey[] }
+ */
+import type { Clock } from '../runtime/clock.js';
+import type { Logger } from '../runtime/logger.js';
+import type { Replicator } from '../runtime/placement.js';
+import type { Op, Store } from '../runtime/store.js';
+import { parseRefKey, type ActorRef } from '../runtime/ref.js';
+import { UnavailableError, errorMessage } from '../errors.js';
+import type { RingPlacement } from './ring-placement.js';
+import type { Link, Transport } from './transport.js';
+import type { SubHandler } from './membership-service.js';
+
+interface Batch {
+  entries: Array<[string, Op[]]>;
+  sync: boolean;
+  epoch: number;
+  /** Answered once; it stays in the unacked list until every batch before it is answered too. */
+  acked: boolean;
+  promise: Promise<void>;
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
+const RESEND_MS = 25;
+
+/**
+ * The ordered stream of batches to one replica. A failure resends, in order, every batch from the
+ * oldest unanswered one on - including later batches already answered - so the replica re-applies
+ * them in the original order and never ends with an older put over a newer delete.
+ */
+class PeerStream {
+  private pending: Batch | undefined;
+  private unacked: Batch[] = [];
+  private resendScheduled = false;
+
+  constructor(
+    private readonly peer: string,
+    private readonly owner: ClusterReplicator,
+  ) {}
+
+  add(key: string, ops: Op[], sync: boolean, epoch: number): Promise<void> {
+    let batch = this.pending;
+    if (!batch) {
+      let resolve!: () => void;
+      let reject!: (err: unknown) => void;
+      const promise = new Promise<void>((res, rej) => {
+        resolve = res;
+        reject = rej;
+      });
+      batch = this.pending = { entries: [], sync: false, epoch, acked: false, promise, resolve, reject };
+      queueMicrotask(() => this.flush());
+    }
+    batch.entries.push([key, ops]);
+    if (sync) batch.sync = true;
+    batch.epoch = Math.max(batch.epoch, epoch);
+    return batch.promise;
+  }
+
+  private flush(): void {
+    const batch = this.pending;
+    if (!batch) return;
+    this.pending = undefined;
+    this.unacked.push(batch);
+    if (!this.resendScheduled) this.send(batch);
+  }
+
+  private send(batch: Batch): void {
+    const link = this.owner.linkTo(this.peer);
+    if (!link) {
+      this.scheduleResend();
+      return;
+    }
+    const body = { from: this.owner.selfId, epoch: batch.epoch, sync: batch.sync, entries: batch.entries };
+    link.request<{ rejected: string[] }>('repl.write', body, this.owner.requestTimeoutMs).then(
+      (answer) => {
+        if (!batch.acked) {
+          batch.acked = true;
+          if (answer.rejected.length > 0) {
+            batch.reject(new UnavailableError(`replica ${this.peer} knows a newer owner of ${answer.rejected.slice(0, 3).join(', ')}`));
+          } else batch.resolve();
+        }
+        while (this.unacked.length > 0 && this.unacked[0]!.acked) this.unacked.shift();
+      },
+      () => this.scheduleResend(),
+    );
+  }
+
+  private scheduleResend(): void {
+    if (this.resendScheduled) return;
+    this.resendScheduled = true;
+    this.owner.clock.setTimer(RESEND_MS, () => {
+      this.resendScheduled = false;
+      if (!this.owner.stillReplica(this.peer)) {
+        // Gone from the live set: nothing more to wait for from it.
+        for (const b of this.unacked.splice(0)) if (!b.acked) b.resolve();
+        return;
+      }
+      if (!this.owner.linkTo(this.peer)) {
+        this.scheduleResend();
+        return;
+      }
+      for (const b of [...this.unacked]) this.send(b);
+    });
+  }
+
+  /** Resolves once everything handed to this stream so far was answered (or the peer left). */
+  async drain(): Promise<void> {
+    const all = [...this.unacked, ...(this.pending ? [this.pending] : [])].map((b) => b.promise.catch(() => {}));
+    await Promise.all(all);
+  }
+}
+
+export class ClusterReplicator implements Replicator, SubHandler {
+  private readonly streams = new Map<string, PeerStream>();
+
+  constructor(
+    readonly selfId: string,
+    private readonly placement: RingPlacement,
+    private readonly transport: Transport,
+    private readonly store: Store,
+    readonly clock: Clock,
+    private readonly log: Logger,
+    readonly requestTimeoutMs: number,
+  ) {}
+
+  linkTo(peer: string): Link | undefined {
+    return this.transport.link(peer);
+  }
+
+  stillReplica(peer: string): boolean {
+    return this.placement.isLive(peer);
+  }
+
+  replicate(ref: ActorRef, key: string, ops: Op[], sync: boolean): Promise<void> | undefined {
+    const replicas = this.placement.replicasOfKey(ref, key);
+    if (replicas.length === 0) return undefined;
+    const epoch = this.placement.epoch;
+    if (replicas.length === 1) return this.stream(replicas[0]!).add(key, ops, sync, epoch);
+    return Promise.all(replicas.map((peer) => this.stream(peer).add(key, ops, sync, epoch))).then(() => {});
+  }
+
+  private stream(peer: string): PeerStream {
+    let s = this.streams.get(peer);
+    if (!s) {
+      s = new PeerStream(peer, this);
+      this.streams.set(peer, s);
+    }
+    return s;
+  }
+
+  /** Resolves once every write handed over so far is on its replicas (or they left). */
+  async drain(): Promise<void> {
+    await Promise.all([...this.streams.values()].map((s) => s.drain()));
+  }
+
+  onMessage(): void {}
+
+  async onRequest(_link: Link, method: string, body: unknown): Promise<unknown> {
+    if (method !== 'repl.write') throw new UnavailableError(`unknown method ${method}`);
+    const b = body as { from: string; epoch: number; sync: boolean; entries: Array<[string, Op[]]> };
+    const rejected: string[] = [];
+    const ops: Op[] = [];
+    const stale = b.epoch < this.placement.epoch;
+    for (const [key, entryOps] of b.entries) {
+      if (stale && this.placement.ownerOf(parseRefKey(key)) !== b.from) {
+        rejected.push(key);
+        continue;
+      }
+      for (const op of entryOps) ops.push(op);
+    }
+    if (rejected.length > 0) this.log.warn({ from: b.from, epoch: b.epoch, ours: this.placement.epoch, rejected: rejected.length }, 'refused writes from a stale owner');
+    try {
+      if (ops.length > 0) await this.store.write(ops, b.sync);
+    } catch (err) {
+      this.log.error({ err: errorMessage(err) }, 'replica write failed');
+      throw err;
+    }
+    return { rejected };
+  }
+}

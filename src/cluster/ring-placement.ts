@@ -1,0 +1,168 @@
+/**
+ * Placement over consistent-hash rings (hash-ring.ts), one per eligibility class:
+ *   control   actor types of the control plane: bootstrap and control members
+ *   any       every member (generic and process types, e.g. counter)
+ *   pinned    node-pinned types (e.g. ee-agent/<node-id>): the node named by the id
+ * A ring holds the members that are `up` or `suspect` (a suspect keeps its actors until a majority
+ * declares it down, which avoids moving actors on a hiccup). An actor's preference list is the first
+ * `replicas` distinct members clockwise from its key: the owner, then its replicas. When an owner is
+ * removed, its first replica becomes the owner, which already holds a copy: that is fail-over.
+ *
+ * Hand-off barrier: after a ring change, an actor that moved here from a live previous owner is not
+ * activated until that owner reported it handed over everything (handoffDone with our ring
+ * signature), or left the live set.
+ */
+import type { ActorRef } from '../runtime/ref.js';
+import { refKey } from '../runtime/ref.js';
+import type { Placement } from '../runtime/placement.js';
+import { UnavailableError } from '../errors.js';
+import { HashRing } from './hash-ring.js';
+import type { Member, MembershipView } from './membership.js';
+
+export type PlacementClass = 'any' | 'control' | 'pinned';
+
+const RING_STATUSES = new Set(['up', 'suspect']);
+const NONE: readonly string[] = Object.freeze([]);
+const LIVE_STATUSES = new Set(['joining', 'up', 'suspect', 'leaving']);
+
+interface Rings {
+  any: HashRing;
+  control: HashRing;
+}
+
+function ringsOf(view: MembershipView): Rings {
+  const members = view.list().filter((m) => RING_STATUSES.has(m.status));
+  return {
+    any: HashRing.of(members.map((m) => m.id)),
+    control: HashRing.of(members.filter((m) => m.role !== 'worker').map((m) => m.id)),
+  };
+}
+
+function signature(rings: Rings): string {
+  return `${rings.any.nodes.join(',')}|${rings.control.nodes.join(',')}`;
+}
+
+export class RingPlacement implements Placement {
+  private view: MembershipView | undefined;
+  private rings: Rings = { any: HashRing.of([]), control: HashRing.of([]) };
+  private previous: Rings = this.rings;
+  private sig = signature(this.rings);
+  /** Live peers that may still hand actors over to us for the current rings. */
+  private awaiting = new Set<string>();
+  /** The view version at which the rings last changed: the ownership epoch. */
+  epoch = 0;
+  private replicaCache = new Map<string, string[]>();
+
+  constructor(
+    readonly selfId: string,
+    readonly replicas: number,
+    private readonly classOf: (type: string) => PlacementClass,
+  ) {}
+
+  get signature(): string {
+    return this.sig;
+  }
+
+  /** Adopts a new view; true when the rings changed (ownership may have moved). */
+  update(view: MembershipView): boolean {
+    this.view = view;
+    for (const peer of [...this.awaiting]) if (!this.isLive(peer)) this.awaiting.delete(peer);
+    const next = ringsOf(view);
+    const sig = signature(next);
+    if (sig === this.sig) return false;
+    this.previous = this.rings;
+    this.rings = next;
+    this.replicaCache = new Map();
+    this.sig = sig;
+    this.epoch = view.version;
+    this.awaiting = new Set([...this.previous.any.nodes, ...this.previous.control.nodes].filter((id) => id !== this.selfId && this.isLive(id)));
+    return true;
+  }
+
+  isLive(id: string): boolean {
+    const m = this.view?.get(id);
+    return !!m && LIVE_STATUSES.has(m.status);
+  }
+
+  member(id: string): Member | undefined {
+    return this.view?.get(id);
+  }
+
+  private ringFor(ref: ActorRef, rings: Rings): HashRing | undefined {
+    const cls = this.classOf(ref.type);
+    return cls === 'control' ? rings.control : cls === 'any' ? rings.any : undefined;
+  }
+
+  /** Owner first, then replicas, under the current rings. */
+  preferenceList(ref: ActorRef, rings: Rings = this.rings): string[] {
+    const ring = this.ringFor(ref, rings);
+    if (!ring) {
+      // Pinned: the node named by the id (before any ':' suffix), while it is in the ring.
+      const node = ref.id.split(':')[0]!;
+      return rings.any.nodes.includes(node) ? [node] : [];
+    }
+    return ring.preferenceList(refKey(ref), this.replicas);
+  }
+
+  ownerOf(ref: ActorRef): string | undefined {
+    return this.preferenceList(ref)[0];
+  }
+
+  previousOwnerOf(ref: ActorRef): string | undefined {
+    return this.preferenceList(ref, this.previous)[0];
+  }
+
+  previousPreferenceList(ref: ActorRef): string[] {
+    return this.preferenceList(ref, this.previous);
+  }
+
+  owns(ref: ActorRef): boolean {
+    return this.ownerOf(ref) === this.selfId;
+  }
+
+  checkOwner(ref: ActorRef): void {
+    const owner = this.ownerOf(ref);
+    if (owner !== this.selfId) {
+      throw new UnavailableError(owner ? `${refKey(ref)} is owned by ${owner}, not ${this.selfId}` : `no live node may host ${refKey(ref)}`);
+    }
+    const previous = this.previousOwnerOf(ref);
+    if (previous && previous !== this.selfId && this.awaiting.has(previous)) {
+      throw new UnavailableError(`${refKey(ref)} is being handed over from ${previous}`);
+    }
+  }
+
+  replicasOf(ref: ActorRef): string[] {
+    return this.preferenceList(ref).slice(1);
+  }
+
+  /** replicasOf on the write path: cached per actor until the rings change. */
+  replicasOfKey(ref: ActorRef, key: string): readonly string[] {
+    if (this.rings.any.nodes.length <= 1) return NONE;
+    let replicas = this.replicaCache.get(key);
+    if (!replicas) {
+      replicas = this.preferenceList(ref).slice(1);
+      if (this.replicaCache.size >= 100_000) this.replicaCache.clear();
+      this.replicaCache.set(key, replicas);
+    }
+    return replicas;
+  }
+
+  epochOf(): number {
+    return this.epoch;
+  }
+
+  /** `peer` finished handing over for the rings named by `sig`; true when that lifted a barrier. */
+  handoffDone(peer: string, sig: string): boolean {
+    if (sig !== this.sig) return false;
+    return this.awaiting.delete(peer);
+  }
+
+  get awaitingHandoffs(): string[] {
+    return [...this.awaiting];
+  }
+
+  /** Members that are up or suspect, for listing calls that go to every node. */
+  ringMembers(): string[] {
+    return [...this.rings.any.nodes];
+  }
+}

@@ -1,0 +1,143 @@
+/**
+ * The cluster's ActorService: any node accepts any call and forwards it to the actor's owner (or
+ * handles it when it is the owner). While ownership settles (a join, a leave, a fail-over, a
+ * hand-off in progress) a call meets retryable errors; the router retries them with backoff until
+ * routeTimeoutMs, then gives the last error to the caller.
+ *
+ * Node-to-node methods (prefix "actor."), answered by the owner's local ActorSystem only - a node
+ * never forwards a forwarded call, so a call makes at most one network hop per attempt:
+ *   actor.spawn, actor.tell, actor.ask, actor.stop, actor.describe, actor.deadLetters,
+ *   actor.redrive, actor.list (the owned actors of that node)
+ */
+import type { ActorService, TellOptions } from '../runtime/actor-service.js';
+import { compareRefKeys, type ActorDescription, type ActorSystem, type DeadLetter } from '../runtime/runtime.js';
+import type { TellAck } from '../runtime/envelope.js';
+import type { Clock } from '../runtime/clock.js';
+import { Backoff } from '../runtime/backoff.js';
+import { refKey, validateRef, type ActorRef } from '../runtime/ref.js';
+import { CeiError, InvalidArgumentError, UnavailableError } from '../errors.js';
+import type { ClusterOptions } from './cluster-options.js';
+import type { RingPlacement } from './ring-placement.js';
+import type { Link, Transport } from './transport.js';
+import type { SubHandler } from './membership-service.js';
+
+const RETRY = { initialMs: 5, maxMs: 250, multiplier: 2, jitter: 0.2 };
+
+function retryable(err: unknown): boolean {
+  return err instanceof CeiError && err.retryable;
+}
+
+export class ClusterRouter implements ActorService, SubHandler {
+  constructor(
+    private readonly local: ActorSystem,
+    private readonly placement: RingPlacement,
+    private readonly transport: Transport,
+    private readonly clock: Clock,
+    private readonly options: ClusterOptions,
+  ) {}
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => this.clock.setTimer(ms, resolve));
+  }
+
+  /** Runs the call where `ref` lives, retrying retryable failures until the route deadline. */
+  private async route<T>(ref: ActorRef, method: string, body: unknown, local: () => Promise<T>, timeoutMs?: number): Promise<T> {
+    const deadline = this.clock.now() + (timeoutMs ?? this.options.routeTimeoutMs);
+    const backoff = new Backoff(RETRY);
+    for (;;) {
+      let failure: unknown;
+      try {
+        const owner = this.placement.ownerOf(ref);
+        if (!owner) throw new UnavailableError(`no live node may host ${refKey(ref)}`);
+        if (owner === this.placement.selfId) return await local();
+        const link = this.transport.link(owner);
+        if (!link) throw new UnavailableError(`no link to ${owner}, the owner of ${refKey(ref)}`);
+        return await link.request<T>(method, body, Math.max(1, Math.min(this.options.requestTimeoutMs, deadline - this.clock.now())));
+      } catch (err) {
+        if (!retryable(err)) throw err;
+        failure = err;
+      }
+      const delay = backoff.next();
+      if (this.clock.now() + delay >= deadline) throw failure;
+      await this.sleep(delay);
+    }
+  }
+
+  spawn(ref: ActorRef, init?: unknown, parent?: string): Promise<{ created: boolean; node: string }> {
+    return this.route(ref, 'actor.spawn', { ref, init, parent }, () => this.local.spawn(ref, init, parent));
+  }
+
+  tell(ref: ActorRef, payload: unknown, opts: TellOptions = {}): Promise<TellAck> {
+    return this.route(ref, 'actor.tell', { ref, payload, opts }, () => this.local.tell(ref, payload, opts));
+  }
+
+  ask<T = unknown>(ref: ActorRef, payload: unknown, timeoutMs?: number, from?: ActorRef): Promise<T> {
+    const ms = timeoutMs && timeoutMs > 0 ? timeoutMs : this.local.options.defaultAskTimeoutMs;
+    return this.route<T>(ref, 'actor.ask', { ref, payload, timeoutMs: ms, from }, () => this.local.ask<T>(ref, payload, ms, from), ms);
+  }
+
+  stop(ref: ActorRef): Promise<void> {
+    return this.route(ref, 'actor.stop', { ref }, () => this.local.stop(ref));
+  }
+
+  describe(ref: ActorRef): Promise<ActorDescription> {
+    return this.route(ref, 'actor.describe', { ref }, () => this.local.describe(ref));
+  }
+
+  deadLetters(ref: ActorRef): Promise<DeadLetter[]> {
+    return this.route(ref, 'actor.deadLetters', { ref }, () => this.local.deadLetters(ref));
+  }
+
+  redrive(ref: ActorRef, seqs?: number[]): Promise<number> {
+    return this.route(ref, 'actor.redrive', { ref, seqs }, () => this.local.redrive(ref, seqs));
+  }
+
+  /** Every live node lists the actors it owns; the pages are merged in ref order. */
+  async list(opts: { type?: string; pageSize?: number; pageToken?: string } = {}): Promise<{ actors: ActorDescription[]; nextPageToken: string }> {
+    const pageSize = Math.min(Math.max(opts.pageSize || 100, 1), 1000);
+    const nodes = this.placement.ringMembers();
+    const pages = await Promise.all(
+      nodes.map((node) => {
+        if (node === this.placement.selfId) return this.local.list({ ...opts, pageSize });
+        const link = this.transport.link(node);
+        if (!link) throw new UnavailableError(`no link to ${node}: the listing would be incomplete`);
+        return link.request<{ actors: ActorDescription[]; nextPageToken: string }>('actor.list', { ...opts, pageSize }, this.options.requestTimeoutMs);
+      }),
+    );
+    const all = pages.flatMap((p) => p.actors).sort((a, b) => compareRefKeys(refKey(a.ref), refKey(b.ref)));
+    const more = all.length > pageSize || pages.some((p) => p.nextPageToken !== '');
+    const page = all.slice(0, pageSize);
+    const last = page[page.length - 1];
+    return { actors: page, nextPageToken: more && last ? Buffer.from(refKey(last.ref)).toString('base64url') : '' };
+  }
+
+  // --- the owner's side ---------------------------------------------------------------------------
+
+  onMessage(): void {}
+
+  async onRequest(_link: Link, method: string, body: unknown): Promise<unknown> {
+    const b = body as Record<string, any>;
+    const ref = (): ActorRef => validateRef(b.ref);
+    switch (method) {
+      case 'actor.tell':
+        return this.local.tell(ref(), b.payload, b.opts ?? {});
+      case 'actor.ask':
+        return this.local.ask(ref(), b.payload, b.timeoutMs, b.from ? validateRef(b.from) : undefined);
+      case 'actor.spawn':
+        return this.local.spawn(ref(), b.init ?? undefined, b.parent ?? undefined);
+      case 'actor.stop':
+        await this.local.stop(ref());
+        return null;
+      case 'actor.describe':
+        return this.local.describe(ref());
+      case 'actor.deadLetters':
+        return this.local.deadLetters(ref());
+      case 'actor.redrive':
+        return this.local.redrive(ref(), b.seqs);
+      case 'actor.list':
+        return this.local.list(b);
+      default:
+        throw new InvalidArgumentError(`unknown method ${method}`);
+    }
+  }
+}
