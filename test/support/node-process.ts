@@ -50,7 +50,15 @@ export function runCli(args: string[], timeoutMs = 20_000): Promise<{ code: numb
  * Starts `node dist/cli.js node` (directly, so signals reach the node itself) and resolves once it
  * printed its ready line; rejects with its stderr if it exits first or is not ready by the deadline.
  */
-export function startNode(opts: { dataDir: string; role?: string; listen?: string; args?: string[]; readyTimeoutMs?: number }): Promise<NodeProcess> {
+export function startNode(opts: {
+  dataDir: string;
+  role?: string;
+  listen?: string;
+  args?: string[];
+  readyTimeoutMs?: number;
+  /** Extra environment for the node process (e.g. grpc_proxy for the partition tests). */
+  env?: Record<string, string>;
+}): Promise<NodeProcess> {
   const args = [
     CLI,
     'node',
@@ -63,7 +71,7 @@ export function startNode(opts: { dataDir: string; role?: string; listen?: strin
     'warn',
     ...(opts.args ?? []),
   ];
-  const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
   let stderr = '';
   proc.stderr!.on('data', (d) => (stderr += d));
   const exited = new Promise<number | string>((res) => proc.on('exit', (code, signal) => res(code ?? signal ?? -1)));

@@ -1,0 +1,120 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TestCluster } from '../support/cluster.js';
+import { runCli } from '../support/node-process.js';
+import { waitFor } from '../support/wait.js';
+
+const counter = (id: string) => ({ type: 'counter', id });
+
+describe('a 3-node cluster', () => {
+  const cluster = new TestCluster([{ role: 'bootstrap' }, { role: 'control' }, { role: 'control' }]);
+
+  beforeAll(async () => {
+    await cluster.startAll();
+  });
+
+  afterAll(async () => {
+    await cluster.destroy();
+  });
+
+  it('lists the same members, all up, from every node (cei nodes and the Members API)', async () => {
+    const views = await Promise.all([0, 1, 2].map((i) => cluster.client(i).members()));
+    for (const v of views) {
+      expect(v.members.map((m) => m.id).sort()).toEqual([...cluster.ids].sort());
+      expect(v.members.every((m) => m.status === 'up')).toBe(true);
+      expect(v.fenced).toBe(false);
+    }
+    expect(views[1]!.members.find((m) => m.id === cluster.ids[0])).toMatchObject({ role: 'bootstrap', address: cluster.address(0) });
+    const cli = await runCli(['nodes', '--node', cluster.address(2), '--json']);
+    expect(cli.code).toBe(0);
+    const parsed = JSON.parse(cli.stdout) as { node: string; members: Array<{ id: string; status: string }> };
+    expect(parsed.node).toBe(cluster.ids[2]);
+    expect(parsed.members).toHaveLength(3);
+  });
+
+  it('routes calls from any node to the owner, spreads owners over the nodes, and replicates each actor once more', async () => {
+    for (let i = 0; i < 60; i++) await cluster.client(i % 3).tell(counter(`r-${i % 20}`), { add: 1 });
+    const owners = new Map<string, number>();
+    for (let i = 0; i < 20; i++) {
+      // The same answer whichever node is asked.
+      const infos = await Promise.all([0, 1, 2].map((n) => cluster.client(n).describe(counter(`r-${i}`))));
+      expect(new Set(infos.map((d) => d.node)).size).toBe(1);
+      const info = infos[0]!;
+      expect(info.replicas).toHaveLength(1);
+      expect(info.replicas[0]).not.toBe(info.node);
+      expect(cluster.ids).toContain(info.node);
+      owners.set(info.node, (owners.get(info.node) ?? 0) + 1);
+      expect(await cluster.client((i + 1) % 3).ask(counter(`r-${i}`), { get: true })).toEqual({ value: 3, count: 3 });
+    }
+    expect(owners.size).toBe(3);
+    const listed = await cluster.client(1).list({ type: 'counter', page_size: 1000 });
+    expect(listed.actors.filter((a) => a.ref!.id.startsWith('r-'))).toHaveLength(20);
+  });
+
+  it('pages List across the nodes in one order', async () => {
+    const seen: string[] = [];
+    let token = '';
+    for (let pages = 0; pages < 50; pages++) {
+      const page = await cluster.client(pages % 3).list({ type: 'counter', page_size: 7, page_token: token });
+      seen.push(...page.actors.map((a) => a.ref!.id));
+      token = page.next_page_token;
+      if (!token) break;
+    }
+    expect(seen.filter((id) => id.startsWith('r-'))).toHaveLength(20);
+    expect(new Set(seen).size).toBe(seen.length);
+  });
+
+  it('fails over: SIGKILL of an owner, its actors answer from the replica with every acknowledged message', async () => {
+    const info = await cluster.client(0).describe(counter('r-0'));
+    const victim = cluster.ids.indexOf(info.node);
+    const survivor = (victim + 1) % 3;
+    await cluster.kill(victim, 'SIGKILL');
+    const moved = await cluster.client(survivor).ask(counter('r-0'), { get: true }, 10_000, 20_000);
+    expect(moved).toEqual({ value: 3, count: 3 });
+    await cluster.waitForStatuses({ [cluster.ids[victim]!]: 'down' });
+    const after = await cluster.client(survivor).describe(counter('r-0'));
+    expect(after.node).not.toBe(info.node);
+    for (let i = 0; i < 20; i++) expect(await cluster.client(survivor).ask(counter(`r-${i}`), { get: true })).toEqual({ value: 3, count: 3 });
+
+    // It comes back as the same member, and takes its actors back by hand-off.
+    const back = await cluster.start(victim);
+    expect(back.id).toBe(info.node);
+    await cluster.waitForStatuses(Object.fromEntries(cluster.ids.map((id) => [id, 'up'])));
+    await waitFor(async () => (await cluster.client(survivor).describe(counter('r-0'))).node === info.node, { what: 'r-0 to move back to its owner' });
+    for (let i = 0; i < 20; i++) expect(await cluster.client(victim).ask(counter(`r-${i}`), { get: true })).toEqual({ value: 3, count: 3 });
+  });
+});
+
+describe('a 5-node cluster', () => {
+  const cluster = new TestCluster([{ role: 'bootstrap' }, { role: 'control' }, { role: 'control' }, { role: 'worker' }, { role: 'worker' }]);
+
+  afterAll(async () => {
+    await cluster.destroy();
+  });
+
+  it('grows by joins with hand-off, and shrinks by a graceful leave, with nothing lost', async () => {
+    // Start with three, fill, then join two workers: actors move to them.
+    await cluster.start(0);
+    await Promise.all([cluster.start(1), cluster.start(2)]);
+    await cluster.waitForStatuses(Object.fromEntries(cluster.ids.slice(0, 3).map((id) => [id, 'up'])));
+    for (let i = 0; i < 100; i++) await cluster.client(i % 3).tell(counter(`g-${i % 50}`), { add: 2 }, `g-msg-${i}`);
+    await Promise.all([cluster.start(3), cluster.start(4)]);
+    await cluster.waitForStatuses(Object.fromEntries(cluster.ids.map((id) => [id, 'up'])));
+
+    const ownersAfterJoin = new Set<string>();
+    for (let i = 0; i < 50; i++) {
+      const info = await cluster.client(3).describe(counter(`g-${i}`));
+      ownersAfterJoin.add(info.node);
+      expect(await cluster.client(i % 5).ask(counter(`g-${i}`), { get: true }, 10_000, 20_000)).toEqual({ value: 4, count: 2 });
+    }
+    expect(ownersAfterJoin.has(cluster.ids[3]!) || ownersAfterJoin.has(cluster.ids[4]!)).toBe(true);
+
+    // Worker 4 leaves gracefully (SIGTERM): exit 0, dropped from every view, its actors handed off.
+    expect(await cluster.procs[4]!.stop()).toBe(0);
+    await cluster.waitForStatuses({ [cluster.ids[4]!]: 'gone' });
+    for (let i = 0; i < 50; i++) {
+      const info = await cluster.client(0).describe(counter(`g-${i}`));
+      expect(info.node).not.toBe(cluster.ids[4]);
+      expect(await cluster.client(i % 4).ask(counter(`g-${i}`), { get: true })).toEqual({ value: 4, count: 2 });
+    }
+  });
+});
