@@ -35,7 +35,10 @@ export const CLUSTER_DEFAULTS: ClusterOptions = {
   gossipIntervalMs: 500,
   tickMs: 50,
   linkGraceMs: 150,
-  phi: {},
+  // A hung peer (SIGSTOP) is flagged after about 1.4 s of silence: mean 100 + pause 1000 + 5.22 *
+  // min std dev 50. A shorter pause made loaded 2-core machines suspect healthy peers during GC
+  // pauses and hand-off bursts; a dead process resets its links and is caught by linkGraceMs instead.
+  phi: { acceptableHeartbeatPauseMs: 1_000 },
   joinTimeoutMs: 3_000,
   downDropMs: DOWN_DROP_MS,
   requestTimeoutMs: 10_000,

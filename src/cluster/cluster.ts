@@ -14,6 +14,7 @@ import { HandoffCoordinator } from './handoff.js';
 import type { MemberRole, MembershipView } from './membership.js';
 import { MembershipService, type StoredMembership } from './membership-service.js';
 import { ClusterReplicator } from './replication.js';
+import { CopyTrust } from './copy-trust.js';
 import { RingPlacement, type PlacementClass } from './ring-placement.js';
 import { ClusterRouter } from './router.js';
 import type { Link, Transport } from './transport.js';
@@ -53,9 +54,12 @@ export class Cluster {
   private system!: ActorSystem;
   private upWaiters: Array<() => void> = [];
 
+  /** Which stored copies this node trusts (copy-trust.ts): nothing, right after a start. */
+  readonly trust = new CopyTrust();
+
   constructor(private readonly deps: ClusterDeps) {
-    this.placement = new RingPlacement(deps.nodeId, deps.options.replicas, deps.classOf);
-    this.replicator = new ClusterReplicator(deps.nodeId, this.placement, deps.transport, deps.store, deps.clock, deps.log, deps.options.requestTimeoutMs);
+    this.placement = new RingPlacement(deps.nodeId, deps.options.replicas, deps.classOf, this.trust);
+    this.replicator = new ClusterReplicator(deps.nodeId, this.placement, deps.transport, deps.store, deps.clock, deps.log, deps.options.requestTimeoutMs, this.trust);
   }
 
   /** Wires the node's ActorSystem (built with this.placement and this.replicator); no network yet. */
@@ -64,7 +68,7 @@ export class Cluster {
     this.system = system;
     this.router = new ClusterRouter(system, this.placement, deps.transport, deps.clock, deps.options);
     system.setPostman(this.router);
-    this.handoff = new HandoffCoordinator(deps.nodeId, this.placement, system, deps.store, this.replicator, deps.transport, deps.clock, deps.log, deps.options);
+    this.handoff = new HandoffCoordinator(deps.nodeId, this.placement, system, deps.store, this.replicator, deps.transport, deps.clock, deps.log, deps.options, this.trust);
     // Until the membership says otherwise this node is fenced: no actor runs before it is up.
     system.setFenced(true);
   }
@@ -75,7 +79,16 @@ export class Cluster {
     const system = this.system;
     const self = { id: deps.nodeId, address, role: deps.role, incarnation: deps.clock.now() };
     this.membership = new MembershipService(self, deps.transport, deps.clock, deps.log, deps.options, stored, {
-      onView: (view) => this.viewChanged(view),
+      onView: (view, changes) => {
+        // Declared down while alive (cut off by a partition): what this node holds is stale now.
+        if (changes.some((c) => c.id === deps.nodeId && c.to === 'down')) {
+          deps.log.warn({}, 'declared down while alive: dropping unreplicated writes, handing nothing over');
+          this.replicator.abandon();
+          this.placement.forgetSettled();
+          this.handoff.declaredDown();
+        }
+        this.viewChanged(view);
+      },
       onFenced: (fenced) => system.setFenced(fenced),
       persist: (s) => void deps.store.write([{ type: 'put', key: MEMBERSHIP_KEY, value: JSON.stringify(s) }], false).catch(() => {}),
     });

@@ -5,24 +5,32 @@
  * On every ring change a node, one run at a time:
  *  1. releases the loaded actors it no longer owns (their turn in progress finishes, nothing new
  *     starts) and waits until all its writes are durable locally and on their replicas;
- *  2. for each stored actor it owned before (or had loaded) and another live node owns now, sends the
- *     actor's whole key range to the new owner (`repl.replace`: the receiver replaces its copy), then
- *     drops its own copy unless it is still a replica;
- *  3. for each stored actor it owns now whose replica set gained a node, sends that node a copy
- *     (`repl.copy`: merged into whatever it holds; a state record never goes back to an older
- *     handled seq, so a copy racing newer replicated writes cannot undo them);
- *  4. tells every live peer it is done for these rings (`repl.done`), which lifts their hand-off
- *     barrier (ring-placement.ts), and activates the actors it now owns that have pending work -
- *     after a fail-over these are the dead owner's actors, read from this node's replica copy.
+ *  2. offers every stored actor it does not own to the actor's owner (`repl.offer`), and every actor
+ *     it owns to replicas that are new since its last completed run; the receiver merges the offer
+ *     into its own copy (copy-trust.ts: trusted beats untrusted, then the higher handled seq), so
+ *     the new owner ends with the freshest copy whoever held it and however rings moved meanwhile;
+ *  3. drops its copies of actors it is no longer a replica of, once their owner took the offer;
+ *  4. activates the actors it now owns that have pending work - after a fail-over these are the dead
+ *     owner's actors, read from this node's replica copy.
+ * Meanwhile it asks every live peer of the previous rings `repl.await {sig}`: a peer answers once
+ * it finished step 2 for exactly these rings, which lifts the hand-off barrier for the actors that
+ * peer owned before (ring-placement.ts). Asking, rather than being told, matters when rings flap: a
+ * "done" sent for an earlier, identical ring would otherwise lift a barrier too soon.
  * Batches of `handoffBatch` actors per request pace the work so a join does not stall the cluster.
  */
 import type { ActorSystem } from '../runtime/runtime.js';
 import type { Clock } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
-import { keys, parseStored, refFromIndexKey, type Op, type Store } from '../runtime/store.js';
-import type { StoredState } from '../runtime/envelope.js';
+import { keys, refFromIndexKey, type Op, type Store } from '../runtime/store.js';
+import { mergeCopies, type CopyTrust } from './copy-trust.js';
 import { parseRefKey, refKey, type ActorRef } from '../runtime/ref.js';
-import { UnavailableError, errorMessage } from '../errors.js';
+import { CeiError, UnavailableError, errorMessage } from '../errors.js';
+
+const RERUN_MS = 100;
+/** A peer asked about rings it has not reached answers "not done" after this long, and is asked again. */
+const AWAIT_ANSWER_MS = 2_000;
+/** How many times an offer is passed on while views disagree about the owner. */
+const MAX_OFFER_HOPS = 3;
 import type { ClusterOptions } from './cluster-options.js';
 import type { RingPlacement } from './ring-placement.js';
 import type { ClusterReplicator } from './replication.js';
@@ -33,13 +41,18 @@ type Entries = Array<[string, string]>;
 interface ActorCopy {
   key: string;
   entries: Entries;
+  /** Whether the sender trusts its copy (copy-trust.ts). */
+  trusted: boolean;
 }
 
 export class HandoffCoordinator implements SubHandler {
   private running: Promise<void> | undefined;
   private again = false;
-  /** Actors this node had loaded when it lost them: it holds their latest writes. */
-  private released = new Set<string>();
+  /** The rings for which the last run completed, and who waits to hear of the next ones. */
+  private completedSig: string | undefined;
+  private awaiters: Array<{ sig: string; resolve: (done: boolean) => void }> = [];
+  /** Peers we are asking `repl.await` for the current rings. */
+  private asking = new Set<string>();
   /** Runs finished, and actors moved, for tests and metrics. */
   runs = 0;
   handedOff = 0;
@@ -55,13 +68,67 @@ export class HandoffCoordinator implements SubHandler {
     private readonly clock: Clock,
     private readonly log: Logger,
     private readonly options: ClusterOptions,
+    private readonly trust: CopyTrust,
   ) {}
+
+  /** This node was declared down while alive: nothing it holds is trusted any more (copy-trust.ts). */
+  declaredDown(): void {
+    this.trust.clear();
+  }
 
   /** Call on every ring change (synchronously after placement.update returned true). */
   ringChanged(): void {
-    for (const ref of this.local.loadedRefs()) if (!this.placement.owns(ref)) this.released.add(refKey(ref));
+    this.completedSig = undefined;
+    // Peers asking about other rings get their answer now: not done; they ask again for their new rings.
+    for (const a of this.awaiters.splice(0)) {
+      if (a.sig === this.placement.signature) this.awaiters.push(a);
+      else a.resolve(false);
+    }
     void this.local.releaseNotOwned();
     this.kick();
+    for (const peer of this.placement.awaitingHandoffs) void this.askDone(peer);
+  }
+
+  /** Asks `peer` until it answers that it handed over for our current rings (or stops mattering). */
+  private async askDone(peer: string): Promise<void> {
+    if (this.asking.has(peer)) return;
+    this.asking.add(peer);
+    try {
+      while (this.placement.awaitingHandoffs.includes(peer)) {
+        const sig = this.placement.signature;
+        const link = this.transport.link(peer);
+        let done = false;
+        if (link) {
+          done = await link
+            .request<{ done: boolean }>('repl.await', { sig }, this.options.requestTimeoutMs)
+            .then((a) => a.done)
+            .catch(() => false);
+        }
+        if (done && this.placement.handoffDone(peer, sig)) {
+          await this.local.recover().catch((err) => this.log.error({ err: errorMessage(err) }, 'recovery after hand-off failed'));
+          return;
+        }
+        if (!done) await new Promise<void>((resolve) => this.clock.setTimer(50, resolve));
+      }
+    } finally {
+      this.asking.delete(peer);
+    }
+  }
+
+  /** Resolves true once a run completed for rings `sig` (false after `timeoutMs`). */
+  private doneFor(sig: string, timeoutMs: number): Promise<boolean> {
+    if (this.completedSig === sig && !this.running) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const entry = { sig, resolve };
+      this.awaiters.push(entry);
+      this.clock.setTimer(timeoutMs, () => {
+        const i = this.awaiters.indexOf(entry);
+        if (i >= 0) {
+          this.awaiters.splice(i, 1);
+          resolve(false);
+        }
+      });
+    });
   }
 
   /** Runs a pass (or queues another after the current one). */
@@ -71,7 +138,13 @@ export class HandoffCoordinator implements SubHandler {
       return;
     }
     this.running = this.run()
-      .catch((err) => this.log.error({ err: errorMessage(err) }, 'rebalance failed'))
+      .catch((err) => {
+        // A run must complete for peers' barriers to lift: try the whole run again shortly.
+        this.log.warn({ err: errorMessage(err) }, 'rebalance run failed; running it again');
+        return new Promise<void>((resolve) => this.clock.setTimer(RERUN_MS, resolve)).then(() => {
+          this.again = true;
+        });
+      })
       .finally(() => {
         this.running = undefined;
         if (this.again) {
@@ -96,58 +169,82 @@ export class HandoffCoordinator implements SubHandler {
       this.again = true;
       return;
     }
-    await this.announceDone(sig);
+    this.completedSig = sig;
+    this.placement.markOutgoingDone(sig);
+    for (const a of this.awaiters.filter((w) => w.sig === sig)) {
+      this.awaiters.splice(this.awaiters.indexOf(a), 1);
+      a.resolve(true);
+    }
     await this.local.recover();
     this.runs++;
   }
 
   private async transfer(): Promise<void> {
     const registry = await this.store.scanKeys(keys.registryPrefix());
-    const handoffs = new Map<string, ActorRef[]>();
-    const copies = new Map<string, ActorRef[]>();
-    const add = (m: Map<string, ActorRef[]>, peer: string, ref: ActorRef): void => {
-      const list = m.get(peer);
+    const offers = new Map<string, ActorRef[]>();
+    const add = (peer: string, ref: ActorRef): void => {
+      const list = offers.get(peer);
       if (list) list.push(ref);
-      else m.set(peer, [ref]);
+      else offers.set(peer, [ref]);
     };
     for (const k of registry) {
       const ref = refFromIndexKey(k);
-      const key = refKey(ref);
       const now = this.placement.preferenceList(ref);
-      const before = this.placement.previousPreferenceList(ref);
       const owner = now[0];
-      if (owner && owner !== this.selfId && (before[0] === this.selfId || this.released.has(key))) {
-        add(handoffs, owner, ref);
-      } else if (owner === this.selfId) {
-        for (const replica of now.slice(1)) if (!before.includes(replica)) add(copies, replica, ref);
+      if (!owner) continue;
+      if (owner !== this.selfId) add(owner, ref);
+      else {
+        const before = this.placement.settledPreferenceList(ref);
+        for (const replica of now.slice(1)) if (!before.includes(replica)) add(replica, ref);
       }
     }
-    for (const [peer, refs] of handoffs) await this.send(peer, 'repl.replace', refs, true);
-    for (const [peer, refs] of copies) await this.send(peer, 'repl.copy', refs, false);
+    for (const [peer, refs] of offers) await this.offer(peer, refs);
   }
 
-  private async send(peer: string, method: 'repl.replace' | 'repl.copy', refs: ActorRef[], handoff: boolean): Promise<void> {
+  /** Offers `refs` to `peer` in batches, then drops our copies of those we no longer replicate. */
+  private async offer(peer: string, refs: ActorRef[], hops = 0): Promise<void> {
     for (let i = 0; i < refs.length; i += this.options.handoffBatch) {
       const slice = refs.slice(i, i + this.options.handoffBatch);
       const actors: ActorCopy[] = [];
-      for (const ref of slice) actors.push({ key: refKey(ref), entries: await this.readActor(ref) });
-      const link = await this.linkTo(peer);
-      if (!link) {
-        this.log.warn({ peer, actors: refs.length - i }, `${method}: peer left before it got them`);
+      for (const ref of slice) {
+        const key = refKey(ref);
+        actors.push({ key, entries: await this.readActor(ref), trusted: this.trust.has(key) });
+      }
+      const answer = await this.request(peer, 'repl.offer', { from: this.selfId, epoch: this.placement.epoch, actors, hops });
+      if (!answer) {
+        this.log.warn({ peer, actors: refs.length - i }, 'repl.offer: peer left before it got them');
         return;
       }
-      const answer = await link.request<{ refused: string[] }>(method, { from: this.selfId, epoch: this.placement.epoch, actors }, this.options.requestTimeoutMs);
-      if (answer.refused.length > 0) this.log.warn({ peer, refused: answer.refused.slice(0, 5) }, `${method}: peer refused actors it has loaded`);
-      if (handoff) {
-        this.handedOff += slice.length;
-        // Our copy is kept only while we are still one of the actor's replicas.
-        const drop: Op[] = [];
-        for (const ref of slice) {
-          this.released.delete(refKey(ref));
-          if (!this.placement.preferenceList(ref).includes(this.selfId)) drop.push(...(await this.deleteOps(ref)));
+      const refused = new Set(answer.refused);
+      const drop: Op[] = [];
+      for (const ref of slice) {
+        const key = refKey(ref);
+        if (refused.has(key)) continue;
+        if (this.placement.ownerOf(ref) === peer) this.handedOff++;
+        else this.copied++;
+        if (!this.placement.preferenceList(ref).includes(this.selfId)) {
+          drop.push(...(await this.deleteOps(ref)));
+          this.trust.delete(key);
         }
-        if (drop.length > 0) await this.store.write(drop, false);
-      } else this.copied += slice.length;
+      }
+      if (drop.length > 0) await this.store.write(drop, false);
+    }
+  }
+
+  /**
+   * Sends a request to `peer`, again on a new link when the link drops or is replaced, while the peer
+   * is live; undefined when it is not live any more.
+   */
+  private async request(peer: string, method: string, body: unknown): Promise<{ refused: string[] } | undefined> {
+    for (;;) {
+      const link = await this.linkTo(peer);
+      if (!link) return undefined;
+      try {
+        return await link.request<{ refused: string[] }>(method, body, this.options.requestTimeoutMs);
+      } catch (err) {
+        if (!(err instanceof CeiError && err.retryable) || !this.placement.isLive(peer)) throw err;
+        await new Promise<void>((resolve) => this.clock.setTimer(RERUN_MS / 4, resolve));
+      }
     }
   }
 
@@ -176,58 +273,66 @@ export class HandoffCoordinator implements SubHandler {
     return [...own, keys.registry(ref), keys.awake(ref)].map((key) => ({ type: 'del' as const, key }));
   }
 
-  private async announceDone(sig: string): Promise<void> {
-    const peers = this.transport.links().filter((l) => this.placement.isLive(l.peer.id));
-    await Promise.all(peers.map((l) => l.request('repl.done', { from: this.selfId, sig }, this.options.requestTimeoutMs).catch(() => {})));
-  }
-
   // --- the receiving side -------------------------------------------------------------------------
 
   onMessage(): void {}
 
   async onRequest(_link: Link, method: string, body: unknown): Promise<unknown> {
-    const b = body as { from: string; sig?: string; actors?: ActorCopy[] };
+    const b = body as { from: string; sig?: string; actors?: ActorCopy[]; hops?: number };
     switch (method) {
-      case 'repl.done': {
-        if (this.placement.handoffDone(b.from, b.sig ?? '')) {
-          // A barrier lifted: actors handed over to us may have pending work.
-          void this.local.recover().catch((err) => this.log.error({ err: errorMessage(err) }, 'recovery after hand-off failed'));
-        }
-        return null;
-      }
-      case 'repl.replace':
-      case 'repl.copy':
-        return this.receive(method === 'repl.replace', b.actors ?? []);
+      case 'repl.await':
+        return { done: await this.doneFor(b.sig ?? '', Math.min(AWAIT_ANSWER_MS, this.options.requestTimeoutMs / 2)) };
+      case 'repl.offer':
+        return this.receive(b.actors ?? [], typeof b.hops === 'number' ? b.hops : 0);
       default:
         throw new UnavailableError(`unknown method ${method}`);
     }
   }
 
-  private async receive(replace: boolean, actors: ActorCopy[]): Promise<{ refused: string[] }> {
-    const refused: string[] = [];
-    const ops: Op[] = [];
-    for (const actor of actors) {
-      const ref = parseRefKey(actor.key);
-      if (this.local.isLoaded(ref)) {
-        refused.push(actor.key);
-        continue;
-      }
-      const stateKey = keys.state(keys.actor(ref));
-      if (replace) {
-        const incoming = new Set(actor.entries.map(([k]) => k));
-        for (const op of await this.deleteOps(ref)) if (!incoming.has(op.key)) ops.push(op);
-        for (const [key, value] of actor.entries) ops.push({ type: 'put', key, value });
-      } else {
-        const existing = await this.store.get(stateKey);
-        const ours = existing === undefined ? -1 : parseStored<StoredState>(stateKey, existing).h;
-        for (const [key, value] of actor.entries) {
-          if (key === stateKey && parseStored<StoredState>(key, value).h < ours) continue;
-          ops.push({ type: 'put', key, value });
+  /**
+   * Merges offered copies into ours (copy-trust.ts). An actor loaded here is refused: it runs here,
+   * so this node is its owner and its copy is the one that counts.
+   */
+  private async receive(actors: ActorCopy[], hops: number): Promise<{ refused: string[] }> {
+    // Read, merge and write as one step among all writes on behalf of peers, on what is on disk.
+    const { refused, written } = await this.replicator.exclusive(async () => {
+      await this.store.committer.drain();
+      const refused: string[] = [];
+      const ops: Op[] = [];
+      for (const actor of actors) {
+        const ref = parseRefKey(actor.key);
+        if (this.local.isLoaded(ref)) {
+          refused.push(actor.key);
+          continue;
         }
+        const prefix = keys.actor(ref);
+        const existing = await this.readActor(ref);
+        const merged = mergeCopies(prefix, { entries: existing, trusted: this.trust.has(actor.key) }, { entries: actor.entries, trusted: actor.trusted });
+        const had = new Map(existing);
+        for (const [key] of existing) if (!merged.entries.has(key)) ops.push({ type: 'del', key });
+        for (const [key, value] of merged.entries) if (had.get(key) !== value) ops.push({ type: 'put', key, value });
+        if (merged.trusted) this.trust.add(actor.key);
       }
+      return { refused, written: ops.length > 0 ? this.store.write(ops, true) : Promise.resolve() };
+    });
+    await written;
+    // An offer that reaches us after we are no longer the actor's owner (it was sent for rings older
+    // than ours) goes on to the owner before we answer: the sender's run completes only after this,
+    // so a new owner's barrier never lifts while a copy is still on its way to it.
+    if (hops < MAX_OFFER_HOPS) {
+      const onward = new Map<string, ActorRef[]>();
+      for (const actor of actors) {
+        const ref = parseRefKey(actor.key);
+        const owner = this.placement.ownerOf(ref);
+        if (!owner || owner === this.selfId || refused.includes(actor.key)) continue;
+        const list = onward.get(owner);
+        if (list) list.push(ref);
+        else onward.set(owner, [ref]);
+      }
+      for (const [peer, refs] of onward) await this.offer(peer, refs, hops + 1);
     }
-    if (ops.length > 0) await this.store.write(ops, true);
     return { refused };
   }
+
 }
 

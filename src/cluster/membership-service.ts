@@ -39,6 +39,9 @@ import {
 import type { Link, LinkHandler, PeerInfo, Transport } from './transport.js';
 
 /** What the node remembers of its cluster across restarts. */
+/** How long a member we never had a link to may stay unlinked before it is suspected. */
+const FIRST_CONTACT_GRACE_MS = 2_000;
+
 export interface StoredMembership {
   /** It was a member: it must rejoin its cluster, never start a new one. */
   member: boolean;
@@ -79,7 +82,11 @@ export class MembershipService implements LinkHandler {
   private readonly suspects = new Set<string>();
   /** When each peer's link was last seen missing (cleared when a link is up). */
   private readonly linkLostAt = new Map<string, number>();
+  private readonly everLinked = new Set<string>();
   private timers: TimerHandle[] = [];
+  private lastTick: number;
+  /** Until then, silence is not held against peers: this node's own event loop was stalled. */
+  private stalledUntil = 0;
   private fenced = false;
   private gossipQueued = false;
   private stopped = false;
@@ -98,6 +105,7 @@ export class MembershipService implements LinkHandler {
   ) {
     this.detectors = new FailureDetectorRegistry(clock, options.phi);
     this.started = clock.now();
+    this.lastTick = this.started;
     this.viewNow = MembershipView.empty().with(this.selfMember('joining'));
   }
 
@@ -131,9 +139,10 @@ export class MembershipService implements LinkHandler {
     this.transport.start(this.self, this);
     const targets = new Set([...seeds, ...this.stored.addresses].filter((a) => a !== this.self.address));
     for (const address of targets) this.transport.dial(address);
-    // A fresh bootstrap node with nothing to join is a cluster of one at once; with seeds it waits
-    // for them up to joinTimeoutMs. A node that was a member never starts a cluster of its own.
-    if (this.self.role === 'bootstrap' && !this.stored.member && targets.size === 0) this.becomeUp();
+    // A bootstrap node with nothing to join and no other member it ever knew is a cluster of one at
+    // once (also when it restarts as one); with seeds it waits for them up to joinTimeoutMs. A node
+    // that knew other members never starts a cluster of its own.
+    if (this.self.role === 'bootstrap' && targets.size === 0) this.becomeUp();
     this.every(this.options.heartbeatIntervalMs, () => this.heartbeat());
     this.every(this.options.gossipIntervalMs, () => this.gossipToRandomPeer());
     this.every(this.options.tickMs, () => this.tick());
@@ -280,6 +289,10 @@ export class MembershipService implements LinkHandler {
 
   private tick(): void {
     const now = this.clock.now();
+    // A tick far later than scheduled means this process itself stalled (GC, a long turn, CPU
+    // starvation): the silence it saw is its own. Give heartbeats time to arrive before judging.
+    if (now - this.lastTick > this.options.tickMs * 4 + 100) this.stalledUntil = now + this.options.heartbeatIntervalMs * 3;
+    this.lastTick = now;
     const before = this.viewNow;
     const me = this.viewNow.get(this.self.id);
     let changed = false;
@@ -333,6 +346,9 @@ export class MembershipService implements LinkHandler {
       if (now - this.started >= this.options.joinTimeoutMs) this.becomeUp();
       return;
     }
+    // A node that was a member never comes up on its own: until it has heard of the other voters its
+    // view holds only itself, which would be a majority of one - a second cluster.
+    if (this.stored.member && this.stored.addresses.length > 0 && voters.every((v) => v.id === this.self.id)) return;
     // Every voter is (re)joining, as after a full restart: once a majority of them reach each other, the
     // first by id among them comes up and brings the others up.
     const reachable = voters.filter((v) => v.id === this.self.id || this.reachable(v.id, now)).map((v) => v.id);
@@ -347,9 +363,12 @@ export class MembershipService implements LinkHandler {
         this.linkLostAt.set(peer, now);
         return true;
       }
-      return now - lost < this.options.linkGraceMs;
+      // A member we never had a link to (just heard of it) gets time to be dialed; one whose link
+      // dropped gets linkGraceMs - a killed process resets its connections, a live one redials at once.
+      const grace = this.everLinked.has(peer) ? this.options.linkGraceMs : Math.max(this.options.linkGraceMs, FIRST_CONTACT_GRACE_MS);
+      return now - lost < grace;
     }
-    return this.detectors.isAvailable(peer);
+    return now < this.stalledUntil || this.detectors.isAvailable(peer);
   }
 
   private applyVerdicts(): void {
@@ -390,6 +409,7 @@ export class MembershipService implements LinkHandler {
   // --- LinkHandler ----------------------------------------------------------------------------------
 
   onLinkUp(link: Link): void {
+    this.everLinked.add(link.peer.id);
     this.linkLostAt.delete(link.peer.id);
     this.detectors.remove(link.peer.id);
     this.detectors.watch(link.peer.id);

@@ -19,7 +19,8 @@
 import type { Clock } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
 import type { Replicator } from '../runtime/placement.js';
-import type { Op, Store } from '../runtime/store.js';
+import { keys, type Op, type Store } from '../runtime/store.js';
+import type { CopyTrust } from './copy-trust.js';
 import { parseRefKey, type ActorRef } from '../runtime/ref.js';
 import { UnavailableError, errorMessage } from '../errors.js';
 import type { RingPlacement } from './ring-placement.js';
@@ -92,6 +93,8 @@ class PeerStream {
         if (!batch.acked) {
           batch.acked = true;
           if (answer.rejected.length > 0) {
+            // Our copies of these actors now hold turns no one acknowledged: they must not win a merge.
+            for (const key of answer.rejected) this.owner.distrust(key);
             batch.reject(new UnavailableError(`replica ${this.peer} knows a newer owner of ${answer.rejected.slice(0, 3).join(', ')}`));
           } else batch.resolve();
         }
@@ -119,6 +122,18 @@ class PeerStream {
     });
   }
 
+  /** Fails every batch not answered yet, and forgets them: they will not be sent again. */
+  abandon(err: Error): void {
+    const batches = [...this.unacked, ...(this.pending ? [this.pending] : [])];
+    this.unacked = [];
+    this.pending = undefined;
+    for (const b of batches) {
+      if (b.acked) continue;
+      b.acked = true;
+      b.reject(err);
+    }
+  }
+
   /** Resolves once everything handed to this stream so far was answered (or the peer left). */
   async drain(): Promise<void> {
     const all = [...this.unacked, ...(this.pending ? [this.pending] : [])].map((b) => b.promise.catch(() => {}));
@@ -128,6 +143,7 @@ class PeerStream {
 
 export class ClusterReplicator implements Replicator, SubHandler {
   private readonly streams = new Map<string, PeerStream>();
+  private applyChain: Promise<void> = Promise.resolve();
 
   constructor(
     readonly selfId: string,
@@ -137,10 +153,15 @@ export class ClusterReplicator implements Replicator, SubHandler {
     readonly clock: Clock,
     private readonly log: Logger,
     readonly requestTimeoutMs: number,
+    private readonly trust: CopyTrust,
   ) {}
 
   linkTo(peer: string): Link | undefined {
     return this.transport.link(peer);
+  }
+
+  distrust(key: string): void {
+    this.trust.delete(key);
   }
 
   stillReplica(peer: string): boolean {
@@ -164,6 +185,16 @@ export class ClusterReplicator implements Replicator, SubHandler {
     return s;
   }
 
+  /**
+   * This node was declared down while alive (a partition): the writes its replicas have not
+   * answered were never acknowledged, and sending them again after healing could put this node's
+   * stale ops over the copies of the actors' new owners. They fail instead.
+   */
+  abandon(): void {
+    const err = new UnavailableError(`node ${this.selfId} was declared down: its unreplicated writes are dropped`);
+    for (const s of this.streams.values()) s.abandon(err);
+  }
+
   /** Resolves once every write handed over so far is on its replicas (or they left). */
   async drain(): Promise<void> {
     await Promise.all([...this.streams.values()].map((s) => s.drain()));
@@ -171,26 +202,61 @@ export class ClusterReplicator implements Replicator, SubHandler {
 
   onMessage(): void {}
 
-  async onRequest(_link: Link, method: string, body: unknown): Promise<unknown> {
-    if (method !== 'repl.write') throw new UnavailableError(`unknown method ${method}`);
+  /**
+   * Applies a batch. Batches are applied in arrival order even when one must first read the store (a
+   * clean slate for an actor it does not trust): each waits until the one before it has issued its
+   * write, so the group committer sees them in order, and only then issues its own.
+   */
+  onRequest(_link: Link, method: string, body: unknown): Promise<unknown> {
+    if (method !== 'repl.write') return Promise.reject(new UnavailableError(`unknown method ${method}`));
     const b = body as { from: string; epoch: number; sync: boolean; entries: Array<[string, Op[]]> };
+    const issued = this.exclusive(() => this.issue(b));
+    return issued.then(async ({ rejected, written }) => {
+      try {
+        await written;
+      } catch (err) {
+        this.log.error({ err: errorMessage(err) }, 'replica write failed');
+        throw err;
+      }
+      return { rejected };
+    });
+  }
+
+  /**
+   * Runs `fn` after every write applied before it was issued; writes on behalf of peers (replicated
+   * batches, merged offers) go through here, one at a time up to the point where each has issued its
+   * write, so a read-merge-write never races another write to the same actor.
+   */
+  exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.applyChain.then(fn);
+    this.applyChain = run.then(
+      () => {},
+      () => {},
+    );
+    return run;
+  }
+
+  private async issue(b: { from: string; epoch: number; sync: boolean; entries: Array<[string, Op[]]> }): Promise<{ rejected: string[]; written: Promise<void> }> {
     const rejected: string[] = [];
     const ops: Op[] = [];
     const stale = b.epoch < this.placement.epoch;
     for (const [key, entryOps] of b.entries) {
-      if (stale && this.placement.ownerOf(parseRefKey(key)) !== b.from) {
+      const ref = parseRefKey(key);
+      if (stale && this.placement.ownerOf(ref) !== b.from) {
         rejected.push(key);
         continue;
+      }
+      if (!this.trust.has(key)) {
+        // First writes since this node (re)started for this actor: what it holds may carry turns that
+        // were never acknowledged. Start from a clean slate; the owner's copy follows (hand-off offers).
+        this.trust.add(key);
+        await this.store.committer.drain();
+        for (const k of await this.store.scanKeys(keys.actor(ref))) ops.push({ type: 'del', key: k });
       }
       for (const op of entryOps) ops.push(op);
     }
     if (rejected.length > 0) this.log.warn({ from: b.from, epoch: b.epoch, ours: this.placement.epoch, rejected: rejected.length }, 'refused writes from a stale owner');
-    try {
-      if (ops.length > 0) await this.store.write(ops, b.sync);
-    } catch (err) {
-      this.log.error({ err: errorMessage(err) }, 'replica write failed');
-      throw err;
-    }
-    return { rejected };
+    // Wrapped so that returning it does not wait for the write: the next batch may issue at once.
+    return { rejected, written: ops.length > 0 ? this.store.write(ops, b.sync) : Promise.resolve() };
   }
 }

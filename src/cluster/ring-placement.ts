@@ -8,15 +8,20 @@
  * `replicas` distinct members clockwise from its key: the owner, then its replicas. When an owner is
  * removed, its first replica becomes the owner, which already holds a copy: that is fail-over.
  *
- * Hand-off barrier: after a ring change, an actor that moved here from a live previous owner is not
- * activated until that owner reported it handed over everything (handoffDone with our ring
- * signature), or left the live set.
+ * Two settled states make hand-off safe when rings change several times in a row:
+ *  - outgoing: the rings of this node's last completed rebalance run. What it owned then and does not
+ *    own now is what it must hand over, however many ring changes happened in between.
+ *  - incoming: the rings at which every live peer last confirmed its hand-off to us. After a ring
+ *    change, an actor this node did not own at those rings is not activated (UNAVAILABLE, retried by
+ *    the caller) until every live peer confirmed its run for the current rings (handoffDone), since
+ *    any of them may hold the actor's latest copy.
  */
 import type { ActorRef } from '../runtime/ref.js';
 import { refKey } from '../runtime/ref.js';
 import type { Placement } from '../runtime/placement.js';
 import { UnavailableError } from '../errors.js';
 import { HashRing } from './hash-ring.js';
+import type { CopyTrust } from './copy-trust.js';
 import type { Member, MembershipView } from './membership.js';
 
 export type PlacementClass = 'any' | 'control' | 'pinned';
@@ -45,9 +50,10 @@ function signature(rings: Rings): string {
 export class RingPlacement implements Placement {
   private view: MembershipView | undefined;
   private rings: Rings = { any: HashRing.of([]), control: HashRing.of([]) };
-  private previous: Rings = this.rings;
+  private outSettled: Rings = this.rings;
+  private inSettled: Rings = this.rings;
   private sig = signature(this.rings);
-  /** Live peers that may still hand actors over to us for the current rings. */
+  /** Live peers that have not yet confirmed their hand-off for the current rings. */
   private awaiting = new Set<string>();
   /** The view version at which the rings last changed: the ownership epoch. */
   epoch = 0;
@@ -57,6 +63,7 @@ export class RingPlacement implements Placement {
     readonly selfId: string,
     readonly replicas: number,
     private readonly classOf: (type: string) => PlacementClass,
+    private readonly trust?: CopyTrust,
   ) {}
 
   get signature(): string {
@@ -69,14 +76,35 @@ export class RingPlacement implements Placement {
     for (const peer of [...this.awaiting]) if (!this.isLive(peer)) this.awaiting.delete(peer);
     const next = ringsOf(view);
     const sig = signature(next);
-    if (sig === this.sig) return false;
-    this.previous = this.rings;
+    if (sig === this.sig) {
+      this.settleIncoming();
+      return false;
+    }
     this.rings = next;
-    this.replicaCache = new Map();
     this.sig = sig;
     this.epoch = view.version;
-    this.awaiting = new Set([...this.previous.any.nodes, ...this.previous.control.nodes].filter((id) => id !== this.selfId && this.isLive(id)));
+    this.replicaCache = new Map();
+    this.awaiting = new Set(view.list().filter((m) => m.id !== this.selfId && this.isLive(m.id)).map((m) => m.id));
+    this.settleIncoming();
     return true;
+  }
+
+  private settleIncoming(): void {
+    if (this.awaiting.size === 0) this.inSettled = this.rings;
+  }
+
+  /**
+   * This node was declared down while alive (a partition cut it off): the majority failed its actors
+   * over, so it settled nothing - neither what it owned then (not to be handed over) nor what it may
+   * activate without waiting for the other nodes' hand-off. Call before the view that says so.
+   */
+  forgetSettled(): void {
+    this.outSettled = this.inSettled = { any: HashRing.of([]), control: HashRing.of([]) };
+  }
+
+  /** This node's rebalance run for rings `sig` completed: what it owns now is what it owned last. */
+  markOutgoingDone(sig: string): void {
+    if (sig === this.sig) this.outSettled = this.rings;
   }
 
   isLive(id: string): boolean {
@@ -108,12 +136,9 @@ export class RingPlacement implements Placement {
     return this.preferenceList(ref)[0];
   }
 
-  previousOwnerOf(ref: ActorRef): string | undefined {
-    return this.preferenceList(ref, this.previous)[0];
-  }
-
-  previousPreferenceList(ref: ActorRef): string[] {
-    return this.preferenceList(ref, this.previous);
+  /** The preference list at this node's last completed rebalance run. */
+  settledPreferenceList(ref: ActorRef): string[] {
+    return this.preferenceList(ref, this.outSettled);
   }
 
   owns(ref: ActorRef): boolean {
@@ -125,10 +150,11 @@ export class RingPlacement implements Placement {
     if (owner !== this.selfId) {
       throw new UnavailableError(owner ? `${refKey(ref)} is owned by ${owner}, not ${this.selfId}` : `no live node may host ${refKey(ref)}`);
     }
-    const previous = this.previousOwnerOf(ref);
-    if (previous && previous !== this.selfId && this.awaiting.has(previous)) {
-      throw new UnavailableError(`${refKey(ref)} is being handed over from ${previous}`);
+    if (this.awaiting.size > 0 && this.preferenceList(ref, this.inSettled)[0] !== this.selfId) {
+      throw new UnavailableError(`${refKey(ref)} is being handed over (waiting for ${[...this.awaiting].join(', ')})`);
     }
+    // Activated here as its owner, after every peer offered its copy: from now on ours is the one.
+    this.trust?.add(refKey(ref));
   }
 
   replicasOf(ref: ActorRef): string[] {
@@ -153,8 +179,9 @@ export class RingPlacement implements Placement {
 
   /** `peer` finished handing over for the rings named by `sig`; true when that lifted a barrier. */
   handoffDone(peer: string, sig: string): boolean {
-    if (sig !== this.sig) return false;
-    return this.awaiting.delete(peer);
+    if (sig !== this.sig || !this.awaiting.delete(peer)) return false;
+    this.settleIncoming();
+    return true;
   }
 
   get awaitingHandoffs(): string[] {

@@ -54,7 +54,9 @@ export class ClusterRouter implements ActorService, SubHandler {
         if (!link) throw new UnavailableError(`no link to ${owner}, the owner of ${refKey(ref)}`);
         return await link.request<T>(method, body, Math.max(1, Math.min(this.options.requestTimeoutMs, deadline - this.clock.now())));
       } catch (err) {
-        if (!retryable(err)) throw err;
+        // A fenced node answers at once: waiting here for the partition to heal would turn its
+        // UNAVAILABLE into the caller's DEADLINE_EXCEEDED, when the caller could try another node.
+        if (!retryable(err) || this.local.isFenced) throw err;
         failure = err;
       }
       const delay = backoff.next();

@@ -26,8 +26,11 @@
  * So when both nodes dial each other at once, the handlers may see the larger id's link come up and
  * go down again right before the kept one comes up.
  *
- * All callbacks run on the event loop, never re-entrantly from a Link method except `close` (which
- * reports `onLinkDown` before it returns). Time is read and timers set only through the injected Clock.
+ * Handler calls come from wire events on the event loop, with these exceptions made on purpose so
+ * that the caller sees the effect at once: `link.close()` and `stop()` report the links they close
+ * (`onLinkDown`) before they return, and so do a MemoryNetwork's cut, isolate and kill.
+ * Handlers may call back into the transport from any callback. Time is read and timers are set only
+ * through the injected Clock (hello timeouts, request timeouts, redial backoff).
  */
 import {
   CeiError,

@@ -14,9 +14,9 @@
  *  - A peer process that dies (SIGKILL) resets its TCP connections: the stream errors at once on
  *    this side and the link is reported down within milliseconds; no keepalive is involved.
  *  - Writes never block. Frames written while the previous message is still with grpc-js queue up
- *    and leave as one batch (see CallWire), which absorbs bursts; a link with more than
- *    `maxBufferedFrames` frames unwritten (a peer that stopped reading, so HTTP/2 flow control holds
- *    our writes) is dropped rather than allowed to grow memory without bound.
+ *    and leave as one batch (see CallWire), which absorbs bursts; a link with more unwritten frames
+ *    than `maxBufferedFrames` or `maxBufferedBytes` (a peer that stopped reading, so HTTP/2 flow
+ *    control holds our writes) is dropped rather than allowed to grow memory without bound.
  */
 import * as grpc from '@grpc/grpc-js';
 import { peerApi } from '../api/proto.js';
@@ -28,17 +28,28 @@ import { TransportCore, type Frame, type TransportOptions, type Wire, type WireS
 export { RECONNECT_DEFAULTS, TRANSPORT_DEFAULTS, TRANSPORT_TEST_PRESET, type TransportOptions } from './transport-core.js';
 
 export interface GrpcTransportOptions extends Partial<TransportOptions> {
-  /** Unwritten frames one link may hold before it is dropped as stuck (default MAX_BUFFERED_FRAMES). */
+  /** Unwritten frames one link may hold before it is dropped (default MAX_BUFFERED_FRAMES). */
   maxBufferedFrames?: number;
+  /** Unwritten bytes of bodies one link may hold before it is dropped (default MAX_BUFFERED_BYTES). */
+  maxBufferedBytes?: number;
 }
 
-/** Far above any burst; at a few hundred bytes a frame, some tens of MB before a stuck link is dropped. */
-export const MAX_BUFFERED_FRAMES = 200_000;
+/**
+ * Safety nets, not flow control: a link whose unwritten frames pass either bound (a peer that
+ * stopped reading, or one slower than us for long) is dropped rather than allowed to grow memory
+ * without bound. Far above any burst: a link writes some 300,000 frames/s, and senders that may
+ * outrun their peer for long bound their own windows (e.g. unanswered requests).
+ */
+export const MAX_BUFFERED_FRAMES = 1_000_000;
+export const MAX_BUFFERED_BYTES = 256 * 1024 * 1024;
 
 /** Largest message either way (state transfers ride the link too). */
 const MAX_FRAME_BYTES = 64 * 1024 * 1024;
 
-/** A batch closes at this many frames or bytes of bodies, so it stays far below MAX_FRAME_BYTES. */
+/**
+ * A batch closes at this many frames or bytes of bodies, so that it stays below the 4 MiB a gRPC
+ * server accepts by default unless one frame alone is bigger.
+ */
 const MAX_BATCH_FRAMES = 4_096;
 const MAX_BATCH_BYTES = 1024 * 1024;
 
@@ -86,9 +97,10 @@ class CallWire implements Wire {
   private done = false;
   /** A message is with grpc-js and its write callback has not run yet. */
   private writing = false;
-  /** Frames waiting for the write in flight: queue[head..]. */
+  /** Frames waiting for the write in flight: queue[head..], with `queuedBytes` of bodies. */
   private queue: PeerFrame[] = [];
   private head = 0;
+  private queuedBytes = 0;
   /** end() came while frames were queued: end the call once they are written. */
   private endQueued = false;
   private readonly afterWrite = (): void => this.flush();
@@ -96,7 +108,7 @@ class CallWire implements Wire {
   constructor(
     private readonly call: ClientCall | ServerCall,
     private readonly sink: WireSink,
-    private readonly maxBufferedFrames: number,
+    private readonly limits: { maxBufferedFrames: number; maxBufferedBytes: number },
     private readonly onBroken: (wire: CallWire) => void,
   ) {
     call.on('data', (m: PeerFrame__Output) => this.receive(m));
@@ -115,8 +127,11 @@ class CallWire implements Wire {
       return;
     }
     this.queue.push(m);
-    if (this.queue.length - this.head > this.maxBufferedFrames) {
-      this.abortWith(new CeiError('RESOURCE_EXHAUSTED', `peer is not reading: more than ${this.maxBufferedFrames} frames unwritten`));
+    this.queuedBytes += (m.body as Buffer).length;
+    const { maxBufferedFrames, maxBufferedBytes } = this.limits;
+    if (this.queue.length - this.head > maxBufferedFrames || this.queuedBytes > maxBufferedBytes) {
+      const n = this.queue.length - this.head;
+      this.abortWith(new CeiError('RESOURCE_EXHAUSTED', `the peer does not keep up: ${n} frames (${this.queuedBytes} bytes) unwritten`));
     }
   }
 
@@ -142,12 +157,16 @@ class CallWire implements Wire {
       if (this.endQueued) this.endCall();
       return;
     }
+    // Up to MAX_BATCH_FRAMES frames and MAX_BATCH_BYTES of bodies; a bigger frame goes alone.
     let n = 0;
     let bytes = 0;
-    while (n < queued && n < MAX_BATCH_FRAMES && bytes < MAX_BATCH_BYTES) {
-      bytes += (this.queue[this.head + n]!.body as Buffer).length;
+    while (n < queued && n < MAX_BATCH_FRAMES) {
+      const size = (this.queue[this.head + n]!.body as Buffer).length;
+      if (n > 0 && bytes + size > MAX_BATCH_BYTES) break;
+      bytes += size;
       n++;
     }
+    this.queuedBytes -= bytes;
     const m: PeerFrame = n === 1 ? this.queue[this.head]! : { kind: 'batch', frames: this.queue.slice(this.head, this.head + n) };
     this.head += n;
     if (this.head === this.queue.length) {
@@ -201,6 +220,7 @@ class CallWire implements Wire {
       this.broken = true;
       this.queue = [];
       this.head = 0;
+      this.queuedBytes = 0;
       this.onBroken(this);
     }
     this.sink.closed(err);
@@ -228,14 +248,15 @@ interface Dialed {
  */
 export class GrpcTransport extends TransportCore {
   private readonly dialed = new Map<string, Dialed>();
-  private readonly maxBufferedFrames: number;
+  private readonly limits: { maxBufferedFrames: number; maxBufferedBytes: number };
   private readonly channelOptions: grpc.ChannelOptions;
 
   constructor(options: GrpcTransportOptions = {}) {
-    const { maxBufferedFrames, ...rest } = options;
+    const { maxBufferedFrames = MAX_BUFFERED_FRAMES, maxBufferedBytes = MAX_BUFFERED_BYTES, ...rest } = options;
     super(rest);
-    this.maxBufferedFrames = maxBufferedFrames ?? MAX_BUFFERED_FRAMES;
-    if (!(this.maxBufferedFrames > 0)) throw new RangeError(`maxBufferedFrames must be positive, got ${maxBufferedFrames}`);
+    if (!(maxBufferedFrames > 0)) throw new RangeError(`maxBufferedFrames must be positive, got ${maxBufferedFrames}`);
+    if (!(maxBufferedBytes > 0)) throw new RangeError(`maxBufferedBytes must be positive, got ${maxBufferedBytes}`);
+    this.limits = { maxBufferedFrames, maxBufferedBytes };
     const { initialMs, maxMs } = this.options.reconnect;
     this.channelOptions = {
       ...PEER_CHANNEL_OPTIONS,
@@ -258,7 +279,7 @@ export class GrpcTransport extends TransportCore {
       this.dialed.set(address, entry);
     }
     const dialed = entry;
-    const wire = new CallWire(dialed.client.Link(), sink, this.maxBufferedFrames, (broken) => {
+    const wire = new CallWire(dialed.client.Link(), sink, this.limits, (broken) => {
       // A broken call may leave its channel in grpc-js' own reconnect backoff: start afresh next time.
       if (dialed.latest === broken && this.dialed.get(address) === dialed) {
         this.dialed.delete(address);
@@ -281,7 +302,7 @@ export class GrpcTransport extends TransportCore {
   }
 
   private serve(call: ServerCall): void {
-    const accepted = this.accept((sink) => new CallWire(call, sink, this.maxBufferedFrames, () => {}));
+    const accepted = this.accept((sink) => new CallWire(call, sink, this.limits, () => {}));
     if (!accepted) call.emit('error', { code: grpc.status.UNAVAILABLE, details: 'this node is not accepting peer links' });
   }
 }

@@ -321,14 +321,13 @@ export class ActorCell {
     if (done !== this.lastBatch) {
       this.lastBatch = done;
       this.writesInFlight++;
-      done.then(
-        () => {
-          this.writesInFlight--;
-          if (this.lastBatch === done) this.lastBatch = undefined;
-          this.notifyIdle();
-        },
-        () => {},
-      );
+      const settled = (): void => {
+        this.writesInFlight--;
+        if (this.lastBatch === done) this.lastBatch = undefined;
+        this.notifyIdle();
+      };
+      // A failed write (e.g. a replica that knows a newer owner) is settled too: whenQuiet must not wait forever.
+      done.then(settled, settled);
     }
     return done;
   }
@@ -630,10 +629,8 @@ export class ActorCell {
 
   /** Resolves once no turn runs and every write the cell issued is durable. */
   async whenQuiet(): Promise<void> {
-    while (this.processing || this.writesInFlight > 0) {
-      await this.whenNotProcessing();
-      if (this.writesInFlight > 0) await this.host.store!.committer.drain();
-    }
+    // Woken by notifyIdle whenever a turn ends or a write (local and replicated) completes.
+    while (this.processing || this.writesInFlight > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
   }
 
   /** Resolves once the cell has no turn running. */

@@ -156,6 +156,16 @@ describe('GrpcTransport: links over real gRPC', () => {
     expect(await Promise.all(answers)).toEqual(Array.from({ length: n / 1_000 }, (_, k) => ({ echo: k * 1_000, method: 'echo' })));
   });
 
+  it('frames bigger than a batch go alone, and everything stays in order (a gRPC server takes 4 MiB a message by default)', async () => {
+    const [, b, ab] = await pair();
+    const big = 'b'.repeat(1_500_000);
+    for (let i = 0; i < 30; i++) ab.send('m', i % 10 === 5 ? { i, big } : { i });
+    await waitFor(() => b.rec.messages.length === 30, { what: '30 frames', timeoutMs: 10_000 });
+    expect(b.rec.messages.map((m) => (m.body as { i: number }).i)).toEqual([...Array(30).keys()]);
+    expect((b.rec.messages[15]!.body as { big: string }).big).toHaveLength(1_500_000);
+    expect(ab.open).toBe(true);
+  });
+
   it('times out a request on the injected clock with DeadlineExceededError', async () => {
     const clock = new FakeClock();
     const [, b, ab] = await pair({ clock });
@@ -324,14 +334,14 @@ describe('GrpcTransport: misbehaving peers', () => {
     expect(a.rec.events).toEqual([]);
   });
 
-  it('a peer that stops reading is dropped once too many frames wait, instead of buffering without bound', async () => {
+  it.each([[{ maxBufferedFrames: 2_000 }], [{ maxBufferedBytes: 2 * 1024 * 1024 }]])('a peer that stops reading is dropped once too much waits (%o), instead of buffering without bound', async (limits) => {
     const peer = await fakePeer((call) => {
       call.once('data', () => {
         call.write(hello({ ...fakeInfo, address: 'fake' }));
         call.pause(); // reads nothing more: HTTP/2 flow control stops our writes
       });
     });
-    const a = await startNode('n1', { options: { maxBufferedFrames: 2_000 } });
+    const a = await startNode('n1', { options: limits });
     a.transport.dial(peer.address);
     const link = await waitFor(() => a.transport.link('fake'));
     const pending = link!.request('never', null, 60_000).catch((e: unknown) => e);

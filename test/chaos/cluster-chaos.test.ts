@@ -1,0 +1,131 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import * as grpc from '@grpc/grpc-js';
+import { RETRYABLE_CODES } from '../../src/api/status.js';
+import { TestCluster } from '../support/cluster.js';
+import { seededRandom as rngFromSeed } from '../support/seeded-random.js';
+
+/** Rounds and load: CEI_CHAOS_ROUNDS (npm run chaos -- N sets it); CI runs a short round. */
+const ROUNDS = Number(process.env.CEI_CHAOS_ROUNDS ?? 3);
+const COUNTERS = 200;
+const TELLS_PER_ROUND = 1500;
+const SENDERS = 24;
+
+interface Item {
+  id: string;
+  to: { type: string; id: string };
+  add: number;
+}
+
+/**
+ * Sends `items` through random live nodes with `SENDERS` in flight; an unacknowledged tell goes back
+ * in the queue and is sent again with the same id (through any live node), until all are acknowledged.
+ */
+async function sendAll(cluster: TestCluster, items: Item[], acked: Set<string>, random: () => number, during?: () => Promise<void>): Promise<void> {
+  const queue = [...items];
+  let failures = 0;
+  const sender = async (): Promise<void> => {
+    while (queue.length > 0) {
+      const item = queue.pop()!;
+      const live = cluster.live();
+      const via = live[Math.floor(random() * live.length)]!;
+      try {
+        await cluster.client(via).tell(item.to, { add: item.add }, item.id, 10_000);
+        acked.add(item.id);
+      } catch (err) {
+        const code = (err as grpc.ServiceError).code;
+        if (!RETRYABLE_CODES.has(code) && code !== grpc.status.CANCELLED && code !== grpc.status.INTERNAL) throw err;
+        failures++;
+        queue.unshift(item);
+        await new Promise((r) => setImmediate(r));
+      }
+    }
+  };
+  await Promise.all([...Array.from({ length: SENDERS }, sender), during?.()]);
+  expect(failures, 'retries are bounded').toBeLessThan(items.length * 5);
+}
+
+async function verify(cluster: TestCluster, all: Item[], seed: number): Promise<void> {
+  const want = new Map<string, { value: number; count: number }>();
+  for (const item of all) {
+    const w = want.get(item.to.id) ?? { value: 0, count: 0 };
+    w.value += item.add;
+    w.count++;
+    want.set(item.to.id, w);
+  }
+  const live = cluster.live();
+  const wrong: string[] = [];
+  let i = 0;
+  for (const [id, w] of want) {
+    const got = await cluster.client(live[i++ % live.length]!).ask<{ value: number; count: number }>({ type: 'counter', id }, { get: true }, 10_000, 30_000);
+    if (got.value !== w.value || got.count !== w.count) wrong.push(`counter/${id}: got ${JSON.stringify(got)}, acknowledged ${JSON.stringify(w)}`);
+  }
+  expect(wrong, `seed ${seed}`).toEqual([]);
+}
+
+describe('cluster chaos', () => {
+  let cluster: TestCluster | undefined;
+  afterEach(async () => {
+    await cluster?.destroy();
+    cluster = undefined;
+  });
+
+  it(`SIGKILL the owner of busy actors while clients send, restart it, kill another: ${ROUNDS} rounds, exact counters`, { timeout: 240_000 }, async () => {
+    const seed = Number(process.env.CEI_CHAOS_SEED ?? Date.now() % 100_000);
+    const random = rngFromSeed(seed);
+    cluster = new TestCluster([{ role: 'bootstrap' }, { role: 'control' }, { role: 'control' }]);
+    await cluster.startAll();
+    const all: Item[] = [];
+    const acked = new Set<string>();
+    for (let round = 0; round < ROUNDS; round++) {
+      const items = Array.from({ length: TELLS_PER_ROUND }, (_, i) => ({
+        id: `r${round}-${i}`,
+        to: { type: 'counter', id: `c-${Math.floor(random() * COUNTERS)}` },
+        add: 1 + Math.floor(random() * 9),
+      }));
+      all.push(...items);
+      // The owner of a busy counter dies mid-round, once some of the round's tells were acknowledged.
+      const busy = items[0]!.to;
+      const c = cluster;
+      const killOwner = async (): Promise<void> => {
+        const before = acked.size;
+        while (acked.size < before + 200) await new Promise((r) => setTimeout(r, 5));
+        const owner = (await c.client(c.live()[0]!).describe(busy)).node;
+        const victim = c.ids.indexOf(owner);
+        await c.kill(victim, 'SIGKILL');
+        // Restart it later in the round, while tells keep flowing.
+        while (acked.size < before + 600) await new Promise((r) => setTimeout(r, 5));
+        await c.start(victim);
+      };
+      await sendAll(cluster, items, acked, random, killOwner);
+      await cluster.waitForStatuses(Object.fromEntries(cluster.ids.map((id) => [id, 'up'])), 30_000);
+    }
+    expect(acked.size).toBe(all.length);
+    await verify(cluster, all, seed);
+  });
+
+  it('a node joins under load: actors rebalance onto it and nothing is lost or doubled', async () => {
+    const seed = Number(process.env.CEI_CHAOS_SEED ?? Date.now() % 100_000);
+    const random = rngFromSeed(seed);
+    cluster = new TestCluster([{ role: 'bootstrap' }, { role: 'control' }, { role: 'control' }, { role: 'worker' }]);
+    await cluster.start(0);
+    await Promise.all([cluster.start(1), cluster.start(2)]);
+    await cluster.waitForStatuses(Object.fromEntries(cluster.ids.map((id) => [id, 'up'])));
+    const items = Array.from({ length: 3000 }, (_, i) => ({
+      id: `j-${i}`,
+      to: { type: 'counter', id: `c-${Math.floor(random() * COUNTERS)}` },
+      add: 1 + Math.floor(random() * 9),
+    }));
+    const acked = new Set<string>();
+    const c = cluster;
+    const join = async (): Promise<void> => {
+      while (acked.size < 800) await new Promise((r) => setTimeout(r, 5));
+      await c.start(3);
+    };
+    await sendAll(cluster, items, acked, random, join);
+    await cluster.waitForStatuses(Object.fromEntries(cluster.ids.map((id) => [id, 'up'])));
+    const owners = new Set<string>();
+    for (let i = 0; i < 40; i++) owners.add((await cluster.client(0).describe({ type: 'counter', id: `c-${i}` })).node);
+    expect(owners.has(cluster.ids[3]!)).toBe(true);
+    await verify(cluster, items, seed);
+  });
+});
