@@ -21,6 +21,7 @@ import type { Logger } from '../runtime/logger.js';
 import type { Replicator } from '../runtime/placement.js';
 import { keys, type Op, type Store } from '../runtime/store.js';
 import type { CopyTrust } from './copy-trust.js';
+import { deferred } from '../runtime/deferred.js';
 import { parseRefKey, type ActorRef } from '../runtime/ref.js';
 import { UnavailableError, errorMessage } from '../errors.js';
 import type { RingPlacement } from './ring-placement.js';
@@ -58,13 +59,7 @@ class PeerStream {
   add(key: string, ops: Op[], sync: boolean, epoch: number): Promise<void> {
     let batch = this.pending;
     if (!batch) {
-      let resolve!: () => void;
-      let reject!: (err: unknown) => void;
-      const promise = new Promise<void>((res, rej) => {
-        resolve = res;
-        reject = rej;
-      });
-      batch = this.pending = { entries: [], sync: false, epoch, acked: false, promise, resolve, reject };
+      batch = this.pending = { entries: [], sync: false, epoch, acked: false, ...deferred() };
       queueMicrotask(() => this.flush());
     }
     batch.entries.push([key, ops]);

@@ -1,4 +1,5 @@
 import type { Level } from 'level';
+import { deferred } from './deferred.js';
 
 /**
  * A store operation. A put marked `transient` (a mailbox entry) is dropped together with a later del
@@ -43,13 +44,7 @@ export class GroupCommitter {
     if (this.failed !== undefined) return Promise.reject(this.failed);
     let batch = this.pending;
     if (!batch) {
-      let resolve!: () => void;
-      let reject!: (err: unknown) => void;
-      const promise = new Promise<void>((res, rej) => {
-        resolve = res;
-        reject = rej;
-      });
-      batch = this.pending = { ops: [], transient: new Map(), sync: false, promise, resolve, reject };
+      batch = this.pending = { ops: [], transient: new Map(), sync: false, ...deferred() };
       // A microtask lets a synchronous burst of writes land in one batch even when nothing is in flight.
       if (!this.writing) queueMicrotask(() => this.flush());
     }

@@ -6,6 +6,16 @@ import { createInterface } from 'node:readline';
 
 export const CLI = resolve(import.meta.dirname, '../../dist/cli.js');
 
+/**
+ * Every node process a test started and that has not exited. When the test process ends (a failed
+ * hook, a timeout that kills the worker), they are killed too: a stray node keeps a core busy for
+ * as long as the machine runs, and skews every later test and benchmark.
+ */
+const running = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const child of running) child.kill('SIGKILL');
+});
+
 export interface NodeProcess {
   proc: ChildProcess;
   id: string;
@@ -72,6 +82,8 @@ export function startNode(opts: {
     ...(opts.args ?? []),
   ];
   const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
+  running.add(proc);
+  proc.once('exit', () => running.delete(proc));
   let stderr = '';
   proc.stderr!.on('data', (d) => (stderr += d));
   const exited = new Promise<number | string>((res) => proc.on('exit', (code, signal) => res(code ?? signal ?? -1)));
