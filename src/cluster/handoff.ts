@@ -117,8 +117,7 @@ export class HandoffCoordinator implements SubHandler {
 
   /** Resolves true once a run completed for rings `sig` (false after `timeoutMs`). */
   private doneFor(sig: string, timeoutMs: number): Promise<boolean> {
-    // Done once the offers for `sig` went out; the local recovery that follows does not matter to peers.
-    if (this.completedSig === sig) return Promise.resolve(true);
+    if (this.completedSig === sig && !this.running) return Promise.resolve(true);
     return new Promise((resolve) => {
       const entry = { sig, resolve };
       this.awaiters.push(entry);
@@ -176,10 +175,8 @@ export class HandoffCoordinator implements SubHandler {
       this.awaiters.splice(this.awaiters.indexOf(a), 1);
       a.resolve(true);
     }
+    await this.local.recover();
     this.runs++;
-    // In the background: recovery waits for actors still being released, which may wait for writes to
-    // replicas; the run (and the peers' barriers that hang on it) must not.
-    void this.local.recover().catch((err) => this.log.error({ err: errorMessage(err) }, 'recovery after rebalance failed'));
   }
 
   private async transfer(): Promise<void> {
