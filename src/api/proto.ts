@@ -23,27 +23,33 @@ export const LOADER_OPTIONS: protoLoader.Options = {
 
 export const PUBLIC_PROTO_FILES = ['cei/v1/actors.proto', 'cei/v1/cluster.proto'];
 
-let cached: { definition: protoLoader.PackageDefinition; actors: ActorsProto } | undefined;
+/** Loads `files` into a package definition once per process, and the gRPC objects made from it. */
+function loadedOnce<T>(files: string[]): () => { definition: protoLoader.PackageDefinition; api: T } {
+  let cached: { definition: protoLoader.PackageDefinition; api: T } | undefined;
+  return () => {
+    if (!cached) {
+      const definition = protoLoader.loadSync(files, LOADER_OPTIONS);
+      cached = { definition, api: grpc.loadPackageDefinition(definition) as unknown as T };
+    }
+    return cached;
+  };
+}
+
+const publicLoaded = loadedOnce<ActorsProto>(PUBLIC_PROTO_FILES);
 
 /** The public API's package definition, loaded once per process. */
 export function publicApi(): { definition: protoLoader.PackageDefinition; actors: ActorsProto } {
-  if (!cached) {
-    const definition = protoLoader.loadSync(PUBLIC_PROTO_FILES, LOADER_OPTIONS);
-    cached = { definition, actors: grpc.loadPackageDefinition(definition) as unknown as ActorsProto };
-  }
-  return cached;
+  const { definition, api } = publicLoaded();
+  return { definition, actors: api };
 }
 
 /** The node-to-node API (cei.v1.Peer): served beside the public API, never listed by reflection. */
 export const PEER_PROTO_FILES = ['cei/v1/peer.proto'];
 
-let peerCached: { definition: protoLoader.PackageDefinition; peer: PeerProto } | undefined;
+const peerLoaded = loadedOnce<PeerProto>(PEER_PROTO_FILES);
 
 /** The node-to-node API's package definition, loaded once per process. */
 export function peerApi(): { definition: protoLoader.PackageDefinition; peer: PeerProto } {
-  if (!peerCached) {
-    const definition = protoLoader.loadSync(PEER_PROTO_FILES, LOADER_OPTIONS);
-    peerCached = { definition, peer: grpc.loadPackageDefinition(definition) as unknown as PeerProto };
-  }
-  return peerCached;
+  const { definition, api } = peerLoaded();
+  return { definition, peer: api };
 }

@@ -22,7 +22,7 @@ import type { Placement } from '../runtime/placement.js';
 import { UnavailableError } from '../errors.js';
 import { HashRing } from './hash-ring.js';
 import type { CopyTrust } from './copy-trust.js';
-import type { Member, MembershipView } from './membership.js';
+import type { MembershipView } from './membership.js';
 
 export type PlacementClass = 'any' | 'control' | 'pinned';
 
@@ -110,10 +110,6 @@ export class RingPlacement implements Placement {
   isLive(id: string): boolean {
     const m = this.view?.get(id);
     return !!m && LIVE_STATUSES.has(m.status);
-  }
-
-  member(id: string): Member | undefined {
-    return this.view?.get(id);
   }
 
   private ringFor(ref: ActorRef, rings: Rings): HashRing | undefined {

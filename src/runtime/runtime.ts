@@ -340,11 +340,6 @@ export class ActorSystem implements CellHost, ActorService {
     return gone.length;
   }
 
-  /** Loaded actors (for hand-off bookkeeping). */
-  loadedRefs(): ActorRef[] {
-    return [...this.cells.values()].map((c) => c.ref);
-  }
-
   answer(askId: string, value: unknown): void {
     const waiter = this.asks.get(askId);
     if (!waiter) return;
