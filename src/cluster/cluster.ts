@@ -58,7 +58,12 @@ export class Cluster {
   readonly trust = new CopyTrust();
 
   constructor(private readonly deps: ClusterDeps) {
-    this.placement = new RingPlacement(deps.nodeId, deps.options.replicas, deps.classOf, this.trust);
+    this.placement = new RingPlacement(deps.nodeId, deps.options.replicas, deps.classOf, this.trust, () => deps.clock.now());
+    this.placement.onLoss = (dead) =>
+      deps.log.error(
+        { dead, replicas: deps.options.replicas },
+        'more nodes went down at once than there are extra copies: actors held only by them answer DATA_LOSS until one of those nodes is back',
+      );
     this.replicator = new ClusterReplicator(deps.nodeId, this.placement, deps.transport, deps.store, deps.clock, deps.log, deps.options.requestTimeoutMs, this.trust);
   }
 
@@ -66,7 +71,7 @@ export class Cluster {
   attach(system: ActorSystem): void {
     const { deps } = this;
     this.system = system;
-    this.router = new ClusterRouter(system, this.placement, deps.transport, deps.clock, deps.options);
+    this.router = new ClusterRouter(system, this.placement, deps.transport, deps.clock, deps.options, deps.log);
     system.setPostman(this.router);
     this.handoff = new HandoffCoordinator(deps.nodeId, this.placement, system, deps.store, this.replicator, deps.transport, deps.clock, deps.log, deps.options, this.trust);
     // Until the membership says otherwise this node is fenced: no actor runs before it is up.

@@ -55,8 +55,8 @@ function parse(prefix: string, entries: Entries): Parsed {
 }
 
 /**
- * Merges two copies of one actor: the winner is the trusted copy when only one is trusted, else the
- * one with the higher handled seq (a state record is a full snapshot as of that seq; ties keep
+ * Merges two copies of one actor: the winner is the one that holds anything at all, then the trusted
+ * copy when only one is trusted, else the one with the higher handled seq (a state record is a full snapshot as of that seq; ties keep
  * `local`). The loser contributes nothing: copies of one actor agree up to the lower handled seq,
  * and whatever only the loser has comes from turns handled and never acknowledged on a node that
  * lost the actor - a dedup id or a pending message taken from it would make a client's retry of
@@ -70,7 +70,10 @@ export function mergeCopies(
 ): { entries: Map<string, string>; trusted: boolean } {
   const a = parse(prefix, local.entries);
   const b = parse(prefix, incoming.entries);
-  const incomingWins = local.trusted !== incoming.trusted ? incoming.trusted : b.handled > a.handled;
+  // A copy with nothing in it (e.g. an owner that tried to activate the actor while its only copies
+  // were on nodes that were down) has nothing to protect: it never beats a copy that has something.
+  const incomingWins =
+    a.own.size === 0 || b.own.size === 0 ? b.own.size > 0 : local.trusted !== incoming.trusted ? incoming.trusted : b.handled > a.handled;
   const [win, lose] = incomingWins ? [b, a] : [a, b];
   const result = new Map([...win.own, ...win.index]);
   for (const [key, value] of lose.index) if (!result.has(key)) result.set(key, value);

@@ -10,8 +10,8 @@
  *     into its own copy (copy-trust.ts: trusted beats untrusted, then the higher handled seq), so
  *     the new owner ends with the freshest copy whoever held it and however rings moved meanwhile;
  *  3. drops its copies of actors it is no longer a replica of, once their owner took the offer;
- *  4. activates the actors it now owns that have pending work - after a fail-over these are the dead
- *     owner's actors, read from this node's replica copy.
+ *  4. then, outside the run, activates the actors it now owns that have pending work - after a
+ *     fail-over these are the dead owner's actors, read from this node's replica copy.
  * Meanwhile it asks every live peer of the previous rings `repl.await {sig}`: a peer answers once
  * it finished step 2 for exactly these rings, which lifts the hand-off barrier for the actors that
  * peer owned before (ring-placement.ts). Asking, rather than being told, matters when rings flap: a
@@ -31,6 +31,8 @@ const RERUN_MS = 100;
 const AWAIT_ANSWER_MS = 2_000;
 /** How many times an offer is passed on while views disagree about the owner. */
 const MAX_OFFER_HOPS = 3;
+/** A run still going after this long is logged (and again every as long), with the step it is in. */
+const STUCK_RUN_MS = 5_000;
 import type { ClusterOptions } from './cluster-options.js';
 import type { RingPlacement } from './ring-placement.js';
 import type { ClusterReplicator } from './replication.js';
@@ -53,6 +55,11 @@ export class HandoffCoordinator implements SubHandler {
   private awaiters: Array<{ sig: string; resolve: (done: boolean) => void }> = [];
   /** Peers we are asking `repl.await` for the current rings. */
   private asking = new Set<string>();
+  /** What the current run is doing, since when: answered with "not done" so a stuck run is visible. */
+  private step = 'idle';
+  private recovering: Promise<void> | undefined;
+  private recoverAgain = false;
+  private stepSince = 0;
   /** Runs finished, and actors moved, for tests and metrics. */
   runs = 0;
   handedOff = 0;
@@ -93,19 +100,26 @@ export class HandoffCoordinator implements SubHandler {
   private async askDone(peer: string): Promise<void> {
     if (this.asking.has(peer)) return;
     this.asking.add(peer);
+    const since = this.clock.now();
+    let warnAt = since + STUCK_RUN_MS;
     try {
       while (this.placement.awaitingHandoffs.includes(peer)) {
         const sig = this.placement.signature;
         const link = this.transport.link(peer);
-        let done = false;
+        let answer: { done: boolean; step?: string; stepMs?: number; sigMatches?: boolean; error?: string } = { done: false, step: 'no link' };
         if (link) {
-          done = await link
-            .request<{ done: boolean }>('repl.await', { sig }, this.options.requestTimeoutMs)
-            .then((a) => a.done)
-            .catch(() => false);
+          answer = await link
+            .request<typeof answer>('repl.await', { sig }, this.options.requestTimeoutMs)
+            .catch((err: unknown) => ({ done: false, error: errorMessage(err) }));
+        }
+        const done = answer.done;
+        if (!done && this.clock.now() >= warnAt) {
+          warnAt = this.clock.now() + STUCK_RUN_MS;
+          this.log.warn({ peer, waitedMs: this.clock.now() - since, answer }, 'hand-off barrier: peer has not handed over for our rings yet');
         }
         if (done && this.placement.handoffDone(peer, sig)) {
-          await this.local.recover().catch((err) => this.log.error({ err: errorMessage(err) }, 'recovery after hand-off failed'));
+          // Not awaited: while this loop waits, later ring changes do not ask this peer again.
+          this.recoverSoon();
           return;
         }
         if (!done) await new Promise<void>((resolve) => this.clock.setTimer(50, resolve));
@@ -113,6 +127,30 @@ export class HandoffCoordinator implements SubHandler {
     } finally {
       this.asking.delete(peer);
     }
+  }
+
+  /**
+   * Activates the owned actors with pending work that a lifted barrier may have let in; one recovery
+   * at a time, and one more after it when asked meanwhile.
+   */
+  private recoverSoon(): void {
+    if (this.recovering) {
+      this.recoverAgain = true;
+      return;
+    }
+    const started = this.clock.now();
+    this.recovering = this.local
+      .recover()
+      .catch((err) => this.log.error({ err: errorMessage(err) }, 'recovery after hand-off failed'))
+      .then(() => {
+        const ms = this.clock.now() - started;
+        if (ms >= STUCK_RUN_MS) this.log.warn({ ms }, 'recovery after hand-off was slow');
+        this.recovering = undefined;
+        if (this.recoverAgain) {
+          this.recoverAgain = false;
+          this.recoverSoon();
+        }
+      });
   }
 
   /** Resolves true once a run completed for rings `sig` (false after `timeoutMs`). */
@@ -159,11 +197,36 @@ export class HandoffCoordinator implements SubHandler {
     while (this.running) await this.running;
   }
 
+  private enter(step: string): void {
+    this.log.debug({ step, previous: this.step, ms: this.clock.now() - this.stepSince }, 'rebalance step');
+    this.step = step;
+    this.stepSince = this.clock.now();
+  }
+
   private async run(): Promise<void> {
     const sig = this.placement.signature;
+    const started = this.clock.now();
+    // A run that does not finish holds every peer's hand-off barrier: say which step it is stuck in.
+    let watchdog = this.clock.setTimer(STUCK_RUN_MS, function warn(this: HandoffCoordinator) {
+      this.log.warn({ step: this.step, stepMs: this.clock.now() - this.stepSince, runMs: this.clock.now() - started }, 'rebalance run is taking long');
+      watchdog = this.clock.setTimer(STUCK_RUN_MS, warn.bind(this));
+    }.bind(this));
+    try {
+      await this.runSteps(sig);
+    } finally {
+      watchdog.cancel();
+      this.enter('idle');
+    }
+  }
+
+  private async runSteps(sig: string): Promise<void> {
+    this.enter('release');
     await this.local.releaseNotOwned();
+    this.enter('drain-local');
     await this.store.committer.drain();
+    this.enter('drain-replicas');
     await this.replicator.drain();
+    this.enter('transfer');
     await this.transfer();
     if (sig !== this.placement.signature) {
       this.again = true;
@@ -175,8 +238,10 @@ export class HandoffCoordinator implements SubHandler {
       this.awaiters.splice(this.awaiters.indexOf(a), 1);
       a.resolve(true);
     }
-    await this.local.recover();
     this.runs++;
+    // After a fail-over these are the dead owner's actors. Not part of the run: peers wait for the
+    // run, and activating actors (which may wait on barriers of their own) must not hold them.
+    this.recoverSoon();
   }
 
   private async transfer(): Promise<void> {
@@ -280,8 +345,10 @@ export class HandoffCoordinator implements SubHandler {
   async onRequest(_link: Link, method: string, body: unknown): Promise<unknown> {
     const b = body as { from: string; sig?: string; actors?: ActorCopy[]; hops?: number };
     switch (method) {
-      case 'repl.await':
-        return { done: await this.doneFor(b.sig ?? '', Math.min(AWAIT_ANSWER_MS, this.options.requestTimeoutMs / 2)) };
+      case 'repl.await': {
+        const done = await this.doneFor(b.sig ?? '', Math.min(AWAIT_ANSWER_MS, this.options.requestTimeoutMs / 2));
+        return done ? { done } : { done, step: this.step, stepMs: this.clock.now() - this.stepSince, sigMatches: b.sig === this.placement.signature };
+      }
       case 'repl.offer':
         return this.receive(b.actors ?? [], typeof b.hops === 'number' ? b.hops : 0);
       default:

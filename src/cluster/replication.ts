@@ -14,6 +14,9 @@
  * changed). A replica whose own view is newer and names another owner for an actor refuses that
  * actor's ops; the sender's write then fails (UNAVAILABLE) and its caller retries at the new owner.
  *
+ * Only the refused actors' writes fail; the rest of the batch is applied. The refused owner stops
+ * taking those actors' mail for a moment, for its view to catch up (RingPlacement.disown).
+ *
  * Methods: repl.write { from, epoch, sync, entries: [refKey, ops][] } -> { rejected: refKey[] }
  */
 import type { Clock } from '../runtime/clock.js';
@@ -28,18 +31,32 @@ import type { RingPlacement } from './ring-placement.js';
 import type { Link, Transport } from './transport.js';
 import type { SubHandler } from './membership-service.js';
 
+/** Marks a batch entry whose ops are the owner's whole copy of the actor. */
+const SEED = 1;
+type Entry = [refKey: string, ops: Op[], seed?: typeof SEED];
+
 interface Batch {
-  entries: Array<[string, Op[]]>;
+  entries: Entry[];
   sync: boolean;
   epoch: number;
   /** Answered once; it stays in the unacked list until every batch before it is answered too. */
   acked: boolean;
-  promise: Promise<void>;
-  resolve: () => void;
+  /** Resolves with the actors whose ops the replica refused (only those writes fail). */
+  promise: Promise<ReadonlySet<string>>;
+  resolve: (refused: ReadonlySet<string>) => void;
   reject: (err: unknown) => void;
 }
 
+const NOTHING_REFUSED: ReadonlySet<string> = new Set();
+
 const RESEND_MS = 25;
+
+interface WriteRequest {
+  from: string;
+  epoch: number;
+  sync: boolean;
+  entries: Entry[];
+}
 
 /**
  * The ordered stream of batches to one replica. A failure resends, in order, every batch from the
@@ -56,16 +73,18 @@ class PeerStream {
     private readonly owner: ClusterReplicator,
   ) {}
 
-  add(key: string, ops: Op[], sync: boolean, epoch: number): Promise<void> {
+  add(key: string, ops: Op[], sync: boolean, epoch: number, seed: boolean): Promise<void> {
     let batch = this.pending;
     if (!batch) {
       batch = this.pending = { entries: [], sync: false, epoch, acked: false, ...deferred() };
       queueMicrotask(() => this.flush());
     }
-    batch.entries.push([key, ops]);
+    batch.entries.push(seed ? [key, ops, SEED] : [key, ops]);
     if (sync) batch.sync = true;
     batch.epoch = Math.max(batch.epoch, epoch);
-    return batch.promise;
+    return batch.promise.then((refused) => {
+      if (refused.has(key)) throw new UnavailableError(`replica ${this.peer} knows a newer owner of ${key}`);
+    });
   }
 
   private flush(): void {
@@ -88,10 +107,11 @@ class PeerStream {
         if (!batch.acked) {
           batch.acked = true;
           if (answer.rejected.length > 0) {
-            // Our copies of these actors now hold turns no one acknowledged: they must not win a merge.
-            for (const key of answer.rejected) this.owner.distrust(key);
-            batch.reject(new UnavailableError(`replica ${this.peer} knows a newer owner of ${answer.rejected.slice(0, 3).join(', ')}`));
-          } else batch.resolve();
+            // Our copies of these actors now hold turns no one acknowledged: they must not win a merge,
+            // and we must not take their mail until our view catches up with the replica's.
+            this.owner.refused(answer.rejected);
+            batch.resolve(new Set(answer.rejected));
+          } else batch.resolve(NOTHING_REFUSED);
         }
         while (this.unacked.length > 0 && this.unacked[0]!.acked) this.unacked.shift();
       },
@@ -106,7 +126,7 @@ class PeerStream {
       this.resendScheduled = false;
       if (!this.owner.stillReplica(this.peer)) {
         // Gone from the live set: nothing more to wait for from it.
-        for (const b of this.unacked.splice(0)) if (!b.acked) b.resolve();
+        for (const b of this.unacked.splice(0)) if (!b.acked) b.resolve(NOTHING_REFUSED);
         return;
       }
       if (!this.owner.linkTo(this.peer)) {
@@ -131,7 +151,7 @@ class PeerStream {
 
   /** Resolves once everything handed to this stream so far was answered (or the peer left). */
   async drain(): Promise<void> {
-    const all = [...this.unacked, ...(this.pending ? [this.pending] : [])].map((b) => b.promise.catch(() => {}));
+    const all = [...this.unacked, ...(this.pending ? [this.pending] : [])].map((b) => b.promise.catch(() => NOTHING_REFUSED));
     await Promise.all(all);
   }
 }
@@ -155,20 +175,27 @@ export class ClusterReplicator implements Replicator, SubHandler {
     return this.transport.link(peer);
   }
 
-  distrust(key: string): void {
-    this.trust.delete(key);
+  /** A replica refused writes for `refKeys`: it knows another owner. */
+  refused(refKeys: string[]): void {
+    for (const key of refKeys) {
+      this.trust.delete(key);
+      this.placement.disown(key);
+    }
   }
 
   stillReplica(peer: string): boolean {
     return this.placement.isLive(peer);
   }
 
-  replicate(ref: ActorRef, key: string, ops: Op[], sync: boolean): Promise<void> | undefined {
-    const replicas = this.placement.replicasOfKey(ref, key);
+  replicasFor(ref: ActorRef, key: string): readonly string[] {
+    return this.placement.replicasOfKey(ref, key);
+  }
+
+  replicate(ref: ActorRef, key: string, ops: Op[], sync: boolean, replicas: readonly string[], seed = false): Promise<void> | undefined {
     if (replicas.length === 0) return undefined;
     const epoch = this.placement.epoch;
-    if (replicas.length === 1) return this.stream(replicas[0]!).add(key, ops, sync, epoch);
-    return Promise.all(replicas.map((peer) => this.stream(peer).add(key, ops, sync, epoch))).then(() => {});
+    if (replicas.length === 1) return this.stream(replicas[0]!).add(key, ops, sync, epoch, seed);
+    return Promise.all(replicas.map((peer) => this.stream(peer).add(key, ops, sync, epoch, seed))).then(() => {});
   }
 
   private stream(peer: string): PeerStream {
@@ -204,7 +231,7 @@ export class ClusterReplicator implements Replicator, SubHandler {
    */
   onRequest(_link: Link, method: string, body: unknown): Promise<unknown> {
     if (method !== 'repl.write') return Promise.reject(new UnavailableError(`unknown method ${method}`));
-    const b = body as { from: string; epoch: number; sync: boolean; entries: Array<[string, Op[]]> };
+    const b = body as WriteRequest;
     const issued = this.exclusive(() => this.issue(b));
     return issued.then(async ({ rejected, written }) => {
       try {
@@ -231,22 +258,25 @@ export class ClusterReplicator implements Replicator, SubHandler {
     return run;
   }
 
-  private async issue(b: { from: string; epoch: number; sync: boolean; entries: Array<[string, Op[]]> }): Promise<{ rejected: string[]; written: Promise<void> }> {
+  private async issue(b: WriteRequest): Promise<{ rejected: string[]; written: Promise<void> }> {
     const rejected: string[] = [];
     const ops: Op[] = [];
     const stale = b.epoch < this.placement.epoch;
-    for (const [key, entryOps] of b.entries) {
+    for (const [key, entryOps, seed] of b.entries) {
       const ref = parseRefKey(key);
       if (stale && this.placement.ownerOf(ref) !== b.from) {
         rejected.push(key);
         continue;
       }
-      if (!this.trust.has(key)) {
-        // First writes since this node (re)started for this actor: what it holds may carry turns that
-        // were never acknowledged. Start from a clean slate; the owner's copy follows (hand-off offers).
+      if (seed === SEED || !this.trust.has(key)) {
+        // A seed replaces our copy with the owner's. Otherwise, first writes since this node
+        // (re)started for this actor: what it holds may carry turns that were never acknowledged, so
+        // start from a clean slate; the owner's copy follows (its seed on activation, or its offer).
         this.trust.add(key);
+        const prefix = keys.actor(ref);
         await this.store.committer.drain();
-        for (const k of await this.store.scanKeys(keys.actor(ref))) ops.push({ type: 'del', key: k });
+        const earlier = ops.filter((op) => op.key.startsWith(prefix)).map((op) => op.key);
+        for (const k of [...(await this.store.scanKeys(prefix)), ...earlier]) ops.push({ type: 'del', key: k });
       }
       for (const op of entryOps) ops.push(op);
     }

@@ -29,10 +29,22 @@ export type PlacementClass = 'any' | 'control' | 'pinned';
 const RING_STATUSES = new Set(['up', 'suspect']);
 const NONE: readonly string[] = Object.freeze([]);
 const LIVE_STATUSES = new Set(['joining', 'up', 'suspect', 'leaving']);
+/** How long a refused owner keeps away from an actor before it tries again (see `disowned`). */
+const DISOWN_MS = 500;
 
 interface Rings {
   any: HashRing;
   control: HashRing;
+}
+
+/**
+ * More than R-1 nodes went down before their actors were copied elsewhere: under `rings` (the last
+ * settled ones), an actor whose every holder is in `dead` has no copy on any live node.
+ */
+interface LossRecord {
+  rings: Rings;
+  dead: Set<string>;
+  at: number;
 }
 
 function ringsOf(view: MembershipView): Rings {
@@ -58,12 +70,22 @@ export class RingPlacement implements Placement {
   /** The view version at which the rings last changed: the ownership epoch. */
   epoch = 0;
   private replicaCache = new Map<string, string[]>();
+  /**
+   * Actors a replica refused our writes for (it knows another owner), with when the mark expires: we
+   * neither activate nor keep them meanwhile. The mark ends at our next ring change or after
+   * DISOWN_MS, whichever comes first - view versions are per node, so "until our view is as new as
+   * the replica's" cannot be told; if views still disagree after it, the next refusal marks it again.
+   */
+  private disowned = new Map<string, number>();
+  /** Copies lost with nodes that are still down (see lostCopies). */
+  private losses: LossRecord[] = [];
 
   constructor(
     readonly selfId: string,
     readonly replicas: number,
     private readonly classOf: (type: string) => PlacementClass,
     private readonly trust?: CopyTrust,
+    private readonly now: () => number = Date.now,
   ) {}
 
   get signature(): string {
@@ -80,13 +102,55 @@ export class RingPlacement implements Placement {
       this.settleIncoming();
       return false;
     }
+    this.noteLosses(view, next);
     this.rings = next;
     this.sig = sig;
     this.epoch = view.version;
     this.replicaCache = new Map();
+    this.disowned.clear();
     this.awaiting = new Set(view.list().filter((m) => m.id !== this.selfId && this.isLive(m.id)).map((m) => m.id));
     this.settleIncoming();
     return true;
+  }
+
+  /**
+   * Keeps loss records up to date: a new one when nodes holding every copy of some actors (under the
+   * last settled rings) are down at once; a node that comes back brings its copies back.
+   */
+  private noteLosses(view: MembershipView, next: Rings): void {
+    const gone = (id: string): boolean => {
+      const m = view.get(id);
+      return !m || m.status === 'down';
+    };
+    for (const loss of this.losses) for (const id of [...loss.dead]) if (!gone(id)) loss.dead.delete(id);
+    this.losses = this.losses.filter((loss) => loss.dead.size >= Math.min(this.replicas, loss.rings.any.nodes.length));
+    const settled = this.inSettled;
+    const dead = settled.any.nodes.filter((id) => gone(id) && !next.any.nodes.includes(id));
+    if (dead.length === 0 || dead.length < Math.min(this.replicas, settled.any.nodes.length)) return;
+    if (this.losses.some((l) => l.rings === settled)) {
+      for (const id of dead) this.losses.find((l) => l.rings === settled)!.dead.add(id);
+      return;
+    }
+    this.losses.push({ rings: settled, dead: new Set(dead), at: this.now() });
+    this.onLoss?.(dead);
+  }
+
+  /** Called when a loss record is made, with the nodes whose copies went with them. */
+  onLoss: ((dead: string[]) => void) | undefined;
+
+  /**
+   * Why `ref` has no copy on any live node, if every node that held it at the last settled rings is
+   * down; undefined otherwise. An actor with no stored copy here is activated empty only when this
+   * is undefined: one whose copies were lost is never silently recreated.
+   */
+  lostCopies(ref: ActorRef): string | undefined {
+    for (const loss of this.losses) {
+      const holders = this.preferenceList(ref, loss.rings);
+      if (holders.length > 0 && holders.every((id) => loss.dead.has(id))) {
+        return `every copy of ${refKey(ref)} was on ${holders.join(', ')}, down since ${new Date(loss.at).toISOString()}; it comes back when one of them does`;
+      }
+    }
+    return undefined;
   }
 
   private settleIncoming(): void {
@@ -138,7 +202,21 @@ export class RingPlacement implements Placement {
   }
 
   owns(ref: ActorRef): boolean {
-    return this.ownerOf(ref) === this.selfId;
+    return this.ownerOf(ref) === this.selfId && !this.isDisowned(refKey(ref));
+  }
+
+  /** A replica refused our writes for the actor `key` (replication.ts). */
+  disown(key: string): void {
+    this.disowned.set(key, this.now() + DISOWN_MS);
+  }
+
+  private isDisowned(key: string): boolean {
+    if (this.disowned.size === 0) return false;
+    const until = this.disowned.get(key);
+    if (until === undefined) return false;
+    if (until > this.now()) return true;
+    this.disowned.delete(key);
+    return false;
   }
 
   checkOwner(ref: ActorRef): void {
@@ -146,8 +224,11 @@ export class RingPlacement implements Placement {
     if (owner !== this.selfId) {
       throw new UnavailableError(owner ? `${refKey(ref)} is owned by ${owner}, not ${this.selfId}` : `no live node may host ${refKey(ref)}`);
     }
+    if (this.isDisowned(refKey(ref))) {
+      throw new UnavailableError(`${refKey(ref)}: a replica knows a newer owner; ${this.selfId} waits for that view`);
+    }
     if (this.awaiting.size > 0 && this.preferenceList(ref, this.inSettled)[0] !== this.selfId) {
-      throw new UnavailableError(`${refKey(ref)} is being handed over (waiting for ${[...this.awaiting].join(', ')})`);
+      throw new UnavailableError(`${refKey(ref)} is being handed over to ${this.selfId} (waiting for ${[...this.awaiting].join(', ')})`);
     }
     // Activated here as its owner, after every peer offered its copy: from now on ours is the one.
     this.trust?.add(refKey(ref));

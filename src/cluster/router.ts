@@ -13,6 +13,7 @@ import type { ActorService, TellOptions } from '../runtime/actor-service.js';
 import { compareRefKeys, type ActorDescription, type ActorSystem, type DeadLetter } from '../runtime/runtime.js';
 import type { TellAck } from '../runtime/envelope.js';
 import type { Clock } from '../runtime/clock.js';
+import type { Logger } from '../runtime/logger.js';
 import { Backoff } from '../runtime/backoff.js';
 import { refKey, validateRef, type ActorRef } from '../runtime/ref.js';
 import { CeiError, InvalidArgumentError, UnavailableError } from '../errors.js';
@@ -22,6 +23,8 @@ import type { Link, Transport } from './transport.js';
 import type { SubHandler } from './membership-service.js';
 
 const RETRY = { initialMs: 5, maxMs: 250, multiplier: 2, jitter: 0.2 };
+/** A call retrying for this long is logged once, with the error it keeps meeting. */
+const SLOW_ROUTE_MS = 3_000;
 
 function retryable(err: unknown): boolean {
   return err instanceof CeiError && err.retryable;
@@ -34,6 +37,7 @@ export class ClusterRouter implements ActorService, SubHandler {
     private readonly transport: Transport,
     private readonly clock: Clock,
     private readonly options: ClusterOptions,
+    private readonly log: Logger,
   ) {}
 
   private sleep(ms: number): Promise<void> {
@@ -42,8 +46,10 @@ export class ClusterRouter implements ActorService, SubHandler {
 
   /** Runs the call where `ref` lives, retrying retryable failures until the route deadline. */
   private async route<T>(ref: ActorRef, method: string, body: unknown, local: () => Promise<T>, timeoutMs?: number): Promise<T> {
-    const deadline = this.clock.now() + (timeoutMs ?? this.options.routeTimeoutMs);
+    const started = this.clock.now();
+    const deadline = started + (timeoutMs ?? this.options.routeTimeoutMs);
     const backoff = new Backoff(RETRY);
+    let warned = false;
     for (;;) {
       let failure: unknown;
       try {
@@ -60,6 +66,11 @@ export class ClusterRouter implements ActorService, SubHandler {
         failure = err;
       }
       const delay = backoff.next();
+      if (!warned && this.clock.now() - started >= SLOW_ROUTE_MS) {
+        // Ownership normally settles in well under this: say what the call keeps meeting.
+        warned = true;
+        this.log.warn({ actor: refKey(ref), method, ms: this.clock.now() - started, err: (failure as Error).message }, 'call still retrying');
+      }
       if (this.clock.now() + delay >= deadline) throw failure;
       await this.sleep(delay);
     }

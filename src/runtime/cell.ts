@@ -44,6 +44,13 @@ export interface CellHost extends TurnHost {
   answerError(askId: string, err: Error): void;
   /** A handler threw: decide restart or escalation. */
   crashed(cell: ActorCell, err: unknown): void;
+  /**
+   * A write of the cell failed: its memory is ahead of what is durable everywhere it must be, so the
+   * cell has to go (it is loaded again from the store on its next call, if this node still owns it).
+   */
+  writeFailed(cell: ActorCell, err: unknown): void;
+  /** Why this actor's copies are all out of reach, if they are (Placement.lostCopies). */
+  lostCopies(ref: ActorRef): string | undefined;
 }
 
 interface LiveTimer extends StoredTimer {
@@ -51,7 +58,11 @@ interface LiveTimer extends StoredTimer {
 }
 
 const NO_OPS: Op[] = [];
-const noop = (): void => {};
+const NO_REPLICAS: readonly string[] = Object.freeze([]);
+
+function firstFailure(results: PromiseSettledResult<unknown>[]): void {
+  for (const r of results) if (r.status === 'rejected') throw r.reason;
+}
 
 export class ActorCell {
   readonly key: string;
@@ -86,6 +97,13 @@ export class ActorCell {
   /** Writes issued and not yet durable, and outbox items not yet acknowledged: passivation waits for both. */
   private writesInFlight = 0;
   private lastBatch: Promise<void> | undefined;
+  /**
+   * The replicas this incarnation writes to, fixed when it loaded: when the rings give the actor
+   * other replicas, the cell is released and its next load seeds them (runtime.releaseNotOwned).
+   */
+  replicas: readonly string[] = NO_REPLICAS;
+  /** The seed of the replicas with this node's whole copy, until they have it (see load). */
+  private seeding: Promise<void> | undefined;
   private outboxInFlight = 0;
   private pendingRestart: number | undefined;
   private restartTimer: TimerHandle | undefined;
@@ -199,6 +217,10 @@ export class ActorCell {
   private async load(): Promise<void> {
     const store = this.host.store!;
     const entries = await store.scan(this.prefix);
+    if (entries.length === 0) {
+      const lost = this.host.lostCopies(this.ref);
+      if (lost !== undefined) throw new DataLossError(lost);
+    }
     let stored: StoredState | undefined;
     const mail: Envelope[] = [];
     const dedup: Array<[string, { s: number; t: number }]> = [];
@@ -263,11 +285,39 @@ export class ActorCell {
     // Entries at or below the handled mark were handled in a turn whose removal raced a crash: skip them.
     this.queue = mail.filter((env) => env.s > this.handled).sort((a, b) => a.s - b.s);
     this.awakeWritten = this.queue.length > 0 || this.timers.size > 0 || outbox.length > 0;
+    const replicator = this.host.replicator;
+    if (replicator) {
+      this.replicas = replicator.replicasFor(this.ref, this.key);
+      if (this.replicas.length > 0) await this.seed(replicator, entries);
+    }
     if (expired.length > 0) this.write(expired);
     this.status = 'active';
     await this.activate();
     for (const [key, item] of outbox) this.deliverCommitted(key, item);
     for (const name of this.timers.keys()) this.scheduleTimer(name);
+  }
+
+  /**
+   * Sends this node's whole copy of the actor to its replicas, which replace theirs with it. Whatever
+   * they held may be older (a replica new to the actor) or carry turns never acknowledged (a node
+   * back from a crash): after the seed, owner and replicas hold the same copy. No write of this
+   * incarnation is acknowledged, and no duplicate confirmed, before the seed is in.
+   */
+  private async seed(replicator: Replicator, entries: Array<[string, string]>): Promise<void> {
+    const ops: Op[] = entries.map(([key, value]) => ({ type: 'put', key, value }));
+    const registry = this.registered ? await this.host.store!.get(keys.registry(this.ref)) : undefined;
+    ops.push(registry !== undefined ? { type: 'put', key: keys.registry(this.ref), value: registry } : { type: 'del', key: keys.registry(this.ref) });
+    ops.push(this.awakeWritten ? { type: 'put', key: keys.awake(this.ref), value: '' } : { type: 'del', key: keys.awake(this.ref) });
+    const seeding = replicator.replicate(this.ref, this.key, ops, this.sync, this.replicas, true);
+    if (!seeding) return;
+    this.seeding = seeding;
+    this.trackWrite(seeding);
+    seeding.then(
+      () => {
+        if (this.seeding === seeding) this.seeding = undefined;
+      },
+      () => {},
+    );
   }
 
   /** Runs the type's onActivate hook (on load and on every restart) as a turn of its own. */
@@ -316,20 +366,29 @@ export class ActorCell {
   /** Writes through the group committer; counts each distinct batch once, however many writes joined it. */
   private write(ops: Op[]): Promise<void> {
     const local = this.host.store!.write(ops, this.sync);
-    const remote = this.host.replicator?.replicate(this.ref, this.key, ops, this.sync);
-    const done = remote ? Promise.all([local, remote]).then(noop) : local;
-    if (done !== this.lastBatch) {
-      this.lastBatch = done;
-      this.writesInFlight++;
-      const settled = (): void => {
-        this.writesInFlight--;
-        if (this.lastBatch === done) this.lastBatch = undefined;
-        this.notifyIdle();
-      };
-      // A failed write (e.g. a replica that knows a newer owner) is settled too: whenQuiet must not wait forever.
-      done.then(settled, settled);
-    }
+    const remote = this.replicas.length > 0 ? this.host.replicator!.replicate(this.ref, this.key, ops, this.sync, this.replicas) : undefined;
+    // Settles once every part did (a refused replica must not let whenQuiet pass before the local
+    // write is in), and fails if any part failed.
+    const done = remote ? Promise.allSettled(this.seeding ? [local, remote, this.seeding] : [local, remote]).then(firstFailure) : local;
+    this.trackWrite(done);
     return done;
+  }
+
+  /** Counts each distinct write in flight once (many writes join one group commit), for whenQuiet. */
+  private trackWrite(done: Promise<void>): void {
+    if (done === this.lastBatch) return;
+    this.lastBatch = done;
+    this.writesInFlight++;
+    const settled = (): void => {
+      this.writesInFlight--;
+      if (this.lastBatch === done) this.lastBatch = undefined;
+      this.notifyIdle();
+    };
+    // A failed write (e.g. a replica that knows a newer owner) is settled too: whenQuiet must not wait forever.
+    done.then(settled, (err: unknown) => {
+      settled();
+      this.host.writeFailed(this, err);
+    });
   }
 
   /**
@@ -346,7 +405,9 @@ export class ActorCell {
       if (seen) {
         const ack: TellAck = { seq: seen.seq, messageId, duplicate: true };
         if (opts.ask) this.host.answer(opts.ask, null);
-        return seen.pending ? seen.pending.then(() => ack) : Promise.resolve(ack);
+        // A copy loaded from the store vouches for the first copy only once the replicas hold it too.
+        const durable = seen.pending ?? this.seeding;
+        return durable ? durable.then(() => ack) : Promise.resolve(ack);
       }
     }
     const seq = this.nextSeq++;
@@ -490,7 +551,14 @@ export class ActorCell {
       return;
     }
     this.outboxInFlight += outbox.length;
-    this.write(ops).then(afterCommit, (err) => this.host.log.error({ actor: this.key, err: errorMessage(err) }, 'commit failed'));
+    this.write(ops).then(afterCommit, (err) => {
+      // The turns ran but are not durable where they must be: nothing of them goes out, the asks
+      // hear why, and the cell leaves memory (writeFailed) so no later turn builds on them.
+      this.outboxInFlight -= outbox.length;
+      const reason = err instanceof Error ? err : new Error(errorMessage(err));
+      if (replies) for (const [askId] of replies) this.host.answerError(askId, reason);
+      this.host.log.warn({ actor: this.key, err: errorMessage(err) }, 'commit failed');
+    });
   }
 
   private deliverCommitted(key: string, item: OutboxItem, backoff?: Backoff): void {

@@ -13,10 +13,15 @@ export interface Placement {
   checkOwner(ref: ActorRef): void;
   /** True when this node owns `ref` (used to pick which stored actors to recover and list). */
   owns(ref: ActorRef): boolean;
-  /** Other nodes holding copies of `ref` (for describe). */
+  /** Other nodes holding copies of `ref` (for describe, and to see a loaded actor's replicas moved). */
   replicasOf(ref: ActorRef): string[];
   /** The ownership epoch this node holds `ref` under (for describe). */
   epochOf(ref: ActorRef): number;
+  /**
+   * Why every copy of `ref` is out of reach (the nodes that held it are down), or undefined. Asked
+   * when an actor with nothing stored here is activated, so that it is not recreated empty.
+   */
+  lostCopies?(ref: ActorRef): string | undefined;
 }
 
 export const LOCAL_PLACEMENT: Placement = {
@@ -32,5 +37,11 @@ export const LOCAL_PLACEMENT: Placement = {
  * actor (a replica saw a newer owner). Returns undefined when there is nothing to replicate to.
  */
 export interface Replicator {
-  replicate(ref: ActorRef, key: string, ops: Op[], sync: boolean): Promise<void> | undefined;
+  /** The replicas `ref` has under the current rings (a cell pins them when it loads). */
+  replicasFor(ref: ActorRef, key: string): readonly string[];
+  /**
+   * Sends `ops` to `replicas` in order with the actor's other writes. With `seed`, the ops are the
+   * owner's whole copy of the actor: each replica replaces what it holds of the actor with them.
+   */
+  replicate(ref: ActorRef, key: string, ops: Op[], sync: boolean, replicas: readonly string[], seed?: boolean): Promise<void> | undefined;
 }

@@ -333,9 +333,23 @@ export class ActorSystem implements CellHost, ActorService {
     }
   }
 
-  /** Releases every loaded actor this node no longer owns; resolves when all are out of memory. */
+  lostCopies(ref: ActorRef): string | undefined {
+    return this.placement.lostCopies?.(ref);
+  }
+
+  writeFailed(cell: ActorCell, err: unknown): void {
+    if (this.closing || cell.status === 'stopping' || this.cells.get(cell.key) !== cell) return;
+    this.log.warn({ actor: cell.key, err: errorMessage(err) }, 'write failed; unloading the actor');
+    void this.release(cell.ref);
+  }
+
+  /**
+   * Releases every loaded actor this node no longer owns, or whose replicas are not those it loaded
+   * with (its next load seeds the new ones); resolves when all are out of memory.
+   */
   async releaseNotOwned(): Promise<number> {
-    const gone = [...this.cells.values()].filter((c) => c.status !== 'stopping' && !this.placement.owns(c.ref));
+    const moved = (c: ActorCell): boolean => !this.placement.owns(c.ref) || !sameMembers(c.replicas, this.placement.replicasOf(c.ref));
+    const gone = [...this.cells.values()].filter((c) => c.status !== 'stopping' && moved(c));
     await Promise.all(gone.map((c) => this.release(c.ref)));
     return gone.length;
   }
@@ -603,4 +617,8 @@ export function compareRefKeys(a: string, b: string): number {
   const ka = keys.registry(parseRefKey(a));
   const kb = keys.registry(parseRefKey(b));
   return ka < kb ? -1 : ka > kb ? 1 : 0;
+}
+
+function sameMembers(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
 }

@@ -9,6 +9,7 @@ const ROUNDS = Number(process.env.CEI_CHAOS_ROUNDS ?? 3);
 const COUNTERS = 200;
 const TELLS_PER_ROUND = 1500;
 const SENDERS = 24;
+const STALL_MS = 30_000;
 
 interface Item {
   id: string;
@@ -23,25 +24,51 @@ interface Item {
 async function sendAll(cluster: TestCluster, items: Item[], acked: Set<string>, random: () => number, during?: () => Promise<void>): Promise<void> {
   const queue = [...items];
   let failures = 0;
+  // A run that stops making progress fails with what the stuck tells last heard, instead of hanging.
+  let lastProgress = Date.now();
+  const lastError = new Map<string, string>();
+  let stalled: Error | undefined;
   const sender = async (): Promise<void> => {
-    while (queue.length > 0) {
+    while (queue.length > 0 && !stalled) {
+      if (Date.now() - lastProgress > STALL_MS) {
+        const examples = [...lastError].slice(0, 5).map(([id, e]) => `${id}: ${e}`);
+        stalled = new Error(`no tell acknowledged for ${STALL_MS} ms; ${queue.length} left; last errors:\n${examples.join('\n')}`);
+        break;
+      }
       const item = queue.pop()!;
       const live = cluster.live();
       const via = live[Math.floor(random() * live.length)]!;
       try {
         await cluster.client(via).tell(item.to, { add: item.add }, item.id, 10_000);
         acked.add(item.id);
+        lastError.delete(item.id);
+        lastProgress = Date.now();
       } catch (err) {
         const code = (err as grpc.ServiceError).code;
         if (!RETRYABLE_CODES.has(code) && code !== grpc.status.CANCELLED && code !== grpc.status.INTERNAL) throw err;
         failures++;
+        lastError.set(item.id, `via ${cluster.ids[via]} to ${item.to.id}: ${(err as Error).message}`);
         queue.unshift(item);
         await new Promise((r) => setImmediate(r));
       }
     }
   };
-  await Promise.all([...Array.from({ length: SENDERS }, sender), during?.()]);
+  const duringDone = during?.();
+  await Promise.all(Array.from({ length: SENDERS }, sender));
+  if (stalled) throw stalled;
+  await duringDone;
   expect(failures, 'retries are bounded').toBeLessThan(items.length * 5);
+}
+
+/** Waits until `n` tells were acknowledged; gives up with the senders' stall deadline. */
+async function ackedAtLeast(acked: Set<string>, n: number): Promise<void> {
+  let seen = acked.size;
+  let since = Date.now();
+  while (acked.size < n) {
+    if (acked.size !== seen) [seen, since] = [acked.size, Date.now()];
+    if (Date.now() - since > STALL_MS) throw new Error(`stuck at ${acked.size} acknowledged tells, waiting for ${n}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
 }
 
 async function verify(cluster: TestCluster, all: Item[], seed: number): Promise<void> {
@@ -88,12 +115,12 @@ describe('cluster chaos', () => {
       const c = cluster;
       const killOwner = async (): Promise<void> => {
         const before = acked.size;
-        while (acked.size < before + 200) await new Promise((r) => setTimeout(r, 5));
+        await ackedAtLeast(acked, before + 200);
         const owner = (await c.client(c.live()[0]!).describe(busy)).node;
         const victim = c.ids.indexOf(owner);
         await c.kill(victim, 'SIGKILL');
         // Restart it later in the round, while tells keep flowing.
-        while (acked.size < before + 600) await new Promise((r) => setTimeout(r, 5));
+        await ackedAtLeast(acked, before + 600);
         await c.start(victim);
       };
       await sendAll(cluster, items, acked, random, killOwner);
@@ -118,7 +145,7 @@ describe('cluster chaos', () => {
     const acked = new Set<string>();
     const c = cluster;
     const join = async (): Promise<void> => {
-      while (acked.size < 800) await new Promise((r) => setTimeout(r, 5));
+      await ackedAtLeast(acked, 800);
       await c.start(3);
     };
     await sendAll(cluster, items, acked, random, join);

@@ -1,3 +1,4 @@
+import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestCluster } from '../support/cluster.js';
 import { runCli } from '../support/node-process.js';
@@ -115,6 +116,42 @@ describe('a 5-node cluster', () => {
       const info = await cluster.client(0).describe(counter(`g-${i}`));
       expect(info.node).not.toBe(cluster.ids[4]);
       expect(await cluster.client(i % 4).ask(counter(`g-${i}`), { get: true })).toEqual({ value: 4, count: 2 });
+    }
+  });
+
+  it('reports actors whose every copy went down with more than R-1 nodes (DATA_LOSS), and serves them again when a holder returns', async () => {
+    await cluster.start(4);
+    await cluster.waitForStatuses(Object.fromEntries(cluster.ids.map((id) => [id, 'up'])));
+    const workers = new Set([cluster.ids[3]!, cluster.ids[4]!]);
+    const onlyOnWorkers: string[] = [];
+    const elsewhere: string[] = [];
+    for (let i = 0; i < 60; i++) {
+      await cluster.client(0).tell(counter(`l-${i}`), { add: 3 }, `l-msg-${i}`);
+      const info = await cluster.client(0).describe(counter(`l-${i}`));
+      ([info.node, ...info.replicas].every((id) => workers.has(id)) ? onlyOnWorkers : elsewhere).push(`l-${i}`);
+    }
+    expect(onlyOnWorkers.length).toBeGreaterThan(0);
+
+    // Both workers die at once: the voters keep their majority, but some actors have no copy left.
+    await Promise.all([cluster.kill(3, 'SIGKILL'), cluster.kill(4, 'SIGKILL')]);
+    await cluster.waitForStatuses({ [cluster.ids[3]!]: 'down', [cluster.ids[4]!]: 'down' });
+    for (const id of onlyOnWorkers) {
+      const err = await cluster.client(0).ask(counter(id), { get: true }, 5_000, 10_000).then(
+        () => undefined,
+        (e: grpc.ServiceError) => e,
+      );
+      expect(err?.code, `${id} must not come back empty`).toBe(grpc.status.DATA_LOSS);
+      expect(err?.details).toMatch(/every copy of counter\/l-\d+ was on/);
+    }
+    for (const id of elsewhere) expect(await cluster.client(1).ask(counter(id), { get: true }, 10_000, 20_000)).toEqual({ value: 3, count: 1 });
+
+    // A worker restarts on its data directory: the copies it holds are served again.
+    await cluster.start(3);
+    await cluster.start(4);
+    await cluster.waitForStatuses(Object.fromEntries(cluster.ids.map((id) => [id, 'up'])));
+    for (const id of onlyOnWorkers) {
+      const got = await cluster.client(2).ask(counter(id), { get: true }, 10_000, 20_000);
+      expect(got, `${id} (owner now ${(await cluster.client(2).describe(counter(id))).node})`).toEqual({ value: 3, count: 1 });
     }
   });
 });

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { createWriteStream, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 
 export const CLI = resolve(import.meta.dirname, '../../dist/cli.js');
@@ -78,7 +78,7 @@ export function startNode(opts: {
     '--data',
     opts.dataDir,
     '--log-level',
-    'warn',
+    process.env.CEI_TEST_LOG_LEVEL ?? 'warn',
     ...(opts.args ?? []),
   ];
   const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
@@ -86,6 +86,13 @@ export function startNode(opts: {
   proc.once('exit', () => running.delete(proc));
   let stderr = '';
   proc.stderr!.on('data', (d) => (stderr += d));
+  // CEI_TEST_NODE_LOGS=dir keeps every node's log in a file, for runs that hang rather than fail.
+  const logDir = process.env.CEI_TEST_NODE_LOGS;
+  if (logDir) {
+    mkdirSync(logDir, { recursive: true });
+    const file = createWriteStream(join(logDir, `${basename(opts.dataDir)}.log`), { flags: 'a' });
+    proc.stderr!.pipe(file);
+  }
   const exited = new Promise<number | string>((res) => proc.on('exit', (code, signal) => res(code ?? signal ?? -1)));
   return new Promise((resolvePromise, reject) => {
     const timer = setTimeout(() => {

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterEach } from 'vitest';
 import type { ActorType } from '../../src/runtime/actor-type.js';
 import { FakeClock } from '../../src/runtime/clock-fake.js';
-import { ActorSystem, RUNTIME_TEST_PRESET, type RuntimeOptions } from '../../src/runtime/runtime.js';
+import { ActorSystem, RUNTIME_TEST_PRESET, type RuntimeDeps, type RuntimeOptions } from '../../src/runtime/runtime.js';
 import { Store } from '../../src/runtime/store.js';
 
 export interface TestNodeOptions {
@@ -16,6 +16,8 @@ export interface TestNodeOptions {
   options?: Partial<RuntimeOptions>;
   /** Shared with a node this one replaces, so that time keeps going across a restart. */
   clock?: FakeClock;
+  /** The cluster's seams, for tests of how the runtime uses them (a stand-in replicator, say). */
+  deps?: Pick<RuntimeDeps, 'placement' | 'replicator'>;
 }
 
 export class TestNode {
@@ -26,6 +28,7 @@ export class TestNode {
     readonly types: ActorType<any>[],
     readonly clock: FakeClock,
     readonly options: Partial<RuntimeOptions>,
+    readonly deps: TestNodeOptions['deps'] = {},
   ) {}
 
   get store(): Store {
@@ -46,7 +49,7 @@ export class TestNode {
   async start(): Promise<void> {
     if (this.current) throw new Error(`test node on ${this.dir} is already running`);
     const store = await Store.open(this.dir);
-    const system = new ActorSystem({ store, clock: this.clock, types: this.types }, { ...RUNTIME_TEST_PRESET, ...this.options });
+    const system = new ActorSystem({ store, clock: this.clock, types: this.types, ...this.deps }, { ...RUNTIME_TEST_PRESET, ...this.options });
     this.current = { store, system };
   }
 
@@ -89,7 +92,7 @@ export function useTestNodes(): {
   return {
     tempDir,
     async node(types, opts = {}) {
-      const node = new TestNode(tempDir(), types, opts.clock ?? new FakeClock(), opts.options ?? {});
+      const node = new TestNode(tempDir(), types, opts.clock ?? new FakeClock(), opts.options ?? {}, opts.deps);
       nodes.push(node);
       await node.start();
       return node;

@@ -1,0 +1,96 @@
+import { describe, expect, it } from 'vitest';
+import { RingPlacement } from '../../../src/cluster/ring-placement.js';
+import { MembershipView, type Member, type MemberStatus } from '../../../src/cluster/membership.js';
+import type { ActorRef } from '../../../src/runtime/ref.js';
+
+const NODES = ['a', 'b', 'c', 'd', 'e'];
+
+function view(statuses: Record<string, MemberStatus>, version: number): MembershipView {
+  const members: Member[] = Object.entries(statuses).map(([id, status]) => ({ id, address: `127.0.0.1:${1000 + id.charCodeAt(0)}`, role: 'control', status, incarnation: 1, since: 0 }));
+  return MembershipView.of(members, { version });
+}
+
+const allUp = (): Record<string, MemberStatus> => Object.fromEntries(NODES.map((id) => [id, 'up' as MemberStatus]));
+
+/** A placement for node `self` with R=2, every peer confirmed its hand-off for the current rings. */
+function settled(self: string, statuses: Record<string, MemberStatus>, version: number, now: () => number = () => 0): RingPlacement {
+  const p = new RingPlacement(self, 2, () => 'any', undefined, now);
+  p.update(view(statuses, version));
+  for (const peer of p.awaitingHandoffs) p.handoffDone(peer, p.signature);
+  return p;
+}
+
+const counters: ActorRef[] = Array.from({ length: 400 }, (_, i) => ({ type: 'counter', id: `c-${i}` }));
+
+describe('RingPlacement: refused owners step aside for a moment', () => {
+  it('an actor a replica refused is neither owned nor activated until the mark expires', () => {
+    let now = 1_000;
+    const p = settled('a', allUp(), 5, () => now);
+    const mine = counters.find((ref) => p.owns(ref))!;
+    p.disown('counter/' + mine.id);
+    expect(p.owns(mine)).toBe(false);
+    expect(() => p.checkOwner(mine)).toThrow(/a replica knows a newer owner/);
+    now += 499;
+    expect(p.owns(mine)).toBe(false);
+    now += 2;
+    expect(p.owns(mine)).toBe(true);
+    expect(() => p.checkOwner(mine)).not.toThrow();
+  });
+
+  it('a ring change ends the mark at once', () => {
+    const p = settled('a', allUp(), 5, () => 0);
+    const mine = counters.find((ref) => p.owns(ref) && p.ownerOf(ref) === 'a')!;
+    p.disown('counter/' + mine.id);
+    const statuses = allUp();
+    statuses.e = 'down';
+    expect(p.update(view(statuses, 6))).toBe(true);
+    expect(p.owns(mine)).toBe(p.ownerOf(mine) === 'a');
+  });
+});
+
+describe('RingPlacement: copies lost with more than R-1 nodes', () => {
+  it('one node down (R=2) loses nothing', () => {
+    const p = settled('a', allUp(), 5);
+    const statuses = allUp();
+    statuses.b = 'down';
+    p.update(view(statuses, 6));
+    expect(counters.filter((ref) => p.lostCopies(ref) !== undefined)).toEqual([]);
+  });
+
+  it('two nodes down at once (R=2): exactly the actors held only by them are lost, until one returns', () => {
+    const p = settled('a', allUp(), 5);
+    const before = new Map(counters.map((ref) => [ref.id, p.preferenceList(ref)]));
+    const statuses = allUp();
+    statuses.b = 'down';
+    statuses.c = 'down';
+    p.update(view(statuses, 6));
+    const heldOnlyByThem = counters.filter((ref) => before.get(ref.id)!.every((id) => id === 'b' || id === 'c'));
+    expect(heldOnlyByThem.length).toBeGreaterThan(0);
+    expect(counters.filter((ref) => p.lostCopies(ref) !== undefined)).toEqual(heldOnlyByThem);
+    expect(p.lostCopies(heldOnlyByThem[0]!)).toMatch(/every copy of counter\/c-\d+ was on [bc], [bc]/);
+    // b restarts on its data directory: its copies are back.
+    statuses.b = 'up';
+    p.update(view(statuses, 7));
+    expect(counters.filter((ref) => p.lostCopies(ref) !== undefined)).toEqual([]);
+  });
+
+  it('two nodes down one after the other, with the hand-off settled in between, lose nothing', () => {
+    const p = settled('a', allUp(), 5);
+    const statuses = allUp();
+    statuses.b = 'down';
+    p.update(view(statuses, 6));
+    for (const peer of p.awaitingHandoffs) p.handoffDone(peer, p.signature);
+    statuses.c = 'down';
+    p.update(view(statuses, 7));
+    expect(counters.filter((ref) => p.lostCopies(ref) !== undefined)).toEqual([]);
+  });
+
+  it('a graceful leave is not a loss', () => {
+    const p = settled('a', allUp(), 5);
+    const statuses = allUp();
+    statuses.b = 'left';
+    statuses.c = 'left';
+    p.update(view(statuses, 6));
+    expect(counters.filter((ref) => p.lostCopies(ref) !== undefined)).toEqual([]);
+  });
+});

@@ -1,0 +1,90 @@
+/**
+ * How the runtime treats its replicator (the cluster's seam, src/runtime/placement.ts): the seed of a
+ * loaded actor, a write a replica refuses, and duplicates confirmed from a copy loaded from disk.
+ * The replicator here is a stand-in that records and answers as told; the real one is exercised by
+ * the cluster integration and chaos tests.
+ */
+import { describe, expect, it } from 'vitest';
+import { counter } from '../../../src/actors/counter.js';
+import { UnavailableError } from '../../../src/errors.js';
+import type { Replicator } from '../../../src/runtime/placement.js';
+import type { Op } from '../../../src/runtime/store.js';
+import { keys } from '../../../src/runtime/store.js';
+import { deferred } from '../../../src/runtime/deferred.js';
+import { useTestNodes } from '../../support/runtime-node.js';
+import { waitFor } from '../../support/wait.js';
+
+const nodes = useTestNodes();
+const c1 = { type: 'counter', id: 'c-1' };
+
+class StandInReplicator implements Replicator {
+  readonly writes: Array<{ key: string; ops: Op[]; seed: boolean }> = [];
+  /** Refuse every write while set, as a replica that knows a newer owner does. */
+  refusing = false;
+  /** Hold seeds until released. */
+  heldSeed: ReturnType<typeof deferred<void>> | undefined;
+
+  replicasFor(): readonly string[] {
+    return ['peer-1'];
+  }
+
+  replicate(_ref: unknown, key: string, ops: Op[], _sync: boolean, _replicas: readonly string[], seed = false): Promise<void> {
+    this.writes.push({ key, ops, seed });
+    if (this.refusing) return Promise.reject(new UnavailableError('replica peer-1 knows a newer owner'));
+    if (seed && this.heldSeed) return this.heldSeed.promise;
+    return Promise.resolve();
+  }
+}
+
+describe('replicated writes', () => {
+  it('seeds the replicas with the whole stored copy when an actor loads', async () => {
+    const replicator = new StandInReplicator();
+    const node = await nodes.node([counter], { deps: { replicator } });
+    await node.system.tell(c1, { add: 2 }, { messageId: 'm1' });
+    // Restarted without recovery, so that the next tell is what loads it.
+    await node.stop();
+    await node.start();
+    replicator.writes.length = 0;
+    await node.system.tell(c1, { add: 3 }, { messageId: 'm2' });
+    const seed = replicator.writes[0]!;
+    expect(seed.seed).toBe(true);
+    const put = new Map(seed.ops.filter((op) => op.type === 'put').map((op) => [op.key, op]));
+    const prefix = keys.actor(c1);
+    expect(put.has(keys.state(prefix))).toBe(true);
+    expect(put.has(keys.dedup(prefix, 'm1'))).toBe(true);
+    expect(put.has(keys.registry(c1))).toBe(true);
+    expect(replicator.writes.slice(1).every((w) => !w.seed)).toBe(true);
+  });
+
+  it('a write a replica refuses fails its ack and unloads the actor; the retry with the same id counts once', async () => {
+    const replicator = new StandInReplicator();
+    const node = await nodes.node([counter], { deps: { replicator } });
+    await node.system.tell(c1, { add: 1 }, { messageId: 'm1' });
+    replicator.refusing = true;
+    await expect(node.system.tell(c1, { add: 2 }, { messageId: 'm2' })).rejects.toThrow(/knows a newer owner/);
+    await waitFor(() => !node.system.isLoaded(c1), { what: 'the actor to leave memory' });
+    replicator.refusing = false;
+    const retry = await node.system.tell(c1, { add: 2 }, { messageId: 'm2' });
+    expect(retry.duplicate).toBe(true);
+    expect(await node.system.ask(c1, { get: true })).toEqual({ value: 3, count: 2 });
+  });
+
+  it('confirms a duplicate found in a copy loaded from disk only once the replicas hold the seed', async () => {
+    const replicator = new StandInReplicator();
+    const node = await nodes.node([counter], { deps: { replicator } });
+    await node.system.tell(c1, { add: 1 }, { messageId: 'm1' });
+    await node.stop();
+    await node.start();
+    replicator.heldSeed = deferred<void>();
+    let confirmed = false;
+    const retry = node.system.tell(c1, { add: 1 }, { messageId: 'm1' }).then((ack) => {
+      confirmed = true;
+      return ack;
+    });
+    await waitFor(() => replicator.writes.some((w) => w.seed), { what: 'the seed to be sent' });
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(confirmed).toBe(false);
+    replicator.heldSeed.resolve();
+    expect((await retry).duplicate).toBe(true);
+  });
+});
