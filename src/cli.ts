@@ -8,6 +8,7 @@ import { CeiNode, NODE_DEFAULTS, NODE_ROLES, type NodeOptions, type NodeRole } f
 import { createLogger, type LogLevel } from './log.js';
 import { errorMessage } from './errors.js';
 import { registerActorCommands, registerNodesCommand } from './cli-actor.js';
+import { registerDtrsCommands } from './cli-dtrs.js';
 import { runDemo } from './demo.js';
 
 function positiveInt(name: string) {
@@ -112,6 +113,7 @@ program
 
 registerActorCommands(program);
 registerNodesCommand(program);
+registerDtrsCommands(program);
 
 program.parseAsync(process.argv).catch((err) => {
   process.stderr.write(`error: ${errorMessage(err)}\n`);

@@ -6,6 +6,10 @@ import type { Logger } from '../runtime/logger.js';
 import { publicApi } from './proto.js';
 import { actorsService, type ActorsServiceOptions } from './actors-service.js';
 import { clusterService, type MembershipSource } from './cluster-service.js';
+import { dtrsService } from './dtrs-service.js';
+
+/** The services health checking reports on (besides the server as a whole, ''). */
+const HEALTH_SERVICES = ['cei.v1.Actors', 'cei.v1.Dtrs'];
 
 export interface ApiServerOptions extends ActorsServiceOptions {
   /** HOST:PORT to bind; port 0 picks a free one. */
@@ -16,7 +20,7 @@ export interface ApiServerOptions extends ActorsServiceOptions {
   membership: () => MembershipSource | undefined;
 }
 
-/** The node's public gRPC server: Actors, plus the standard health and reflection services. */
+/** The node's public gRPC server: Actors, Cluster, the CEI role services, and the standard health and reflection services. */
 export class ApiServer {
   private constructor(
     private readonly server: grpc.Server,
@@ -35,8 +39,9 @@ export class ApiServer {
     const { definition, actors } = publicApi();
     server.addService(actors.cei.v1.Actors.service, actorsService(service, options, log));
     server.addService(actors.cei.v1.Cluster.service, clusterService(options.membership));
+    server.addService(actors.cei.v1.Dtrs.service, dtrsService(service, options, log));
     options.addServices?.(server);
-    const health = new HealthImplementation({ '': 'NOT_SERVING', 'cei.v1.Actors': 'NOT_SERVING' });
+    const health = new HealthImplementation(Object.fromEntries(['', ...HEALTH_SERVICES].map((name) => [name, 'NOT_SERVING' as const])));
     health.addToServer(server);
     new ReflectionService(definition).addToServer(server);
     const port = await new Promise<number>((resolve, reject) => {
@@ -48,8 +53,7 @@ export class ApiServer {
 
   setServing(serving: boolean): void {
     const status = serving ? 'SERVING' : 'NOT_SERVING';
-    this.health.setStatus('', status);
-    this.health.setStatus('cei.v1.Actors', status);
+    for (const name of ['', ...HEALTH_SERVICES]) this.health.setStatus(name, status);
   }
 
   /** Stops accepting calls; calls in progress get `graceMs` to finish before they are cancelled. */
