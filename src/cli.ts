@@ -9,6 +9,7 @@ import { createLogger, type LogLevel } from './log.js';
 import { errorMessage } from './errors.js';
 import { registerActorCommands, registerNodesCommand } from './cli-actor.js';
 import { registerDtrsCommands } from './cli-dtrs.js';
+import { registerProvisionerCommands } from './cli-provisioner.js';
 import { runDemo } from './demo.js';
 
 function positiveInt(name: string) {
@@ -114,6 +115,7 @@ program
 registerActorCommands(program);
 registerNodesCommand(program);
 registerDtrsCommands(program);
+registerProvisionerCommands(program);
 
 program.parseAsync(process.argv).catch((err) => {
   process.stderr.write(`error: ${errorMessage(err)}\n`);

@@ -3,7 +3,9 @@ import { ActorSystem, RUNTIME_DEFAULTS, type RuntimeOptions } from './runtime/ru
 import type { ActorType } from './runtime/actor-type.js';
 import type { Logger } from './runtime/logger.js';
 import { ApiServer } from './api/server.js';
-import { builtinTypes } from './actors/index.js';
+import { builtinTypes, type RoleOptions } from './actors/index.js';
+import type { RoleEnv } from './actors/role-env.js';
+import { announceInstance } from './actors/provisioner-announce.js';
 import { loadActorModule } from './actors/load.js';
 import { InvalidArgumentError } from './errors.js';
 import { systemClock } from './runtime/clock.js';
@@ -29,8 +31,10 @@ export interface NodeOptions {
   shutdownGraceMs: number;
   runtime: Partial<RuntimeOptions>;
   cluster: Partial<ClusterOptions>;
-  /** Worker nodes started by the provisioner are told their instance id. */
+  /** Worker nodes started by the provisioner are told their instance id (and announce it to it). */
   instanceId?: string;
+  /** Options of the CEI roles (the provisioner ...), over their defaults. */
+  roles?: RoleOptions;
 }
 
 export const NODE_DEFAULTS: Omit<NodeOptions, 'role' | 'listen' | 'dataDir'> = {
@@ -56,6 +60,7 @@ export function validateAddress(address: string, what: string): string {
  */
 export class CeiNode {
   private stopped: Promise<void> | undefined;
+  private announcer: { stop(): void } | undefined;
 
   private constructor(
     readonly options: NodeOptions,
@@ -85,7 +90,16 @@ export class CeiNode {
     if (!Number.isSafeInteger(clusterOptions.replicas) || clusterOptions.replicas < 1) {
       throw new InvalidArgumentError(`--replicas must be a whole number >= 1 (got ${clusterOptions.replicas})`);
     }
-    const types: ActorType[] = builtinTypes();
+    // The roles reach the cluster through late-bound functions: the cluster is built from the types.
+    let wired: Cluster | undefined;
+    const roleEnv: RoleEnv = {
+      service: () => wired!.router,
+      members: () => (wired?.membership ? wired.view.list() : []),
+      dataDir: options.dataDir,
+      clock: systemClock,
+      log,
+    };
+    const types: ActorType[] = builtinTypes(roleEnv, options.roles);
     for (const path of options.actorModules) types.push(...(await loadActorModule(path)));
     const classes = new Map<string, PlacementClass>(types.map((t) => [t.name, t.placement ?? 'any']));
     const store = await Store.open(options.dataDir);
@@ -103,6 +117,7 @@ export class CeiNode {
         options: clusterOptions,
         classOf: (type) => classes.get(type) ?? 'any',
       });
+      wired = cluster;
       const system = new ActorSystem({ store, logger: nodeLog, types, placement: cluster.placement, replicator: cluster.replicator }, runtime);
       cluster.attach(system);
       const api = await ApiServer.start(
@@ -122,6 +137,9 @@ export class CeiNode {
       if (!cluster.isUp) nodeLog.info({ seeds: options.join, known: stored.addresses.length }, 'joining the cluster');
       await cluster.whenUp();
       api.setServing(true);
+      if (options.instanceId !== undefined) {
+        node.announcer = announceInstance(cluster.router, { instanceId: options.instanceId, nodeId: store.nodeId, address: api.address }, systemClock, nodeLog);
+      }
       return node;
     } catch (err) {
       await transport.stop().catch(() => {});
@@ -137,6 +155,7 @@ export class CeiNode {
   stop(): Promise<void> {
     this.stopped ??= (async () => {
       this.api.setServing(false);
+      this.announcer?.stop();
       await this.cluster.leave(this.options.shutdownGraceMs);
       await this.system.shutdown();
       await this.cluster.stop();

@@ -7,9 +7,10 @@ import { publicApi } from './proto.js';
 import { actorsService, type ActorsServiceOptions } from './actors-service.js';
 import { clusterService, type MembershipSource } from './cluster-service.js';
 import { dtrsService } from './dtrs-service.js';
+import { provisionerService } from './provisioner-service.js';
 
 /** The services health checking reports on (besides the server as a whole, ''). */
-const HEALTH_SERVICES = ['cei.v1.Actors', 'cei.v1.Dtrs'];
+const HEALTH_SERVICES = ['cei.v1.Actors', 'cei.v1.Dtrs', 'cei.v1.Provisioner'];
 
 export interface ApiServerOptions extends ActorsServiceOptions {
   /** HOST:PORT to bind; port 0 picks a free one. */
@@ -40,6 +41,7 @@ export class ApiServer {
     server.addService(actors.cei.v1.Actors.service, actorsService(service, options, log));
     server.addService(actors.cei.v1.Cluster.service, clusterService(options.membership));
     server.addService(actors.cei.v1.Dtrs.service, dtrsService(service, options, log));
+    server.addService(actors.cei.v1.Provisioner.service, provisionerService(service, log));
     options.addServices?.(server);
     const health = new HealthImplementation(Object.fromEntries(['', ...HEALTH_SERVICES].map((name) => [name, 'NOT_SERVING' as const])));
     health.addToServer(server);
