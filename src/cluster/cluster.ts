@@ -92,6 +92,9 @@ export class Cluster {
           this.placement.forgetSettled();
           this.handoff.declaredDown();
         }
+        // A member declared down may be hung (SIGSTOP) rather than dead: requests waiting on its link
+        // (an offer, a barrier question) would hold a rebalance run until they time out. End them now.
+        for (const c of changes) if (c.to === 'down' && c.id !== deps.nodeId) deps.transport.link(c.id)?.close();
         this.viewChanged(view);
       },
       onFenced: (fenced) => system.setFenced(fenced),

@@ -5,17 +5,18 @@
  * On every ring change a node, one run at a time:
  *  1. releases the loaded actors it no longer owns (their turn in progress finishes, nothing new
  *     starts) and waits until all its writes are durable locally and on their replicas;
- *  2. offers every stored actor it does not own to the actor's owner (`repl.offer`), and every actor
- *     it owns to replicas that are new since its last completed run; the receiver merges the offer
- *     into its own copy (copy-trust.ts: trusted beats untrusted, then the higher handled seq), so
- *     the new owner ends with the freshest copy whoever held it and however rings moved meanwhile;
- *  3. drops its copies of actors it is no longer a replica of, once their owner took the offer;
- *  4. then, outside the run, activates the actors it now owns that have pending work - after a
- *     fail-over these are the dead owner's actors, read from this node's replica copy.
- * Meanwhile it asks every live peer of the previous rings `repl.await {sig}`: a peer answers once
- * it finished step 2 for exactly these rings, which lifts the hand-off barrier for the actors that
- * peer owned before (ring-placement.ts). Asking, rather than being told, matters when rings flap: a
- * "done" sent for an earlier, identical ring would otherwise lift a barrier too soon.
+ *  2. offers every stored actor it does not own to the actor's owner (`repl.offer`) when that owner
+ *     is new to it since its last completed run (or the actor was taken over here meanwhile); the
+ *     receiver merges the offer into its own copy (copy-trust.ts), so the new owner ends with the
+ *     freshest copy whoever held it and however rings moved meanwhile;
+ *  3. then offers every actor it owns to replicas new since its last completed run (restoring R);
+ *  4. drops its copies of actors it is no longer a replica of, once their owner took the offer;
+ *  5. after the run, activates the actors it now owns that have pending work - after a fail-over
+ *     these are the dead owner's actors, read from this node's replica copy.
+ * Meanwhile it asks every live peer `repl.await {sig}`: a peer answers once it finished step 2 for
+ * exactly these rings, which lifts the hand-off barrier for the actors that peer owned before
+ * (ring-placement.ts). Asking, rather than being told, matters when rings flap: a "done" sent for an
+ * earlier, identical ring would otherwise lift a barrier too soon.
  * Batches of `handoffBatch` actors per request pace the work so a join does not stall the cluster.
  */
 import type { ActorSystem } from '../runtime/runtime.js';
@@ -50,8 +51,8 @@ interface ActorCopy {
 export class HandoffCoordinator implements SubHandler {
   private running: Promise<void> | undefined;
   private again = false;
-  /** The rings for which the last run completed, and who waits to hear of the next ones. */
-  private completedSig: string | undefined;
+  /** The rings for which a run offered every owner its copies, and who waits to hear of the next ones. */
+  private handedOverSig: string | undefined;
   private awaiters: Array<{ sig: string; resolve: (done: boolean) => void }> = [];
   /** Peers we are asking `repl.await` for the current rings. */
   private asking = new Set<string>();
@@ -85,7 +86,7 @@ export class HandoffCoordinator implements SubHandler {
 
   /** Call on every ring change (synchronously after placement.update returned true). */
   ringChanged(): void {
-    this.completedSig = undefined;
+    this.handedOverSig = undefined;
     // Peers asking about other rings get their answer now: not done; they ask again for their new rings.
     for (const a of this.awaiters.splice(0)) {
       if (a.sig === this.placement.signature) this.awaiters.push(a);
@@ -153,9 +154,9 @@ export class HandoffCoordinator implements SubHandler {
       });
   }
 
-  /** Resolves true once a run completed for rings `sig` (false after `timeoutMs`). */
+  /** Resolves true once a run offered the owners their copies for rings `sig` (false after `timeoutMs`). */
   private doneFor(sig: string, timeoutMs: number): Promise<boolean> {
-    if (this.completedSig === sig && !this.running) return Promise.resolve(true);
+    if (this.handedOverSig === sig) return Promise.resolve(true);
     return new Promise((resolve) => {
       const entry = { sig, resolve };
       this.awaiters.push(entry);
@@ -226,49 +227,67 @@ export class HandoffCoordinator implements SubHandler {
     await this.store.committer.drain();
     this.enter('drain-replicas');
     await this.replicator.drain();
-    this.enter('transfer');
-    await this.transfer();
+    this.enter('offer-owners');
+    const { toOwners, toReplicas } = await this.plan();
+    for (const [peer, refs] of toOwners) await this.offer(peer, refs);
     if (sig !== this.placement.signature) {
       this.again = true;
       return;
     }
-    this.completedSig = sig;
-    this.placement.markOutgoingDone(sig);
+    // Every owner has our copies now: that is all a peer's hand-off barrier waits for. Copies to new
+    // replicas (restoring R) follow without holding it.
+    this.handedOverSig = sig;
     for (const a of this.awaiters.filter((w) => w.sig === sig)) {
       this.awaiters.splice(this.awaiters.indexOf(a), 1);
       a.resolve(true);
     }
+    this.enter('offer-replicas');
+    for (const [peer, refs] of toReplicas) await this.offer(peer, refs);
+    if (sig !== this.placement.signature) {
+      this.again = true;
+      return;
+    }
+    this.placement.markOutgoingDone(sig);
     this.runs++;
     // After a fail-over these are the dead owner's actors. Not part of the run: peers wait for the
     // run, and activating actors (which may wait on barriers of their own) must not hold them.
     this.recoverSoon();
   }
 
-  private async transfer(): Promise<void> {
+  /** Which stored actors go to which peer: to their owners, and to replicas new to them. */
+  private async plan(): Promise<{ toOwners: Map<string, ActorRef[]>; toReplicas: Map<string, ActorRef[]> }> {
     const registry = await this.store.scanKeys(keys.registryPrefix());
-    const offers = new Map<string, ActorRef[]>();
-    const add = (peer: string, ref: ActorRef): void => {
-      const list = offers.get(peer);
+    const toOwners = new Map<string, ActorRef[]>();
+    const toReplicas = new Map<string, ActorRef[]>();
+    const add = (to: Map<string, ActorRef[]>, peer: string, ref: ActorRef): void => {
+      const list = to.get(peer);
       if (list) list.push(ref);
-      else offers.set(peer, [ref]);
+      else to.set(peer, [ref]);
     };
     for (const k of registry) {
       const ref = refFromIndexKey(k);
       const now = this.placement.preferenceList(ref);
       const owner = now[0];
       if (!owner) continue;
-      if (owner !== this.selfId) add(owner, ref);
-      else {
-        const before = this.placement.settledPreferenceList(ref);
-        for (const replica of now.slice(1)) if (!before.includes(replica)) add(replica, ref);
+      const before = this.placement.settledPreferenceList(ref);
+      if (owner !== this.selfId) {
+        // An owner that owned the actor at our last completed run already has everything we have:
+        // its writes are what we hold. A new owner (fail-over, join, leave) needs our copy, as does
+        // the owner of an actor we took over meanwhile, and any copy we should no longer keep.
+        if (before[0] !== owner || !now.includes(this.selfId) || this.placement.activatedLately(refKey(ref))) add(toOwners, owner, ref);
+      } else {
+        for (const replica of now.slice(1)) if (!before.includes(replica)) add(toReplicas, replica, ref);
       }
     }
-    for (const [peer, refs] of offers) await this.offer(peer, refs);
+    return { toOwners, toReplicas };
   }
 
   /** Offers `refs` to `peer` in batches, then drops our copies of those we no longer replicate. */
   private async offer(peer: string, refs: ActorRef[], hops = 0): Promise<void> {
+    const sig = this.placement.signature;
     for (let i = 0; i < refs.length; i += this.options.handoffBatch) {
+      // The rings moved on: a run for the new ones follows and offers to the owners it names.
+      if (hops === 0 && sig !== this.placement.signature) return;
       const slice = refs.slice(i, i + this.options.handoffBatch);
       const actors: ActorCopy[] = [];
       for (const ref of slice) {

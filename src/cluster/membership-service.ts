@@ -87,6 +87,11 @@ export class MembershipService implements LinkHandler {
   private lastTick: number;
   /** Until then, silence is not held against peers: this node's own event loop was stalled. */
   private stalledUntil = 0;
+  /** The highest incarnation of ours that we know the voters declared down (see receiveGossip). */
+  private downIncarnationSeen = 0;
+  private readonly lastProof = new Map<string, number>();
+  /** The incarnation this process started with. */
+  private readonly firstIncarnation: number;
   private fenced = false;
   private gossipQueued = false;
   private stopped = false;
@@ -104,6 +109,7 @@ export class MembershipService implements LinkHandler {
     private readonly events: MembershipEvents = {},
   ) {
     this.detectors = new FailureDetectorRegistry(clock, options.phi);
+    this.firstIncarnation = self.incarnation;
     this.started = clock.now();
     this.lastTick = this.started;
     this.viewNow = MembershipView.empty().with(this.selfMember('joining'));
@@ -214,6 +220,7 @@ export class MembershipService implements LinkHandler {
       this.log.warn({ was: me.status, incarnation }, me.status === 'down' ? 'declared down while alive: rejoining' : 'suspected while alive: refuting');
       this.self = { ...this.self, incarnation };
       const status: MemberStatus = me.status === 'down' ? 'joining' : 'up';
+      if (me.status === 'down') this.downIncarnationSeen = Math.max(this.downIncarnationSeen, me.incarnation);
       this.viewNow = this.viewNow.with({ ...me, incarnation, status, since: this.clock.now() });
     }
     this.persist();
@@ -278,7 +285,26 @@ export class MembershipService implements LinkHandler {
     }
     const merged = this.viewNow.merge(other);
     if (merged.view !== this.viewNow) this.update(merged.view, merged.changes);
+    // We refuted a suspicion with a newer incarnation, but the voters had already declared the older
+    // one down: they failed our actors over meanwhile, and the merge (newer incarnation wins) hides
+    // that from our own view. Handle it as being declared down while alive.
+    const said = other.get(this.self.id);
+    // (An incarnation from before this process started is a previous life's: its death is no news.)
+    if (said && said.status === 'down' && said.incarnation >= this.firstIncarnation && said.incarnation < this.self.incarnation && said.incarnation > this.downIncarnationSeen) {
+      this.rejoinAfterDown(said.incarnation);
+    }
     if (votesChanged) this.applyVerdicts();
+  }
+
+  private rejoinAfterDown(declaredAt: number): void {
+    const me = this.viewNow.get(this.self.id);
+    if (!me) return;
+    this.downIncarnationSeen = declaredAt;
+    const incarnation = Math.max(this.self.incarnation + 1, this.clock.now());
+    this.log.warn({ declaredAt, incarnation }, 'declared down while alive (an incarnation already refuted): rejoining');
+    this.self = { ...this.self, incarnation };
+    this.viewNow = this.viewNow.with({ ...me, incarnation, status: 'joining', since: this.clock.now() });
+    this.afterChange([{ id: this.self.id, from: me.status, to: 'down', incarnation: declaredAt }]);
   }
 
   // --- failure detection ----------------------------------------------------------------------------
@@ -435,10 +461,24 @@ export class MembershipService implements LinkHandler {
       this.dialKnownMembers();
       return;
     }
+    this.proofOfLife(link.peer.id);
     this.sub(method)?.onMessage(link, method, body);
   }
 
+  /**
+   * Any frame from a peer shows it is alive: under load its heartbeat may wait behind data on the
+   * same stream. Counted at most twice per heartbeat interval, so a flood of frames does not teach
+   * the detector that silences longer than a few milliseconds are unusual.
+   */
+  private proofOfLife(peer: string): void {
+    const now = this.clock.now();
+    if (now - (this.lastProof.get(peer) ?? 0) < this.options.heartbeatIntervalMs / 2) return;
+    this.lastProof.set(peer, now);
+    this.detectors.heartbeat(peer);
+  }
+
   async onRequest(link: Link, method: string, body: unknown): Promise<unknown> {
+    this.proofOfLife(link.peer.id);
     if (method === 'member.gossip') {
       this.receiveGossip(link, body as { view: WireView; votes: DownVote[] });
       return null;

@@ -77,6 +77,12 @@ export class RingPlacement implements Placement {
    * the replica's" cannot be told; if views still disagree after it, the next refusal marks it again.
    */
   private disowned = new Map<string, number>();
+  /**
+   * Actors activated here as owner since the last completed rebalance run: a node that took an actor
+   * over while its run for those rings had not completed must still hand it back, even when the
+   * owner at its settled rings is the owner again (see HandoffCoordinator.transfer).
+   */
+  private activatedSinceSettled = new Set<string>();
   /** Copies lost with nodes that are still down (see lostCopies). */
   private losses: LossRecord[] = [];
 
@@ -168,7 +174,14 @@ export class RingPlacement implements Placement {
 
   /** This node's rebalance run for rings `sig` completed: what it owns now is what it owned last. */
   markOutgoingDone(sig: string): void {
-    if (sig === this.sig) this.outSettled = this.rings;
+    if (sig !== this.sig) return;
+    this.outSettled = this.rings;
+    this.activatedSinceSettled.clear();
+  }
+
+  /** Whether this node activated `key` as owner since its last completed rebalance run. */
+  activatedLately(key: string): boolean {
+    return this.activatedSinceSettled.has(key);
   }
 
   isLive(id: string): boolean {
@@ -231,7 +244,9 @@ export class RingPlacement implements Placement {
       throw new UnavailableError(`${refKey(ref)} is being handed over to ${this.selfId} (waiting for ${[...this.awaiting].join(', ')})`);
     }
     // Activated here as its owner, after every peer offered its copy: from now on ours is the one.
-    this.trust?.add(refKey(ref));
+    const key = refKey(ref);
+    this.trust?.add(key);
+    if (this.preferenceList(ref, this.outSettled)[0] !== this.selfId) this.activatedSinceSettled.add(key);
   }
 
   replicasOf(ref: ActorRef): string[] {
