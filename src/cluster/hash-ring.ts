@@ -18,6 +18,9 @@
  * build one ring per eligibility class from the live members of that class.
  */
 import HashRingLib from 'hashring';
+
+/** How many keys' preference lists a ring remembers before it starts over. */
+const MEMO_LIMIT = 200_000;
 import { InvalidArgumentError } from '../errors.js';
 
 /** Options of a HashRing. */
@@ -126,8 +129,23 @@ export class HashRing {
     if (!Number.isInteger(n) || n < 0) throw new RangeError(`preference list length must be an integer >= 0, got ${String(n)}`);
     // range(key, 0) would mean "all nodes" to the package, hence the explicit check.
     if (n === 0 || this.ring === undefined) return [];
-    return this.ring.range(key, Math.min(n, this.nodes.length), true);
+    // The ring never changes, so lists are remembered: each lookup hashes the key (md5), and the
+    // router, the replicator and the hand-off ask for the same keys over and over.
+    const memoKey = n === this.memoN ? key : undefined;
+    const known = memoKey !== undefined ? this.memo.get(memoKey) : undefined;
+    if (known) return [...known];
+    const list = this.ring.range(key, Math.min(n, this.nodes.length), true);
+    if (this.memoN === undefined) this.memoN = n;
+    if (n === this.memoN) {
+      if (this.memo.size >= MEMO_LIMIT) this.memo.clear();
+      this.memo.set(key, list);
+    }
+    return [...list];
   }
+
+  private memo = new Map<string, string[]>();
+  /** The list length remembered (one per ring: the cluster asks for R). */
+  private memoN: number | undefined;
 }
 
 function checkNodeId(id: unknown): asserts id is string {
