@@ -381,26 +381,29 @@ export class HandoffCoordinator implements SubHandler {
    */
   private async receive(actors: ActorCopy[], hops: number): Promise<{ refused: string[] }> {
     // Read, merge and write as one step among all writes on behalf of peers, on what is on disk.
-    const { refused, written } = await this.replicator.exclusive(async () => {
-      await this.store.committer.drain();
-      const refused: string[] = [];
-      const ops: Op[] = [];
-      for (const actor of actors) {
-        const ref = parseRefKey(actor.key);
-        if (this.local.isLoaded(ref)) {
-          refused.push(actor.key);
-          continue;
+    const { refused, written } = await this.replicator.exclusive(
+      actors.map((a) => a.key),
+      async () => {
+        await this.store.committer.drain();
+        const refused: string[] = [];
+        const ops: Op[] = [];
+        for (const actor of actors) {
+          const ref = parseRefKey(actor.key);
+          if (this.local.isLoaded(ref)) {
+            refused.push(actor.key);
+            continue;
+          }
+          const prefix = keys.actor(ref);
+          const existing = await this.readActor(ref);
+          const merged = mergeCopies(prefix, { entries: existing, trusted: this.trust.has(actor.key) }, { entries: actor.entries, trusted: actor.trusted });
+          const had = new Map(existing);
+          for (const [key] of existing) if (!merged.entries.has(key)) ops.push({ type: 'del', key });
+          for (const [key, value] of merged.entries) if (had.get(key) !== value) ops.push({ type: 'put', key, value });
+          if (merged.trusted) this.trust.add(actor.key);
         }
-        const prefix = keys.actor(ref);
-        const existing = await this.readActor(ref);
-        const merged = mergeCopies(prefix, { entries: existing, trusted: this.trust.has(actor.key) }, { entries: actor.entries, trusted: actor.trusted });
-        const had = new Map(existing);
-        for (const [key] of existing) if (!merged.entries.has(key)) ops.push({ type: 'del', key });
-        for (const [key, value] of merged.entries) if (had.get(key) !== value) ops.push({ type: 'put', key, value });
-        if (merged.trusted) this.trust.add(actor.key);
-      }
-      return { refused, written: ops.length > 0 ? this.store.write(ops, true) : Promise.resolve() };
-    });
+        return { refused, written: ops.length > 0 ? this.store.write(ops, true) : Promise.resolve() };
+      },
+    );
     await written;
     // An offer that reaches us after we are no longer the actor's owner (it was sent for rings older
     // than ours) goes on to the owner before we answer: the sender's run completes only after this,

@@ -158,7 +158,8 @@ class PeerStream {
 
 export class ClusterReplicator implements Replicator, SubHandler {
   private readonly streams = new Map<string, PeerStream>();
-  private applyChain: Promise<void> = Promise.resolve();
+  /** Per actor, the last write on behalf of peers not yet issued (see exclusive). */
+  private readonly tails = new Map<string, Promise<void>>();
 
   constructor(
     readonly selfId: string,
@@ -232,7 +233,10 @@ export class ClusterReplicator implements Replicator, SubHandler {
   onRequest(_link: Link, method: string, body: unknown): Promise<unknown> {
     if (method !== 'repl.write') return Promise.reject(new UnavailableError(`unknown method ${method}`));
     const b = body as WriteRequest;
-    const issued = this.exclusive(() => this.issue(b));
+    const issued = this.exclusive(
+      b.entries.map((e) => e[0]),
+      () => this.issue(b),
+    );
     return issued.then(async ({ rejected, written }) => {
       try {
         await written;
@@ -245,16 +249,26 @@ export class ClusterReplicator implements Replicator, SubHandler {
   }
 
   /**
-   * Runs `fn` after every write applied before it was issued; writes on behalf of peers (replicated
-   * batches, merged offers) go through here, one at a time up to the point where each has issued its
-   * write, so a read-merge-write never races another write to the same actor.
+   * Runs `fn` once every earlier write on behalf of peers (replicated batches, merged offers) that
+   * touches any of the actors `refKeys` has issued its write: per actor, one at a time in arrival
+   * order, so a read-merge-write never races another write to the same actor. Writes to other actors
+   * do not wait: a fail-over owner's seed must not queue behind a bulk hand-off of unrelated actors.
    */
-  exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.applyChain.then(fn);
-    this.applyChain = run.then(
+  exclusive<T>(refKeys: readonly string[], fn: () => Promise<T>): Promise<T> {
+    const before: Promise<void>[] = [];
+    for (const key of refKeys) {
+      const tail = this.tails.get(key);
+      if (tail) before.push(tail);
+    }
+    const run = (before.length === 0 ? Promise.resolve() : Promise.all(before)).then(fn);
+    const done = run.then(
       () => {},
       () => {},
     );
+    for (const key of refKeys) this.tails.set(key, done);
+    void done.then(() => {
+      for (const key of refKeys) if (this.tails.get(key) === done) this.tails.delete(key);
+    });
     return run;
   }
 
