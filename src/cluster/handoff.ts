@@ -209,7 +209,8 @@ export class HandoffCoordinator implements SubHandler {
     const started = this.clock.now();
     // A run that does not finish holds every peer's hand-off barrier: say which step it is stuck in.
     let watchdog = this.clock.setTimer(STUCK_RUN_MS, function warn(this: HandoffCoordinator) {
-      this.log.warn({ step: this.step, stepMs: this.clock.now() - this.stepSince, runMs: this.clock.now() - started }, 'rebalance run is taking long');
+      const streams = this.step === 'drain-replicas' ? this.replicator.describe() : undefined;
+      this.log.warn({ step: this.step, stepMs: this.clock.now() - this.stepSince, runMs: this.clock.now() - started, streams }, 'rebalance run is taking long');
       watchdog = this.clock.setTimer(STUCK_RUN_MS, warn.bind(this));
     }.bind(this));
     try {

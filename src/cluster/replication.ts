@@ -149,6 +149,19 @@ class PeerStream {
     }
   }
 
+  /** What a stuck drain is waiting for, for the logs. */
+  describe(): { peer: string; unacked: number; answered: number; pending: boolean; resendScheduled: boolean; linked: boolean; live: boolean } {
+    return {
+      peer: this.peer,
+      unacked: this.unacked.filter((b) => !b.acked).length,
+      answered: this.unacked.filter((b) => b.acked).length,
+      pending: this.pending !== undefined,
+      resendScheduled: this.resendScheduled,
+      linked: this.owner.linkTo(this.peer) !== undefined,
+      live: this.owner.stillReplica(this.peer),
+    };
+  }
+
   /** Resolves once everything handed to this stream so far was answered (or the peer left). */
   async drain(): Promise<void> {
     const all = [...this.unacked, ...(this.pending ? [this.pending] : [])].map((b) => b.promise.catch(() => NOTHING_REFUSED));
@@ -216,6 +229,11 @@ export class ClusterReplicator implements Replicator, SubHandler {
   abandon(): void {
     const err = new UnavailableError(`node ${this.selfId} was declared down: its unreplicated writes are dropped`);
     for (const s of this.streams.values()) s.abandon(err);
+  }
+
+  /** The streams with writes still unanswered, for the logs. */
+  describe(): ReturnType<PeerStream['describe']>[] {
+    return [...this.streams.values()].map((s) => s.describe()).filter((d) => d.unacked > 0 || d.pending);
   }
 
   /** Resolves once every write handed over so far is on its replicas (or they left). */
