@@ -3,34 +3,12 @@
  * node's public Dtrs service. Definitions come from YAML or JSON files (`--file`); the registry
  * checks them, so this module only reads files and flags and prints what comes back.
  */
-import { readFileSync } from 'node:fs';
 import { Option, type Command } from 'commander';
 import YAML from 'yaml';
 import { DtrsClient } from './client-dtrs.js';
 import type { CredentialsRecord, DtRecord, SiteRecord } from './actors/dtrs.js';
-import { InvalidArgumentError, errorMessage } from './errors.js';
-import { print, reportGrpcErrors, table } from './cli-output.js';
-
-/**
- * A YAML or JSON document from a file (YAML 1.2 reads JSON as it is, so one parser serves both).
- * Duplicate keys are an error rather than last-one-wins, so a typo cannot silently drop a setting.
- */
-function readDocument(path: string): unknown {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (err) {
-    throw new InvalidArgumentError(`--file ${path}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : errorMessage(err)}`);
-  }
-  let doc: unknown;
-  try {
-    doc = YAML.parse(text, { uniqueKeys: true });
-  } catch (err) {
-    throw new InvalidArgumentError(`--file ${path} is not valid YAML or JSON: ${errorMessage(err).split('\n')[0]!.replace(/:$/, '')}`);
-  }
-  if (doc === null || doc === undefined) throw new InvalidArgumentError(`--file ${path} is empty`);
-  return doc;
-}
+import { InvalidArgumentError } from './errors.js';
+import { print, readDocument, reportGrpcErrors, table } from './cli-output.js';
 
 /** NAME=VALUE flags into a map; the value may itself contain "=". */
 function pairs(flag: string, values: string[]): Record<string, string> {

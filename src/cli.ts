@@ -10,7 +10,8 @@ import { errorMessage } from './errors.js';
 import { registerActorCommands, registerNodesCommand } from './cli-actor.js';
 import { registerDtrsCommands } from './cli-dtrs.js';
 import { registerProvisionerCommands } from './cli-provisioner.js';
-import { runDemo } from './demo.js';
+import { registerEpumCommands } from './cli-epum.js';
+import { SleeperDemo, DEMO_DOMAIN } from './demo.js';
 
 function positiveInt(name: string) {
   return (value: string): number => {
@@ -31,21 +32,24 @@ function splitList(value: string, previous: string[]): string[] {
 const logLevelOption = () =>
   new Option('--log-level <level>', 'log verbosity').choices(['debug', 'info', 'warn', 'error', 'silent']).default('info');
 
-/** Runs `node` until SIGINT or SIGTERM, then stops it gracefully and exits 0. */
-function serveUntilSignal(node: CeiNode, onStop?: () => void): void {
+/** Runs `node` until SIGINT or SIGTERM, then runs `onStop` (while the node still serves), stops the node gracefully and exits 0. */
+function serveUntilSignal(node: CeiNode, onStop?: () => void | Promise<void>): void {
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) return;
     stopping = true;
-    onStop?.();
     node.log.info({ signal }, 'stopping');
-    node.stop().then(
-      () => process.exit(0),
-      (err) => {
-        node.log.error({ err: errorMessage(err) }, 'unclean stop');
-        process.exit(1);
-      },
-    );
+    Promise.resolve()
+      .then(onStop)
+      .catch((err: unknown) => node.log.error({ err: errorMessage(err) }, 'stopping: cleanup failed'))
+      .then(() => node.stop())
+      .then(
+        () => process.exit(0),
+        (err) => {
+          node.log.error({ err: errorMessage(err) }, 'unclean stop');
+          process.exit(1);
+        },
+      );
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
@@ -73,6 +77,7 @@ program
   .requiredOption('--data <dir>', 'data directory (LevelDB store and node identity)')
   .option('--join <host:port,...>', 'seed nodes to join (repeatable or comma-separated)', splitList, [])
   .option('--actors <path.js>', 'module with extra actor types (repeatable)', collect, [])
+  .option('--engines <path.js>', 'module with extra EPU decision engines (repeatable)', collect, [])
   .option('--instance-id <id>', 'instance id given by the provisioner to worker VMs')
   .option('--max-payload <bytes>', 'largest accepted message payload', positiveInt('--max-payload'), 1024 * 1024)
   .option('--idle-ms <ms>', 'unload actors idle this long (0 = never)', positiveInt('--idle-ms'), 5 * 60 * 1000)
@@ -89,7 +94,10 @@ program
       dataDir: opts.data,
       join: opts.join,
       actorModules: opts.actors,
+      engineModules: opts.engines,
       instanceId: opts.instanceId,
+      // A worker its domain calls a zombie stops as on SIGTERM.
+      onZombie: () => process.kill(process.pid, 'SIGTERM'),
       runtime: { maxPayloadBytes: opts.maxPayload, idleMs: opts.idleMs },
       cluster: { replicas: opts.replicas, heartbeatIntervalMs: opts.heartbeatMs, linkGraceMs: opts.linkGraceMs, joinTimeoutMs: opts.joinTimeoutMs },
     };
@@ -102,20 +110,24 @@ program
   .description('embedded default: one node holding every role; with --demo, drives real traffic through it')
   .option('--listen <host:port>', 'address for the gRPC API', '127.0.0.1:7000')
   .option('--data <dir>', 'data directory', './data/up')
-  .option('--demo', 'spawn counters, send them durable tells and print what happened', false)
+  .option('--demo', 'Sleeper Must Awaken: a domain of 2 real local workers; kill one, watch it replaced', false)
   .addOption(logLevelOption().default('warn'))
   .action(async (opts) => {
     const node = await startNode({ ...NODE_DEFAULTS, role: 'bootstrap', listen: opts.listen, dataDir: opts.data }, opts.logLevel);
-    const abort = new AbortController();
-    serveUntilSignal(node, () => abort.abort());
-    if (opts.demo) await runDemo(node.address, (line) => process.stdout.write(`${line}\n`), abort.signal);
-    process.stdout.write(`serving on ${node.address} (Ctrl-C to stop); try: node dist/cli.js actor list --node ${node.address}\n`);
+    const print = (line: string): void => void process.stdout.write(`${line}\n`);
+    const demo = opts.demo ? new SleeperDemo({ address: node.address, dataDir: opts.data, print }) : undefined;
+    serveUntilSignal(node, () => demo?.shutdown());
+    // A demo that fails says so and leaves the node serving (Ctrl-C still cleans its workers up).
+    await demo?.run().catch((err: unknown) => print(`demo: failed: ${errorMessage(err)}`));
+    const hint = demo ? `domain describe ${DEMO_DOMAIN}` : 'actor list';
+    print(`serving on ${node.address} (Ctrl-C to stop); try: node dist/cli.js ${hint} --node ${node.address}`);
   });
 
 registerActorCommands(program);
 registerNodesCommand(program);
 registerDtrsCommands(program);
 registerProvisionerCommands(program);
+registerEpumCommands(program);
 
 program.parseAsync(process.argv).catch((err) => {
   process.stderr.write(`error: ${errorMessage(err)}\n`);

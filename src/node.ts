@@ -6,6 +6,9 @@ import { ApiServer } from './api/server.js';
 import { builtinTypes, type RoleOptions } from './actors/index.js';
 import type { RoleEnv } from './actors/role-env.js';
 import { announceInstance } from './actors/provisioner-announce.js';
+import { startHeartbeat } from './actors/epum/heartbeat.js';
+import { createEngineRegistry, loadEngineModule } from './actors/epum/engine.js';
+import { MembersFeed } from './actors/role-members.js';
 import { loadActorModule } from './actors/load.js';
 import { InvalidArgumentError } from './errors.js';
 import { systemClock } from './runtime/clock.js';
@@ -35,6 +38,10 @@ export interface NodeOptions {
   instanceId?: string;
   /** Options of the CEI roles (the provisioner ...), over their defaults. */
   roles?: RoleOptions;
+  /** Modules with extra decision engines for EPU management (--engines). */
+  engineModules?: string[];
+  /** A worker whose domain says it is a zombie (terminated long ago, still running) calls this to be stopped. */
+  onZombie?: () => void;
 }
 
 export const NODE_DEFAULTS: Omit<NodeOptions, 'role' | 'listen' | 'dataDir'> = {
@@ -61,6 +68,8 @@ export function validateAddress(address: string, what: string): string {
 export class CeiNode {
   private stopped: Promise<void> | undefined;
   private announcer: { stop(): void } | undefined;
+  private heartbeat: { stop(): void } | undefined;
+  private membersFeed: MembersFeed | undefined;
 
   private constructor(
     readonly options: NodeOptions,
@@ -92,14 +101,19 @@ export class CeiNode {
     }
     // The roles reach the cluster through late-bound functions: the cluster is built from the types.
     let wired: Cluster | undefined;
+    const members = () => (wired?.membership ? wired.view.list() : []);
+    const feed = new MembersFeed(() => (wired?.membership ? wired.view : undefined), members, systemClock, log);
     const roleEnv: RoleEnv = {
       service: () => wired!.router,
-      members: () => (wired?.membership ? wired.view.list() : []),
+      members,
+      watchMembers: feed.watch,
       dataDir: options.dataDir,
       clock: systemClock,
       log,
     };
-    const types: ActorType[] = builtinTypes(roleEnv, options.roles);
+    const engines = options.roles?.engines ?? createEngineRegistry();
+    for (const path of options.engineModules ?? []) for (const engine of await loadEngineModule(path)) engines.registerEngine(engine.name, engine);
+    const types: ActorType[] = builtinTypes(roleEnv, { ...options.roles, engines });
     for (const path of options.actorModules) types.push(...(await loadActorModule(path)));
     const classes = new Map<string, PlacementClass>(types.map((t) => [t.name, t.placement ?? 'any']));
     const store = await Store.open(options.dataDir);
@@ -132,6 +146,7 @@ export class CeiNode {
         nodeLog,
       );
       const node = new CeiNode(options, store, system, cluster, api, nodeLog);
+      node.membersFeed = feed;
       const stored = await loadStoredMembership(store);
       cluster.start(api.address, options.join, stored);
       if (!cluster.isUp) nodeLog.info({ seeds: options.join, known: stored.addresses.length }, 'joining the cluster');
@@ -139,9 +154,13 @@ export class CeiNode {
       api.setServing(true);
       if (options.instanceId !== undefined) {
         node.announcer = announceInstance(cluster.router, { instanceId: options.instanceId, nodeId: store.nodeId, address: api.address }, systemClock, nodeLog);
+        node.heartbeat = startHeartbeat(cluster.router, { instanceId: options.instanceId, nodeId: store.nodeId }, systemClock, nodeLog, {
+          onZombie: options.onZombie ?? (() => {}),
+        });
       }
       return node;
     } catch (err) {
+      feed.stop();
       await transport.stop().catch(() => {});
       await store.close().catch(() => {});
       throw err;
@@ -156,6 +175,8 @@ export class CeiNode {
     this.stopped ??= (async () => {
       this.api.setServing(false);
       this.announcer?.stop();
+      this.heartbeat?.stop();
+      this.membersFeed?.stop();
       await this.cluster.leave(this.options.shutdownGraceMs);
       await this.system.shutdown();
       await this.cluster.stop();

@@ -4,18 +4,24 @@ import { dtrs } from './dtrs.js';
 import { provisionerType } from './provisioner.js';
 import type { ProvisionerOptions } from './provisioner-options.js';
 import type { RoleEnv } from './role-env.js';
+import { epumTypes } from './epum/epum.js';
+import type { EpumOptions } from './epum/options.js';
+import type { EngineRegistry } from './epum/engine.js';
 
 /** Options of the CEI roles a node hosts (each over its defaults). */
 export interface RoleOptions {
   provisioner?: Partial<ProvisionerOptions>;
+  epum?: Partial<EpumOptions>;
+  /** The decision engines EPU management knows: the built-in ones when absent. */
+  engines?: EngineRegistry;
 }
 
 /**
  * Actor types every node knows without --actors. The roles that do I/O beyond their context (the
- * provisioner) need the node's RoleEnv and are left out without one.
+ * provisioner, EPU management) need the node's RoleEnv and are left out without one.
  */
 export function builtinTypes(env?: RoleEnv, roles: RoleOptions = {}): ActorType<any>[] {
   const types: ActorType<any>[] = [counter, dtrs];
-  if (env) types.push(provisionerType(env, roles.provisioner));
+  if (env) types.push(provisionerType(env, roles.provisioner), ...epumTypes(env, roles.epum, roles.engines).types);
   return types;
 }

@@ -25,6 +25,13 @@ export interface RoleEnv {
   service(): ActorService;
   /** The members this node knows now. */
   members(): readonly RoleMember[];
+  /**
+   * Calls `listener` with the members soon after every change of this node's view (a member joined,
+   * was suspected, declared down, left), so a role learns of a crash without polling. Optional: a
+   * host without it leaves roles to read `members()` on their own ticks. Returns the unsubscribe.
+   * Listeners run outside any turn; they may tell actors through `service()`.
+   */
+  watchMembers?(listener: (members: readonly RoleMember[]) => void): () => void;
   /** The node's data directory; roles keep files of their own under it (never the node's store). */
   readonly dataDir: string;
   readonly clock: Clock;

@@ -1,6 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { isInstanceProcess, signalInstance } from '../../src/iaas/local-process.js';
 import { CLI, removeDir, runCli, startNode, tempDir, type NodeProcess } from '../support/node-process.js';
 
 describe('cei actor commands against a real node', () => {
@@ -90,33 +93,59 @@ describe('cei --help and flag checks', () => {
   });
 });
 
-describe('cei up --demo (what npm start runs)', () => {
-  it('does real work, serves until SIGINT, then exits 0', async () => {
+describe('cei up --demo (what npm start runs): Sleeper Must Awaken', () => {
+  it('keeps 2 real workers, repairs a killed one, serves until SIGINT, then terminates its workers and exits 0', async () => {
     const dir = tempDir();
+    const pids = new Map<string, number>();
+    const scan = (): void => {
+      const sleepers = join(dir, 'sleepers');
+      if (!existsSync(sleepers)) return;
+      for (const id of readdirSync(sleepers)) {
+        try {
+          pids.set(id, (JSON.parse(readFileSync(join(sleepers, id, 'instance.json'), 'utf8')) as { pid: number }).pid);
+        } catch {
+          // not started yet
+        }
+      }
+    };
+    const proc = spawn(process.execPath, [CLI, 'up', '--demo', '--listen', '127.0.0.1:0', '--data', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
     try {
-      const proc = spawn(process.execPath, [CLI, 'up', '--demo', '--listen', '127.0.0.1:0', '--data', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
       const exited = new Promise<number | null>((res) => proc.on('exit', (code) => res(code)));
       const lines: string[] = [];
-      await new Promise<void>((res, rej) => {
-        const timer = setTimeout(() => rej(new Error(`demo did not start serving:\n${lines.join('\n')}`)), 60_000);
-        createInterface({ input: proc.stdout }).on('line', (line) => {
-          lines.push(line);
-          if (line.startsWith('serving on ')) {
-            clearTimeout(timer);
-            res();
-          }
-        });
+      let serving = (): void => {};
+      const served = new Promise<void>((res) => (serving = res));
+      createInterface({ input: proc.stdout }).on('line', (line) => {
+        lines.push(line);
+        if (line.startsWith('serving on ')) serving();
       });
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        served,
+        new Promise((_, rej) => (timer = setTimeout(() => rej(new Error(`demo did not start serving:\n${lines.join('\n')}`)), 30_000))),
+      ]).finally(() => clearTimeout(timer));
+      scan();
       expect(lines[0]).toMatch(/^ready node-[0-9a-f]{10} 127\.0\.0\.1:\d+$/);
-      const results = lines.filter((l) => /^demo: counter\/demo-\d: value/.test(l));
-      expect(results).toHaveLength(4);
-      for (const line of results) {
-        const m = /\(\+(\d+), sent \+(\d+)\)/.exec(line)!;
-        expect(m[1]).toBe(m[2]);
-      }
+      const address = /^ready \S+ (\S+)$/.exec(lines[0]!)![1]!;
+      expect(lines.some((l) => /^demo: all 2 sleepers RUNNING/.test(l)), lines.join('\n')).toBe(true);
+      expect(lines.some((l) => /^demo: killing sleeper-\S+ \(pid \d+, node node-[0-9a-f]{10}\) with SIGKILL/.test(l)), lines.join('\n')).toBe(true);
+      expect(lines.some((l) => /^demo: repaired: 2 sleepers RUNNING again .*time to repair \d+ ms$/.test(l)), lines.join('\n')).toBe(true);
+      expect(lines.some((l) => /^demo: \+\d+\.\d+s sleeper-\S+ RUNNING \(node node-/.test(l))).toBe(true);
+      expect(pids.size).toBe(3);
+
+      // From another terminal: the same domain.
+      const cli = await runCli(['domain', 'describe', 'sleeper', '--json', '--node', address]);
+      expect(cli.code, cli.stderr).toBe(0);
+      const d = JSON.parse(cli.stdout) as { instances: Array<{ state: string; health: string }> };
+      expect(d.instances.filter((i) => i.state === 'RUNNING' && i.health === 'OK')).toHaveLength(2);
+
       proc.kill('SIGINT');
       expect(await exited).toBe(0);
+      expect(lines.at(-1)).toBe('demo: sleepers terminated');
+      expect([...pids].filter(([id, pid]) => isInstanceProcess(pid, id))).toEqual([]);
     } finally {
+      proc.kill('SIGKILL');
+      scan();
+      for (const [id, pid] of pids) if (isInstanceProcess(pid, id)) signalInstance(pid, 'SIGKILL');
       removeDir(dir);
     }
   });
