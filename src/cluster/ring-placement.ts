@@ -258,7 +258,10 @@ export class RingPlacement implements Placement {
     if (this.rings.any.nodes.length <= 1) return NONE;
     let replicas = this.replicaCache.get(key);
     if (!replicas) {
-      replicas = this.preferenceList(ref).slice(1);
+      // Never this node itself: when the rings moved between an actor's activation check and its
+      // load, this node may be a replica rather than the owner (the next run releases the actor),
+      // and a write "replicated" to itself would wait forever for a link that cannot exist.
+      replicas = this.preferenceList(ref).filter((id, i) => i > 0 && id !== this.selfId);
       if (this.replicaCache.size >= 100_000) this.replicaCache.clear();
       this.replicaCache.set(key, replicas);
     }

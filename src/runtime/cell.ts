@@ -49,6 +49,8 @@ export interface CellHost extends TurnHost {
    * cell has to go (it is loaded again from the store on its next call, if this node still owns it).
    */
   writeFailed(cell: ActorCell, err: unknown): void;
+  /** Throws a retryable error unless this node may host the actor now (Placement.checkOwner). */
+  checkOwner(ref: ActorRef): void;
   /** Why this actor's copies are all out of reach, if they are (Placement.lostCopies). */
   lostCopies(ref: ActorRef): string | undefined;
 }
@@ -217,6 +219,9 @@ export class ActorCell {
   private async load(): Promise<void> {
     const store = this.host.store!;
     const entries = await store.scan(this.prefix);
+    // Ownership may have moved while the scan ran: a cell must not come alive on a node that is not
+    // the owner (its writes would go to the wrong replicas). The caller retries at the new owner.
+    this.host.checkOwner(this.ref);
     if (entries.length === 0) {
       const lost = this.host.lostCopies(this.ref);
       if (lost !== undefined) throw new DataLossError(lost);

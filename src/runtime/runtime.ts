@@ -333,6 +333,10 @@ export class ActorSystem implements CellHost, ActorService {
     }
   }
 
+  checkOwner(ref: ActorRef): void {
+    this.placement.checkOwner(ref);
+  }
+
   lostCopies(ref: ActorRef): string | undefined {
     return this.placement.lostCopies?.(ref);
   }

@@ -94,3 +94,12 @@ describe('RingPlacement: copies lost with more than R-1 nodes', () => {
     expect(counters.filter((ref) => p.lostCopies(ref) !== undefined)).toEqual([]);
   });
 });
+
+describe('RingPlacement: replicas', () => {
+  it('never names this node as a replica of its own writes, even for an actor it does not own', () => {
+    const p = settled('a', allUp(), 5);
+    const heldAsReplica = counters.filter((ref) => p.preferenceList(ref)[1] === 'a');
+    expect(heldAsReplica.length).toBeGreaterThan(0);
+    for (const ref of heldAsReplica) expect(p.replicasOfKey(ref, `counter/${ref.id}`)).not.toContain('a');
+  });
+});
