@@ -32,6 +32,7 @@ const RERUN_MS = 100;
 const AWAIT_ANSWER_MS = 2_000;
 /** How many times an offer is passed on while views disagree about the owner. */
 const MAX_OFFER_HOPS = 3;
+const MOVED_ON = Symbol('rings moved on');
 /** A run still going after this long is logged (and again every as long), with the step it is in. */
 const STUCK_RUN_MS = 5_000;
 import type { ClusterOptions } from './cluster-options.js';
@@ -59,6 +60,8 @@ export class HandoffCoordinator implements SubHandler {
   /** What the current run is doing, since when: answered with "not done" so a stuck run is visible. */
   private step = 'idle';
   private recovering: Promise<void> | undefined;
+  /** Offers in flight waiting to hear that the rings moved on (see ringsMoved). */
+  private ringWaiters: Array<() => void> = [];
   private recoverAgain = false;
   private stepSince = 0;
   /** Runs finished, and actors moved, for tests and metrics. */
@@ -87,6 +90,7 @@ export class HandoffCoordinator implements SubHandler {
   /** Call on every ring change (synchronously after placement.update returned true). */
   ringChanged(): void {
     this.handedOverSig = undefined;
+    for (const wake of this.ringWaiters.splice(0)) wake();
     // Peers asking about other rings get their answer now: not done; they ask again for their new rings.
     for (const a of this.awaiters.splice(0)) {
       if (a.sig === this.placement.signature) this.awaiters.push(a);
@@ -295,7 +299,14 @@ export class HandoffCoordinator implements SubHandler {
         const key = refKey(ref);
         actors.push({ key, entries: await this.readActor(ref), trusted: this.trust.has(key) });
       }
-      const answer = await this.request(peer, 'repl.offer', { from: this.selfId, epoch: this.placement.epoch, actors, hops });
+      const sent = this.request(peer, 'repl.offer', { from: this.selfId, epoch: this.placement.epoch, actors, hops });
+      // A run for rings that moved on stops waiting at once (the next run must not queue behind an
+      // answer that no longer matters); our copies stay until a later offer is answered.
+      const answer = hops === 0 ? await Promise.race([sent, this.ringsMoved(sig)]) : await sent;
+      if (answer === MOVED_ON) {
+        sent.catch(() => {});
+        return;
+      }
       if (!answer) {
         this.log.warn({ peer, actors: refs.length - i }, 'repl.offer: peer left before it got them');
         return;
@@ -314,6 +325,12 @@ export class HandoffCoordinator implements SubHandler {
       }
       if (drop.length > 0) await this.store.write(drop, false);
     }
+  }
+
+  /** Resolves MOVED_ON once the rings are no longer those named by `sig`. */
+  private ringsMoved(sig: string): Promise<typeof MOVED_ON> {
+    if (sig !== this.placement.signature) return Promise.resolve(MOVED_ON);
+    return new Promise((resolve) => this.ringWaiters.push(() => resolve(MOVED_ON)));
   }
 
   /**
