@@ -8,18 +8,7 @@ import YAML from 'yaml';
 import { DtrsClient } from './client-dtrs.js';
 import type { CredentialsRecord, DtRecord, SiteRecord } from './actors/dtrs.js';
 import { InvalidArgumentError } from './errors.js';
-import { print, readDocument, reportGrpcErrors, table } from './cli-output.js';
-
-/** NAME=VALUE flags into a map; the value may itself contain "=". */
-function pairs(flag: string, values: string[]): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const v of values) {
-    const eq = v.indexOf('=');
-    if (eq <= 0) throw new InvalidArgumentError(`${flag} ${JSON.stringify(v)}: expected NAME=VALUE`);
-    out[v.slice(0, eq)] = v.slice(eq + 1);
-  }
-  return out;
-}
+import { clientGroup, collect, pairs, print, readDocument, table } from './cli-output.js';
 
 /** A flat map of strings from a file; numbers and booleans are taken as their text (YAML reads `port: 22` as a number). */
 function readStringMap(path: string): Record<string, string> {
@@ -34,28 +23,8 @@ function readStringMap(path: string): Record<string, string> {
   return out;
 }
 
-function collect(value: string, previous: string[]): string[] {
-  return [...previous, value];
-}
-
 function describeText(value: unknown): string {
   return YAML.stringify(value).trimEnd();
-}
-
-/** Adds a client command group: `--node` on the group, and each action run with a DtrsClient. */
-function group(program: Command, name: string, description: string) {
-  const cmd = program.command(name).description(description).option('--node <host:port>', 'node to talk to (any node of the cluster)', '127.0.0.1:7000');
-  const run =
-    (fn: (client: DtrsClient, ...args: any[]) => Promise<void>) =>
-    async (...args: any[]): Promise<void> => {
-      const client = new DtrsClient(cmd.opts().node);
-      try {
-        await reportGrpcErrors(() => fn(client, ...args));
-      } finally {
-        client.close();
-      }
-    };
-  return { cmd, run };
 }
 
 function dtRow(d: DtRecord): string[] {
@@ -71,7 +40,7 @@ function credentialsRow(c: CredentialsRecord): string[] {
 }
 
 function registerDt(program: Command): void {
-  const { cmd, run } = group(program, 'dt', 'deployable types: add, describe, list, update, remove, and resolve one at a site (lookup)');
+  const { cmd, run } = clientGroup(program, 'dt', 'deployable types: add, describe, list, update, remove, and resolve one at a site (lookup)', (node) => new DtrsClient(node));
 
   cmd
     .command('add <name>')
@@ -142,7 +111,7 @@ function registerDt(program: Command): void {
 }
 
 function registerSite(program: Command): void {
-  const { cmd, run } = group(program, 'site', 'sites (local or sim) and their driver settings: add, describe, list, update, remove');
+  const { cmd, run } = clientGroup(program, 'site', 'sites (local or sim) and their driver settings: add, describe, list, update, remove', (node) => new DtrsClient(node));
   const definition = (opts: { file?: string; type?: string }): unknown => {
     if (opts.file && opts.type) throw new InvalidArgumentError('give either --file or --type, not both');
     if (opts.file) return readDocument(opts.file);
@@ -211,7 +180,7 @@ function registerSite(program: Command): void {
 }
 
 function registerCredentials(program: Command): void {
-  const { cmd, run } = group(program, 'credentials', "a site's credentials (never shown in full): add, describe, list, update, remove");
+  const { cmd, run } = clientGroup(program, 'credentials', "a site's credentials (never shown in full): add, describe, list, update, remove", (node) => new DtrsClient(node));
   // --file is the way for real secrets: a --set value stays in the shell's history and in ps.
   const values = (opts: { file?: string; set: string[] }): Record<string, string> => {
     if (opts.file && opts.set.length > 0) throw new InvalidArgumentError('give either --file or --set, not both');

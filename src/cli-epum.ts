@@ -4,24 +4,12 @@
  * read as YAML, so `--set engine_conf.preserve_n=3` is a number); EPU management checks everything,
  * so this module only reads files and flags and prints what comes back.
  */
-import { InvalidArgumentError as CommanderArgError, type Command } from 'commander';
+import type { Command } from 'commander';
 import YAML from 'yaml';
 import { EpumClient } from './client-epum.js';
 import type { DefinitionRecord, DomainDescription, DomainInstanceView, DomainSummary } from './actors/epum/protocol.js';
 import { InvalidArgumentError, errorMessage } from './errors.js';
-import { print, readDocument, reportGrpcErrors, table } from './cli-output.js';
-
-function collect(value: string, previous: string[]): string[] {
-  return [...previous, value];
-}
-
-function wholeNumber(flag: string) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isSafeInteger(n) || n < 1) throw new CommanderArgError(`${flag} must be a whole number >= 1`);
-    return n;
-  };
-}
+import { clientGroup, collect, print, readDocument, table, wholeNumber } from './cli-output.js';
 
 /**
  * A document from `--file` (optional) with each `--set a.b=value` applied over it; the value is
@@ -112,24 +100,8 @@ function indent(text: string): string {
     .join('\n');
 }
 
-/** Adds a client command group: `--node` on the group, and each action run with an EpumClient. */
-function group(program: Command, name: string, description: string) {
-  const cmd = program.command(name).description(description).option('--node <host:port>', 'node to talk to (any node of the cluster)', '127.0.0.1:7000');
-  const run =
-    (fn: (client: EpumClient, ...args: any[]) => Promise<void>) =>
-    async (...args: any[]): Promise<void> => {
-      const client = new EpumClient(cmd.opts().node);
-      try {
-        await reportGrpcErrors(() => fn(client, ...args));
-      } finally {
-        client.close();
-      }
-    };
-  return { cmd, run };
-}
-
 function registerDomain(program: Command): void {
-  const { cmd, run } = group(program, 'domain', 'EPU domains: pools of instances a decision engine keeps sized (add, remove, list, describe, reconfigure)');
+  const { cmd, run } = clientGroup(program, 'domain', 'EPU domains: pools of instances a decision engine keeps sized (add, remove, list, describe, reconfigure)', (node) => new EpumClient(node));
 
   cmd
     .command('add <id>')
@@ -235,7 +207,7 @@ function definitionRow(d: DefinitionRecord): string[] {
 }
 
 function registerDefinitions(program: Command): void {
-  const { cmd, run } = group(program, 'domain-def', 'domain definitions: named config templates for `domain add --definition`');
+  const { cmd, run } = clientGroup(program, 'domain-def', 'domain definitions: named config templates for `domain add --definition`', (node) => new EpumClient(node));
 
   cmd
     .command('add <name>')

@@ -2,35 +2,11 @@
  * `cei provisioner ...`: the provisioner through any node's public Provisioner service. This module
  * only reads flags and prints what comes back; the provisioner checks everything.
  */
-import { InvalidArgumentError as CommanderArgError, type Command } from 'commander';
+import type { Command } from 'commander';
 import { ProvisionerClient } from './client-provisioner.js';
 import type { InstanceView } from './actors/provisioner-protocol.js';
 import { isFinalState } from './actors/provisioner-states.js';
-import { InvalidArgumentError } from './errors.js';
-import { print, reportGrpcErrors, table } from './cli-output.js';
-
-function collect(value: string, previous: string[]): string[] {
-  return [...previous, value];
-}
-
-/** NAME=VALUE flags into a map; the value may itself contain "=". */
-function pairs(flag: string, values: string[]): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const v of values) {
-    const eq = v.indexOf('=');
-    if (eq <= 0) throw new InvalidArgumentError(`${flag} ${JSON.stringify(v)}: expected NAME=VALUE`);
-    out[v.slice(0, eq)] = v.slice(eq + 1);
-  }
-  return out;
-}
-
-function wholeNumber(flag: string) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isSafeInteger(n) || n < 1) throw new CommanderArgError(`${flag} must be a whole number >= 1`);
-    return n;
-  };
-}
+import { clientGroup, collect, pairs, print, table, wholeNumber } from './cli-output.js';
 
 function instancesTable(instances: InstanceView[]): string {
   const rows = instances.map((i) => [
@@ -50,20 +26,12 @@ const settled = (i: InstanceView): boolean => i.state === 'RUNNING' || i.state =
 
 /** `cei provisioner provision|terminate|terminate-all|enable|describe|dump|subscribe|unsubscribe`. */
 export function registerProvisionerCommands(program: Command): void {
-  const cmd = program
-    .command('provisioner')
-    .description('launch and terminate instances of deployable types at sites, and see their states')
-    .option('--node <host:port>', 'node to talk to (any node of the cluster)', '127.0.0.1:7000');
-  const run =
-    (fn: (client: ProvisionerClient, ...args: any[]) => Promise<void>) =>
-    async (...args: any[]): Promise<void> => {
-      const client = new ProvisionerClient(cmd.opts().node);
-      try {
-        await reportGrpcErrors(() => fn(client, ...args));
-      } finally {
-        client.close();
-      }
-    };
+  const { cmd, run } = clientGroup(
+    program,
+    'provisioner',
+    'launch and terminate instances of deployable types at sites, and see their states',
+    (node) => new ProvisionerClient(node),
+  );
 
   cmd
     .command('provision <launch-id>')

@@ -26,11 +26,9 @@
  */
 import { z } from 'zod';
 import type { ActorRef } from '../runtime/ref.js';
-import { validateRef } from '../runtime/ref.js';
-import { InvalidArgumentError } from '../errors.js';
 import { INSTANCE_ID } from '../iaas/driver.js';
 import { VarsSchema } from './dtrs.js';
-import { zodReason } from './zod-reason.js';
+import { ResourceName, RefKey, parseMessage } from './message-schema.js';
 import { INSTANCE_STATES } from './provisioner-states.js';
 import type { InstanceView } from './provisioner-records.js';
 
@@ -45,25 +43,8 @@ export const MAX_COUNT = 1000;
 const LAUNCH_ID_RULE = 'must be 1-100 letters, digits, ".", "_" or "-", starting with a letter or digit';
 /** Launch ids name instances (`<launch_id>-<index>`), which name directories: one safe path component. */
 export const LaunchId = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/, { error: LAUNCH_ID_RULE });
-const Name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, { error: 'must be 1-63 letters, digits, ".", "_" or "-", starting with a letter or digit' });
 const InstanceId = z.string().regex(INSTANCE_ID, { error: 'must be an instance id (1-128 letters, digits, ".", "_" or "-")' });
 const InstanceIds = z.array(InstanceId).max(100_000, { error: 'must list at most 100000 ids' });
-
-/** An actor ref as `{type, id}` or `"type/id"`; normalized to `type/id`. */
-const RefKey = z.union([z.string(), z.object({ type: z.string(), id: z.string() })]).transform((value, ctx) => {
-  try {
-    if (typeof value === 'string') {
-      const slash = value.indexOf('/');
-      const ref = validateRef(slash > 0 ? { type: value.slice(0, slash), id: value.slice(slash + 1) } : { type: value, id: '' });
-      return `${ref.type}/${ref.id}`;
-    }
-    const ref = validateRef(value);
-    return `${ref.type}/${ref.id}`;
-  } catch (err) {
-    ctx.addIssue({ code: 'custom', message: `must be an actor ref (type/id): ${(err as Error).message}` });
-    return z.NEVER;
-  }
-});
 
 const op = <Op extends string>(name: Op) => z.literal(name);
 
@@ -93,8 +74,8 @@ export const ProvisionerMessageSchema = z.discriminatedUnion('op', [
   z.strictObject({
     op: op('provision'),
     launch_id: LaunchId,
-    deployable_type: Name,
-    site: Name,
+    deployable_type: ResourceName,
+    site: ResourceName,
     count: z
       .number()
       .int({ error: `must be a whole number from 1 to ${MAX_COUNT}` })
@@ -115,8 +96,8 @@ export const ProvisionerMessageSchema = z.discriminatedUnion('op', [
   // The provisioner's own messages.
   z.strictObject({ op: op('tick') }),
   z.strictObject({ op: op('launched'), launch_id: LaunchId, attempt: z.number().int().min(1), outcome: Outcome }),
-  z.strictObject({ op: op('terminated'), site: Name, instance_ids: InstanceIds, outcome: Outcome }),
-  z.strictObject({ op: op('observed'), site: Name, instances: z.array(DriverInstanceSchema) }),
+  z.strictObject({ op: op('terminated'), site: ResourceName, instance_ids: InstanceIds, outcome: Outcome }),
+  z.strictObject({ op: op('observed'), site: ResourceName, instances: z.array(DriverInstanceSchema) }),
 ]);
 
 /** Every message the provisioner accepts. */
@@ -126,9 +107,7 @@ export type MessageOf<Op extends ProvisionerOp> = Extract<ProvisionerMessage, { 
 
 /** The message as the provisioner will see it (defaults filled), or InvalidArgumentError naming each bad field. */
 export function parseProvisionerMessage(message: unknown): ProvisionerMessage {
-  const r = ProvisionerMessageSchema.safeParse(message);
-  if (!r.success) throw new InvalidArgumentError(zodReason(r.error));
-  return r.data;
+  return parseMessage(ProvisionerMessageSchema, message);
 }
 
 // --- replies ---------------------------------------------------------------------------------------

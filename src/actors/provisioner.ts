@@ -33,7 +33,7 @@ import { IaasError } from '../iaas/driver-errors.js';
 import { CeiError, errorMessage } from '../errors.js';
 import { DTRS_REF, type LaunchSpec } from './dtrs.js';
 import { roleTurn, unwrapReply } from './role-reply.js';
-import { zodReason } from './zod-reason.js';
+import { messageValidator } from './message-schema.js';
 import type { RoleEnv } from './role-env.js';
 import { PROVISIONER_DEFAULTS, type ProvisionerOptions } from './provisioner-options.js';
 import {
@@ -364,10 +364,7 @@ export function provisionerType(env: RoleEnv, options: Partial<ProvisionerOption
     // The provisioner must keep reconciling while it has nothing else to do.
     idleMs: 0,
     initialState: () => emptyProvisionerState(),
-    validate(message) {
-      const r = ProvisionerMessageSchema.safeParse(message);
-      return r.success ? undefined : zodReason(r.error);
-    },
+    validate: messageValidator(ProvisionerMessageSchema),
     async onActivate(state, ctx) {
       ctx.every('reconcile', shell.options.reconcileIntervalMs, { op: 'tick' });
       // Made again after every load (a fail-over, a restart): adopt what the records name, and

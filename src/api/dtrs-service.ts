@@ -12,19 +12,16 @@ import type { Credentials } from '../generated/cei/v1/Credentials.js';
 import type { LaunchSpec as LaunchSpecProto } from '../generated/cei/v1/LaunchSpec.js';
 import type { ActorService } from '../runtime/actor-service.js';
 import type { Logger } from '../runtime/logger.js';
-import { InvalidArgumentError } from '../errors.js';
-import { askRole } from '../actors/role-reply.js';
 import {
   DTRS_REF,
   parseDtrsMessage,
   type CredentialsRecord,
   type DtRecord,
-  type DtrsMessage,
   type DtrsReplies,
   type LaunchSpec,
   type SiteRecord,
 } from '../actors/dtrs.js';
-import { remainingMs, unaryHandler } from './unary.js';
+import { handlerFactory, jsonField, roleAsker } from './unary.js';
 
 export interface DtrsServiceOptions {
   /** Largest accepted definition_json (bytes). */
@@ -71,22 +68,9 @@ function specOut(s: LaunchSpec): LaunchSpecProto {
 }
 
 export function dtrsService(system: ActorService, options: DtrsServiceOptions, log: Logger): DtrsHandlers {
-  /** A JSON document from a string field, or InvalidArgumentError naming the field. */
-  const json = (text: string, field: string): unknown => {
-    if (!text) throw new InvalidArgumentError(`${field} is required (a JSON object)`);
-    const bytes = Buffer.byteLength(text);
-    if (bytes > options.maxPayloadBytes) throw new InvalidArgumentError(`${field} is ${bytes} bytes; the limit is ${options.maxPayloadBytes} bytes (--max-payload)`);
-    try {
-      return JSON.parse(text);
-    } catch (err) {
-      throw new InvalidArgumentError(`${field} is not valid JSON: ${(err as Error).message}`);
-    }
-  };
-
-  const ask = <Op extends DtrsMessage['op']>(call: Parameters<typeof remainingMs>[0], message: { op: Op } & Record<string, unknown>) =>
-    askRole<DtrsReplies[Op]>(system, DTRS_REF, parseDtrsMessage(message), remainingMs(call));
-
-  const h = <Req, Res>(method: string, fn: Parameters<typeof unaryHandler<Req, Res>>[2]) => unaryHandler(method, log, fn);
+  const json = (text: string, field: string): unknown => jsonField(text, field, options.maxPayloadBytes);
+  const ask = roleAsker<DtrsReplies>(system, DTRS_REF, parseDtrsMessage);
+  const h = handlerFactory(log);
 
   return {
     AddDt: h('AddDt', async (req, call) => {

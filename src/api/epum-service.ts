@@ -15,7 +15,6 @@ import type { DomainSummary as DomainSummaryProto } from '../generated/cei/v1/Do
 import type { DomainDefinition } from '../generated/cei/v1/DomainDefinition.js';
 import type { ActorService } from '../runtime/actor-service.js';
 import type { Logger } from '../runtime/logger.js';
-import { InvalidArgumentError } from '../errors.js';
 import { askRole } from '../actors/role-reply.js';
 import {
   EPUM_REGISTRY_REF,
@@ -28,10 +27,9 @@ import {
   type DomainOp,
   type DomainReplies,
   type DomainSummary,
-  type RegistryOp,
   type RegistryReplies,
 } from '../actors/epum/protocol.js';
-import { remainingMs, unaryHandler } from './unary.js';
+import { handlerFactory, jsonField, remainingMs, roleAsker, type UnaryCall } from './unary.js';
 
 export interface EpumServiceOptions {
   /** Largest accepted JSON field (bytes). */
@@ -93,37 +91,22 @@ function definitionOut(r: DefinitionRecord): DomainDefinition {
 }
 
 export function epumService(system: ActorService, options: EpumServiceOptions, log: Logger): EpuManagementHandlers {
-  /** A JSON document from a string field, or InvalidArgumentError naming the field; `undefined` for an empty optional one. */
-  const json = (text: string, field: string, required: boolean): unknown => {
-    if (!text) {
-      if (required) throw new InvalidArgumentError(`${field} is required (a JSON object)`);
-      return undefined;
-    }
-    const bytes = Buffer.byteLength(text);
-    if (bytes > options.maxPayloadBytes) throw new InvalidArgumentError(`${field} is ${bytes} bytes; the limit is ${options.maxPayloadBytes} bytes (--max-payload)`);
-    try {
-      return JSON.parse(text);
-    } catch (err) {
-      throw new InvalidArgumentError(`${field} is not valid JSON: ${(err as Error).message}`);
-    }
-  };
-
-  type Call = Parameters<typeof remainingMs>[0];
-  const registry = <Op extends RegistryOp>(call: Call, message: { op: Op } & Record<string, unknown>) =>
-    askRole<RegistryReplies[Op]>(system, EPUM_REGISTRY_REF, parseRegistryMessage(message), remainingMs(call));
+  const json = (text: string, field: string): unknown => jsonField(text, field, options.maxPayloadBytes);
+  const optionalJson = (text: string, field: string): unknown => (text ? json(text, field) : undefined);
+  const registry = roleAsker<RegistryReplies>(system, EPUM_REGISTRY_REF, parseRegistryMessage);
 
   /** Asks a domain the registry knows (NOT_FOUND otherwise). */
-  const domain = async <Op extends DomainOp>(call: Call, id: string, message: { op: Op } & Record<string, unknown>) => {
+  const domain = async <Op extends DomainOp>(call: UnaryCall, id: string, message: { op: Op } & Record<string, unknown>) => {
     const parsed = parseDomainMessage(message);
     await registry(call, { op: 'domain.get', id });
     return askRole<DomainReplies[Op]>(system, domainRef(id), parsed, remainingMs(call));
   };
 
-  const h = <Req, Res>(method: string, fn: Parameters<typeof unaryHandler<Req, Res>>[2]) => unaryHandler(method, log, fn);
+  const h = handlerFactory(log);
 
   return {
     AddDomain: h('AddDomain', async (req, call) => {
-      const config = json(req.config_json, 'config_json', false);
+      const config = optionalJson(req.config_json, 'config_json');
       const r = await registry(call, {
         op: 'domain.add',
         id: req.id,
@@ -136,18 +119,18 @@ export function epumService(system: ActorService, options: EpumServiceOptions, l
     ListDomains: h('ListDomains', async (_req, call) => ({ domains: (await registry(call, { op: 'domain.list' })).domains.map(summaryOut) })),
     DescribeDomain: h('DescribeDomain', async (req, call) => domainOut(await domain(call, req.id, { op: 'describe' }))),
     ReconfigureDomain: h('ReconfigureDomain', async (req, call) => {
-      const r = await domain(call, req.id, { op: 'reconfigure', patch: json(req.patch_json, 'patch_json', true) });
+      const r = await domain(call, req.id, { op: 'reconfigure', patch: json(req.patch_json, 'patch_json') });
       return { version: r.version, pending_config_json: JSON.stringify(r.pending_config) };
     }),
     SubscribeDomain: h('SubscribeDomain', async (req, call) => domain(call, req.id, { op: 'subscribe', subscriber: req.subscriber })),
     UnsubscribeDomain: h('UnsubscribeDomain', async (req, call) => domain(call, req.id, { op: 'unsubscribe', subscriber: req.subscriber })),
 
     AddDomainDefinition: h('AddDomainDefinition', async (req, call) => {
-      const r = await registry(call, { op: 'def.add', name: req.name, definition: json(req.definition_json, 'definition_json', true) });
+      const r = await registry(call, { op: 'def.add', name: req.name, definition: json(req.definition_json, 'definition_json') });
       return { created: r.created, definition: definitionOut(r.record) };
     }),
     UpdateDomainDefinition: h('UpdateDomainDefinition', async (req, call) =>
-      definitionOut(await registry(call, { op: 'def.update', name: req.name, definition: json(req.definition_json, 'definition_json', true) })),
+      definitionOut(await registry(call, { op: 'def.update', name: req.name, definition: json(req.definition_json, 'definition_json') })),
     ),
     DescribeDomainDefinition: h('DescribeDomainDefinition', async (req, call) => definitionOut(await registry(call, { op: 'def.describe', name: req.name }))),
     ListDomainDefinitions: h('ListDomainDefinitions', async (_req, call) => ({

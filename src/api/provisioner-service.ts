@@ -9,16 +9,14 @@ import type { ProvisionerHandlers } from '../generated/cei/v1/Provisioner.js';
 import type { Instance } from '../generated/cei/v1/Instance.js';
 import type { ActorService } from '../runtime/actor-service.js';
 import type { Logger } from '../runtime/logger.js';
-import { askRole } from '../actors/role-reply.js';
 import {
   PROVISIONER_REF,
   parseProvisionerMessage,
   type InstanceView,
   type NodesReply,
-  type ProvisionerOp,
   type ProvisionerReplies,
 } from '../actors/provisioner.js';
-import { remainingMs, unaryHandler } from './unary.js';
+import { handlerFactory, roleAsker } from './unary.js';
 
 export function instanceOut(v: InstanceView): Instance {
   return {
@@ -43,10 +41,8 @@ function nodesOut(r: NodesReply): { instances: Instance[]; unknown: string[] } {
 }
 
 export function provisionerService(system: ActorService, log: Logger): ProvisionerHandlers {
-  const ask = <Op extends ProvisionerOp>(call: Parameters<typeof remainingMs>[0], message: { op: Op } & Record<string, unknown>) =>
-    askRole<ProvisionerReplies[Op]>(system, PROVISIONER_REF, parseProvisionerMessage(message), remainingMs(call));
-
-  const h = <Req, Res>(method: string, fn: Parameters<typeof unaryHandler<Req, Res>>[2]) => unaryHandler(method, log, fn);
+  const ask = roleAsker<ProvisionerReplies>(system, PROVISIONER_REF, parseProvisionerMessage);
+  const h = handlerFactory(log);
 
   return {
     Provision: h('Provision', async (req, call) => {

@@ -27,6 +27,7 @@ import { resolve } from 'node:path';
 import { existsSync } from 'node:fs';
 import { z } from 'zod';
 import { InvalidArgumentError, NotFoundError } from '../../errors.js';
+import type { InstanceState } from '../provisioner-states.js';
 // The built-in engines import this module back for its types and helper functions. They only call
 // those helpers from inside functions or through hoisted function declarations that touch nothing
 // but `z`, so this import cycle is safe whichever module loads first; keep it that way (no
@@ -40,24 +41,8 @@ import { overflowEngine } from './engine-overflow.js';
 // The domain as an engine sees it
 // ---------------------------------------------------------------------------------------------
 
-/**
- * Provisioner instance states (issue 4). Transitions, as the provisioner drives them:
- * REQUESTING -> REQUESTED -> PENDING -> STARTED -> RUNNING -> TERMINATING -> TERMINATED;
- * REQUESTED <-> ERROR_RETRYING; any launch state -> FAILED (with a state_desc such as IAAS_FULL);
- * STARTED -> RUNNING_FAILED (never became RUNNING in time); a request while disabled -> REJECTED.
- */
-export type InstanceState =
-  | 'REQUESTING'
-  | 'REQUESTED'
-  | 'ERROR_RETRYING'
-  | 'PENDING'
-  | 'STARTED'
-  | 'RUNNING'
-  | 'RUNNING_FAILED'
-  | 'TERMINATING'
-  | 'TERMINATED'
-  | 'FAILED'
-  | 'REJECTED';
+/** An engine sees each instance in the state the provisioner reports. */
+export type { InstanceState };
 
 /** Health as EPU management judges it from heartbeats and membership events. */
 export type HealthState = 'OK' | 'OUT_OF_CONTACT' | 'MISSING' | 'ZOMBIE' | 'PROCESS_ERROR';

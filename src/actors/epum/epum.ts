@@ -32,7 +32,7 @@ import { CeiError, FailedPreconditionError, InvalidArgumentError, NotFoundError,
 import { DTRS_REF, type DtRecord } from '../dtrs.js';
 import { PROVISIONER_REF, type InstanceView } from '../provisioner-protocol.js';
 import { roleTurn, unwrapReply } from '../role-reply.js';
-import { zodReason } from '../zod-reason.js';
+import { messageValidator } from '../message-schema.js';
 import type { RoleEnv, RoleMember } from '../role-env.js';
 import { createEngineRegistry, type Engine, type EngineRegistry, type SensorReadings, type SensorSample } from './engine.js';
 import { EPUM_DEFAULTS, type EpumOptions } from './options.js';
@@ -438,10 +438,7 @@ export function epumTypes(env: RoleEnv, options: Partial<EpumOptions> = {}, engi
     // A domain must keep ticking while nobody writes to it.
     idleMs: 0,
     initialState: () => emptyDomainState(),
-    validate(message) {
-      const r = DomainMessageSchema.safeParse(message);
-      return r.success ? undefined : zodReason(r.error);
-    },
+    validate: messageValidator(DomainMessageSchema),
     onActivate(state, ctx) {
       if (!isConfigured(state)) return state;
       // Timers are persisted, but the interval may have changed with the options of this node.
@@ -527,10 +524,7 @@ export function epumTypes(env: RoleEnv, options: Partial<EpumOptions> = {}, engi
     name: EPUM_REGISTRY_REF.type,
     placement: 'control',
     initialState: () => emptyRegistryState(),
-    validate(message) {
-      const r = RegistryMessageSchema.safeParse(message);
-      return r.success ? undefined : zodReason(r.error);
-    },
+    validate: messageValidator(RegistryMessageSchema),
     handle(state, message, ctx) {
       return roleTurn(state, ctx, () => registryTurn(state, parseRegistryMessage(message), ctx));
     },

@@ -30,9 +30,7 @@
  */
 import { z } from 'zod';
 import type { ActorRef } from '../../runtime/ref.js';
-import { validateRef } from '../../runtime/ref.js';
-import { InvalidArgumentError } from '../../errors.js';
-import { zodReason } from '../zod-reason.js';
+import { ResourceName, RefKey, parseMessage } from '../message-schema.js';
 import { InstancesChangedSchema } from '../provisioner-protocol.js';
 import type { HealthState, InstanceState, Json, SensorSample } from './engine.js';
 
@@ -52,8 +50,7 @@ export function domainRef(id: string): ActorRef {
  */
 export const DOMAIN_VAR = 'epum_domain';
 
-const NAME_RULE = 'must be 1-63 letters, digits, ".", "_" or "-", starting with a letter or digit';
-export const DomainName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, { error: NAME_RULE });
+export const DomainName = ResourceName;
 const EngineName = z.string().regex(/^[A-Za-z][A-Za-z0-9_.-]{0,62}$/, { error: 'must be a decision engine name (a letter, then letters, digits, "_", "." or "-")' });
 const Description = z.string().max(1024, { error: 'must be at most 1024 characters' });
 
@@ -182,22 +179,6 @@ export const ReconfigureSchema = z
   });
 export type Reconfigure = z.infer<typeof ReconfigureSchema>;
 
-/** An actor ref as `{type, id}` or `"type/id"`; normalized to `type/id`. */
-const RefKey = z.union([z.string(), z.object({ type: z.string(), id: z.string() })]).transform((value, ctx) => {
-  try {
-    if (typeof value === 'string') {
-      const slash = value.indexOf('/');
-      const ref = validateRef(slash > 0 ? { type: value.slice(0, slash), id: value.slice(slash + 1) } : { type: value, id: '' });
-      return `${ref.type}/${ref.id}`;
-    }
-    const ref = validateRef(value);
-    return `${ref.type}/${ref.id}`;
-  } catch (err) {
-    ctx.addIssue({ code: 'custom', message: `must be an actor ref (type/id): ${(err as Error).message}` });
-    return z.NEVER;
-  }
-});
-
 const Metric = z.number().finite().optional();
 
 // --- the domain's protocol ---------------------------------------------------------------------
@@ -232,9 +213,7 @@ export type DomainMessageOf<Op extends DomainOp> = Extract<DomainMessage, { op: 
 
 /** The message as a domain will see it (defaults filled), or InvalidArgumentError naming each bad field. */
 export function parseDomainMessage(message: unknown): DomainMessage {
-  const r = DomainMessageSchema.safeParse(message);
-  if (!r.success) throw new InvalidArgumentError(zodReason(r.error));
-  return r.data;
+  return parseMessage(DomainMessageSchema, message);
 }
 
 // --- the registry's protocol ---------------------------------------------------------------------
@@ -269,9 +248,7 @@ export type RegistryOp = RegistryMessage['op'];
 export type RegistryMessageOf<Op extends RegistryOp> = Extract<RegistryMessage, { op: Op }>;
 
 export function parseRegistryMessage(message: unknown): RegistryMessage {
-  const r = RegistryMessageSchema.safeParse(message);
-  if (!r.success) throw new InvalidArgumentError(zodReason(r.error));
-  return r.data;
+  return parseMessage(RegistryMessageSchema, message);
 }
 
 // --- replies and views ---------------------------------------------------------------------------
