@@ -242,6 +242,7 @@ export class HandoffCoordinator implements SubHandler {
     // Every owner has our copies now: that is all a peer's hand-off barrier waits for. Copies to new
     // replicas (restoring R) follow without holding it.
     this.handedOverSig = sig;
+    this.placement.markOwnersDone(sig);
     for (const a of this.awaiters.filter((w) => w.sig === sig)) {
       this.awaiters.splice(this.awaiters.indexOf(a), 1);
       a.resolve(true);
@@ -274,13 +275,13 @@ export class HandoffCoordinator implements SubHandler {
       const now = this.placement.preferenceList(ref);
       const owner = now[0];
       if (!owner) continue;
-      const before = this.placement.settledPreferenceList(ref);
       if (owner !== this.selfId) {
-        // An owner that owned the actor at our last completed run already has everything we have:
+        // An owner that owned the actor when our last run offered the owners their copies has what we hold:
         // its writes are what we hold. A new owner (fail-over, join, leave) needs our copy, as does
         // the owner of an actor we took over meanwhile, and any copy we should no longer keep.
-        if (before[0] !== owner || !now.includes(this.selfId) || this.placement.activatedLately(refKey(ref))) add(toOwners, owner, ref);
+        if (this.placement.settledOwnerOf(ref) !== owner || !now.includes(this.selfId) || this.placement.activatedLately(refKey(ref))) add(toOwners, owner, ref);
       } else {
+        const before = this.placement.settledPreferenceList(ref);
         for (const replica of now.slice(1)) if (!before.includes(replica)) add(toReplicas, replica, ref);
       }
     }

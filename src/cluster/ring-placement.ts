@@ -63,6 +63,12 @@ export class RingPlacement implements Placement {
   private view: MembershipView | undefined;
   private rings: Rings = { any: HashRing.of([]), control: HashRing.of([]) };
   private outSettled: Rings = this.rings;
+  /**
+   * The rings of this node's last run that offered every owner its copies (a run's first half):
+   * an owner that owned an actor then has what we hold of it, even if the run's copies to new
+   * replicas never finished because the rings moved again.
+   */
+  private ownersSettled: Rings = this.rings;
   private inSettled: Rings = this.rings;
   private sig = signature(this.rings);
   /** Live peers that have not yet confirmed their hand-off for the current rings. */
@@ -169,17 +175,27 @@ export class RingPlacement implements Placement {
    * activate without waiting for the other nodes' hand-off. Call before the view that says so.
    */
   forgetSettled(): void {
-    this.outSettled = this.inSettled = { any: HashRing.of([]), control: HashRing.of([]) };
+    this.outSettled = this.ownersSettled = this.inSettled = { any: HashRing.of([]), control: HashRing.of([]) };
+  }
+
+  /** This node's run for rings `sig` offered every owner its copies. */
+  markOwnersDone(sig: string): void {
+    if (sig !== this.sig) return;
+    this.ownersSettled = this.rings;
+    this.activatedSinceSettled.clear();
   }
 
   /** This node's rebalance run for rings `sig` completed: what it owns now is what it owned last. */
   markOutgoingDone(sig: string): void {
-    if (sig !== this.sig) return;
-    this.outSettled = this.rings;
-    this.activatedSinceSettled.clear();
+    if (sig === this.sig) this.outSettled = this.rings;
   }
 
-  /** Whether this node activated `key` as owner since its last completed rebalance run. */
+  /** The owner of `ref` at this node's last run that offered the owners their copies. */
+  settledOwnerOf(ref: ActorRef): string | undefined {
+    return this.preferenceList(ref, this.ownersSettled)[0];
+  }
+
+  /** Whether this node activated `key` as owner since its last run offered the owners their copies. */
   activatedLately(key: string): boolean {
     return this.activatedSinceSettled.has(key);
   }
@@ -246,7 +262,7 @@ export class RingPlacement implements Placement {
     // Activated here as its owner, after every peer offered its copy: from now on ours is the one.
     const key = refKey(ref);
     this.trust?.add(key);
-    if (this.preferenceList(ref, this.outSettled)[0] !== this.selfId) this.activatedSinceSettled.add(key);
+    if (this.preferenceList(ref, this.ownersSettled)[0] !== this.selfId) this.activatedSinceSettled.add(key);
   }
 
   replicasOf(ref: ActorRef): string[] {
