@@ -234,7 +234,8 @@ export class HandoffCoordinator implements SubHandler {
     await this.replicator.drain();
     this.enter('offer-owners');
     const { toOwners, toReplicas } = await this.plan();
-    for (const [peer, refs] of toOwners) await this.offer(peer, refs);
+    // Each offer carries the run's rings: once they moved on, the rest of this plan is stale.
+    for (const [peer, refs] of toOwners) await this.offer(peer, refs, 0, sig);
     if (sig !== this.placement.signature) {
       this.again = true;
       return;
@@ -248,7 +249,7 @@ export class HandoffCoordinator implements SubHandler {
       a.resolve(true);
     }
     this.enter('offer-replicas');
-    for (const [peer, refs] of toReplicas) await this.offer(peer, refs);
+    for (const [peer, refs] of toReplicas) await this.offer(peer, refs, 0, sig);
     if (sig !== this.placement.signature) {
       this.again = true;
       return;
@@ -289,8 +290,7 @@ export class HandoffCoordinator implements SubHandler {
   }
 
   /** Offers `refs` to `peer` in batches, then drops our copies of those we no longer replicate. */
-  private async offer(peer: string, refs: ActorRef[], hops = 0): Promise<void> {
-    const sig = this.placement.signature;
+  private async offer(peer: string, refs: ActorRef[], hops = 0, sig = this.placement.signature): Promise<void> {
     for (let i = 0; i < refs.length; i += this.options.handoffBatch) {
       // The rings moved on: a run for the new ones follows and offers to the owners it names.
       if (hops === 0 && sig !== this.placement.signature) return;
