@@ -61,7 +61,7 @@ export class HandoffCoordinator implements SubHandler {
   private step = 'idle';
   private recovering: Promise<void> | undefined;
   /** Offers in flight waiting to hear that the rings moved on (see ringsMoved). */
-  private ringWaiters: Array<() => void> = [];
+  private readonly ringWaiters = new Set<() => void>();
   private recoverAgain = false;
   private stepSince = 0;
   /** Runs finished, and actors moved, for tests and metrics. */
@@ -90,7 +90,9 @@ export class HandoffCoordinator implements SubHandler {
   /** Call on every ring change (synchronously after placement.update returned true). */
   ringChanged(): void {
     this.handedOverSig = undefined;
-    for (const wake of this.ringWaiters.splice(0)) wake();
+    const waiters = [...this.ringWaiters];
+    this.ringWaiters.clear();
+    for (const wake of waiters) wake();
     // Peers asking about other rings get their answer now: not done; they ask again for their new rings.
     for (const a of this.awaiters.splice(0)) {
       if (a.sig === this.placement.signature) this.awaiters.push(a);
@@ -303,7 +305,11 @@ export class HandoffCoordinator implements SubHandler {
       const sent = this.request(peer, 'repl.offer', { from: this.selfId, epoch: this.placement.epoch, actors, hops });
       // A run for rings that moved on stops waiting at once (the next run must not queue behind an
       // answer that no longer matters); our copies stay until a later offer is answered.
-      const answer = hops === 0 ? await Promise.race([sent, this.ringsMoved(sig)]) : await sent;
+      let answer: Awaited<typeof sent> | typeof MOVED_ON;
+      if (hops === 0) {
+        const moved = this.ringsMoved(sig);
+        answer = await Promise.race([sent, moved.promise]).finally(moved.cancel);
+      } else answer = await sent;
       if (answer === MOVED_ON) {
         sent.catch(() => {});
         return;
@@ -328,10 +334,15 @@ export class HandoffCoordinator implements SubHandler {
     }
   }
 
-  /** Resolves MOVED_ON once the rings are no longer those named by `sig`. */
-  private ringsMoved(sig: string): Promise<typeof MOVED_ON> {
-    if (sig !== this.placement.signature) return Promise.resolve(MOVED_ON);
-    return new Promise((resolve) => this.ringWaiters.push(() => resolve(MOVED_ON)));
+  /** Resolves MOVED_ON once the rings are no longer those named by `sig`; cancel() stops listening. */
+  private ringsMoved(sig: string): { promise: Promise<typeof MOVED_ON>; cancel: () => void } {
+    if (sig !== this.placement.signature) return { promise: Promise.resolve(MOVED_ON), cancel: () => {} };
+    let wake!: () => void;
+    const promise = new Promise<typeof MOVED_ON>((resolve) => {
+      wake = () => resolve(MOVED_ON);
+      this.ringWaiters.add(wake);
+    });
+    return { promise, cancel: () => this.ringWaiters.delete(wake) };
   }
 
   /**
