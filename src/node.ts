@@ -12,7 +12,7 @@ import { MembersFeed } from './actors/role-members.js';
 import { loadActorModule } from './actors/load.js';
 import { InvalidArgumentError } from './errors.js';
 import { systemClock } from './runtime/clock.js';
-import { Cluster, loadStoredMembership } from './cluster/cluster.js';
+import { Cluster, loadStoredLosses, loadStoredMembership } from './cluster/cluster.js';
 import { CLUSTER_DEFAULTS, type ClusterOptions } from './cluster/cluster-options.js';
 import { GrpcTransport } from './cluster/transport-grpc.js';
 import type { PlacementClass } from './cluster/ring-placement.js';
@@ -148,6 +148,7 @@ export class CeiNode {
       const node = new CeiNode(options, store, system, cluster, api, nodeLog);
       node.membersFeed = feed;
       const stored = await loadStoredMembership(store);
+      cluster.placement.restoreLosses(await loadStoredLosses(store));
       cluster.start(api.address, options.join, stored);
       if (!cluster.isUp) nodeLog.info({ seeds: options.join, known: stored.addresses.length }, 'joining the cluster');
       await cluster.whenUp();

@@ -20,6 +20,8 @@ import { ClusterRouter } from './router.js';
 import type { Link, Transport } from './transport.js';
 
 const MEMBERSHIP_KEY = 'n\x00membership';
+/** The loss records (ring-placement.ts), so that a restarted node still refuses to recreate lost actors. */
+const LOSSES_KEY = 'n\x00losses';
 
 export interface ClusterDeps {
   nodeId: string;
@@ -45,6 +47,17 @@ export async function loadStoredMembership(store: Store): Promise<StoredMembersh
   }
 }
 
+/** The loss records a previous incarnation of this node stored (malformed data is ignored). */
+export async function loadStoredLosses(store: Store): Promise<unknown> {
+  const raw = await store.get(LOSSES_KEY);
+  if (raw === undefined) return [];
+  try {
+    return JSON.parse(raw) as unknown;
+  } catch {
+    return [];
+  }
+}
+
 export class Cluster {
   readonly placement: RingPlacement;
   readonly replicator: ClusterReplicator;
@@ -64,6 +77,8 @@ export class Cluster {
         { dead, replicas: deps.options.replicas },
         'more nodes went down at once than there are extra copies: actors held only by them answer DATA_LOSS until one of those nodes is back',
       );
+    this.placement.onLossesChanged = (losses) =>
+      void deps.store.write([losses.length > 0 ? { type: 'put', key: LOSSES_KEY, value: JSON.stringify(losses) } : { type: 'del', key: LOSSES_KEY }], true).catch(() => {});
     this.replicator = new ClusterReplicator(deps.nodeId, this.placement, deps.transport, deps.store, deps.clock, deps.log, deps.options.requestTimeoutMs, this.trust);
   }
 

@@ -47,6 +47,14 @@ interface LossRecord {
   at: number;
 }
 
+/** A loss record as stored in the node's data directory (the rings by their members). */
+export interface StoredLoss {
+  any: string[];
+  control: string[];
+  dead: string[];
+  at: number;
+}
+
 function ringsOf(view: MembershipView): Rings {
   const members = view.list().filter((m) => RING_STATUSES.has(m.status));
   return {
@@ -130,10 +138,17 @@ export class RingPlacement implements Placement {
    * last settled rings) are down at once; a node that comes back brings its copies back.
    */
   private noteLosses(view: MembershipView, next: Rings): void {
+    const before = JSON.stringify(this.storedLosses());
+    this.updateLosses(view, next);
+    if (this.onLossesChanged && JSON.stringify(this.storedLosses()) !== before) this.onLossesChanged(this.storedLosses());
+  }
+
+  private updateLosses(view: MembershipView, next: Rings): void {
     const gone = (id: string): boolean => {
       const m = view.get(id);
       return !m || m.status === 'down';
     };
+    // A dead node that is in the view again (restarted on its data directory) has its copies back.
     for (const loss of this.losses) for (const id of [...loss.dead]) if (!gone(id)) loss.dead.delete(id);
     this.losses = this.losses.filter((loss) => loss.dead.size >= Math.min(this.replicas, loss.rings.any.nodes.length));
     const settled = this.inSettled;
@@ -149,6 +164,23 @@ export class RingPlacement implements Placement {
 
   /** Called when a loss record is made, with the nodes whose copies went with them. */
   onLoss: ((dead: string[]) => void) | undefined;
+  /** Called with every record whenever they change, so the node can keep them across a restart. */
+  onLossesChanged: ((losses: StoredLoss[]) => void) | undefined;
+
+  /** The loss records, to store. */
+  storedLosses(): StoredLoss[] {
+    return this.losses.map((l) => ({ any: [...l.rings.any.nodes], control: [...l.rings.control.nodes], dead: [...l.dead], at: l.at }));
+  }
+
+  /** Takes back the records a previous incarnation of this node stored (ignores malformed ones). */
+  restoreLosses(stored: unknown): void {
+    if (!Array.isArray(stored)) return;
+    const strings = (x: unknown): x is string[] => Array.isArray(x) && x.every((e) => typeof e === 'string' && e !== '');
+    for (const r of stored as Array<Partial<StoredLoss>>) {
+      if (!r || !strings(r.any) || !strings(r.control) || !strings(r.dead) || typeof r.at !== 'number') continue;
+      this.losses.push({ rings: { any: HashRing.of(r.any), control: HashRing.of(r.control) }, dead: new Set(r.dead), at: r.at });
+    }
+  }
 
   /**
    * Why `ref` has no copy on any live node, if every node that held it at the last settled rings is

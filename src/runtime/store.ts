@@ -6,6 +6,8 @@
  *
  *   n\x00id                              node id, created on first start
  *   n\x00format                          store format version (FORMAT_VERSION)
+ *   n\x00membership                      what the cluster layer needs to rejoin -> {member, addresses}
+ *   n\x00losses                          actors' copies lost with nodes still down (cluster.ts)
  *   r\x00<type>\x00<id>                  registry: the actor exists   -> {created, parent?}
  *   w\x00<type>\x00<id>                  awake index: the actor has mail, timers or outbox to
  *                                        recover on start             -> ""

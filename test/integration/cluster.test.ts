@@ -145,6 +145,20 @@ describe('a 5-node cluster', () => {
     }
     for (const id of elsewhere) expect(await cluster.client(1).ask(counter(id), { get: true }, 10_000, 20_000)).toEqual({ value: 3, count: 1 });
 
+    // Every voter restarts in turn: what they know of the loss is on disk, not only in memory.
+    for (const voter of [0, 1, 2]) {
+      await cluster.kill(voter, 'SIGKILL');
+      await cluster.start(voter);
+      await cluster.waitForStatuses({ [cluster.ids[0]!]: 'up', [cluster.ids[1]!]: 'up', [cluster.ids[2]!]: 'up' });
+    }
+    for (const id of onlyOnWorkers) {
+      const err = await cluster.client(0).ask(counter(id), { get: true }, 5_000, 10_000).then(
+        () => undefined,
+        (e: grpc.ServiceError) => e,
+      );
+      expect(err?.code, `${id} must not come back empty after the voters restarted`).toBe(grpc.status.DATA_LOSS);
+    }
+
     // A worker restarts on its data directory: the copies it holds are served again.
     await cluster.start(3);
     await cluster.start(4);

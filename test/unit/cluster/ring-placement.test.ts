@@ -103,3 +103,38 @@ describe('RingPlacement: replicas', () => {
     for (const ref of heldAsReplica) expect(p.replicasOfKey(ref, `counter/${ref.id}`)).not.toContain('a');
   });
 });
+
+describe('RingPlacement: loss records across a restart', () => {
+  it('stores its loss records and takes them back, so a restarted node still refuses to recreate lost actors', () => {
+    const p = settled('a', allUp(), 5);
+    const saved: unknown[] = [];
+    p.onLossesChanged = (losses) => saved.push(losses);
+    const statuses = allUp();
+    statuses.b = 'down';
+    statuses.c = 'down';
+    p.update(view(statuses, 6));
+    const lost = counters.filter((ref) => p.lostCopies(ref) !== undefined);
+    expect(lost.length).toBeGreaterThan(0);
+    expect(saved).toHaveLength(1);
+
+    // The node restarts: a fresh placement that has seen nothing settle, and the stored records.
+    const restarted = new RingPlacement('a', 2, () => 'any', undefined, () => 0);
+    restarted.restoreLosses(JSON.parse(JSON.stringify(saved[0])));
+    restarted.update(view(statuses, 7));
+    expect(counters.filter((ref) => restarted.lostCopies(ref) !== undefined)).toEqual(lost);
+
+    // b comes back: the records are cleared, and that is stored too.
+    restarted.onLossesChanged = (losses) => saved.push(losses);
+    statuses.b = 'up';
+    restarted.update(view(statuses, 8));
+    expect(counters.filter((ref) => restarted.lostCopies(ref) !== undefined)).toEqual([]);
+    expect(saved.at(-1)).toEqual([]);
+  });
+
+  it('ignores stored records that are not well formed', () => {
+    const p = new RingPlacement('a', 2, () => 'any');
+    p.restoreLosses([{ any: 'x' }, null, 7, { any: ['a'], control: ['a'], dead: [''], at: 1 }]);
+    p.restoreLosses('not a list');
+    expect(p.storedLosses()).toEqual([]);
+  });
+});
