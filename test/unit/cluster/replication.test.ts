@@ -1,0 +1,83 @@
+/**
+ * ClusterReplicator between two nodes over the in-memory transport, each with a real LevelDB store:
+ * what a replica refuses, and what it applies, in one batch.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { CopyTrust } from '../../../src/cluster/copy-trust.js';
+import { MembershipView, type Member } from '../../../src/cluster/membership.js';
+import { ClusterReplicator } from '../../../src/cluster/replication.js';
+import { RingPlacement } from '../../../src/cluster/ring-placement.js';
+import type { LinkHandler } from '../../../src/cluster/transport.js';
+import { TRANSPORT_TEST_PRESET } from '../../../src/cluster/transport-core.js';
+import { MemoryNetwork } from '../../../src/cluster/transport-memory.js';
+import { systemClock } from '../../../src/runtime/clock.js';
+import { silentLogger } from '../../../src/runtime/logger.js';
+import { refKey, type ActorRef } from '../../../src/runtime/ref.js';
+import { keys, Store } from '../../../src/runtime/store.js';
+import { waitFor } from '../../support/wait.js';
+
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+async function store(): Promise<Store> {
+  const dir = mkdtempSync(join(tmpdir(), 'cei-repl-'));
+  const s = await Store.open(dir);
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  cleanups.push(() => s.close());
+  return s;
+}
+
+const member = (id: string): Member => ({ id, address: id, role: 'control', status: 'up', incarnation: 1, since: 0 });
+
+function placement(self: string, ids: string[], version: number): RingPlacement {
+  const p = new RingPlacement(self, 2, () => 'any');
+  p.update(MembershipView.of(ids.map(member), { version }));
+  return p;
+}
+
+describe('ClusterReplicator', () => {
+  it('a replica whose newer view names another owner refuses only that actor; the rest of the batch is applied', async () => {
+    const net = new MemoryNetwork();
+    // The owner 'a' still sees a two-node cluster (epoch 5); replica 'b' already sees 'c' (epoch 9).
+    const aPlacement = placement('a', ['a', 'b'], 5);
+    const bPlacement = placement('b', ['a', 'b', 'c'], 9);
+    const [aStore, bStore] = [await store(), await store()];
+    const aTransport = net.transport(TRANSPORT_TEST_PRESET);
+    const bTransport = net.transport(TRANSPORT_TEST_PRESET);
+    const aReplicator = new ClusterReplicator('a', aPlacement, aTransport, aStore, systemClock, silentLogger, 2_000, new CopyTrust());
+    const bReplicator = new ClusterReplicator('b', bPlacement, bTransport, bStore, systemClock, silentLogger, 2_000, new CopyTrust());
+    const quiet: LinkHandler = { onLinkUp() {}, onLinkDown() {}, onMessage() {}, onRequest: async () => null };
+    aTransport.start({ id: 'a', address: 'a', role: 'control', incarnation: 1 }, quiet);
+    bTransport.start({ id: 'b', address: 'b', role: 'control', incarnation: 1 }, { ...quiet, onRequest: (link, method, body) => bReplicator.onRequest(link, method, body) });
+    cleanups.push(() => aTransport.stop());
+    cleanups.push(() => bTransport.stop());
+    aTransport.dial('b');
+    await waitFor(() => aTransport.link('b'), { what: 'a linked to b' });
+
+    const refs: ActorRef[] = Array.from({ length: 200 }, (_, i) => ({ type: 'counter', id: `c-${i}` }));
+    // Both actors are a's as far as a knows; b knows one of them has moved to c.
+    const movedAway = refs.find((r) => aPlacement.ownerOf(r) === 'a' && bPlacement.ownerOf(r) === 'c')!;
+    const stillA = refs.find((r) => aPlacement.ownerOf(r) === 'a' && bPlacement.ownerOf(r) === 'a')!;
+    const write = (ref: ActorRef) => {
+      const ops = [{ type: 'put' as const, key: keys.state(keys.actor(ref)), value: JSON.stringify({ v: { value: 1 }, h: 1, a: 1 }) }];
+      return aReplicator.replicate(ref, refKey(ref), ops, true, ['b'])!;
+    };
+    // Both in one microtask: one batch.
+    const refused = write(movedAway);
+    const applied = write(stillA);
+    await expect(refused).rejects.toThrow(/knows a newer owner/);
+    await expect(applied).resolves.toBeUndefined();
+    expect(await bStore.get(keys.state(keys.actor(stillA)))).toBeDefined();
+    expect(await bStore.get(keys.state(keys.actor(movedAway)))).toBeUndefined();
+    // The refused owner keeps away from that actor for a moment, not from the other.
+    expect(aPlacement.owns(movedAway)).toBe(false);
+    expect(() => aPlacement.checkOwner(movedAway)).toThrow(/a replica knows a newer owner/);
+    expect(aPlacement.owns(stillA)).toBe(true);
+    await aReplicator.drain();
+  });
+});
