@@ -25,6 +25,16 @@ function instancesTable(instances: InstanceView[]): string {
 const settled = (i: InstanceView): boolean => i.state === 'RUNNING' || i.state === 'RUNNING_FAILED' || isFinalState(i.state);
 
 /** `cei provisioner provision|terminate|terminate-all|enable|describe|dump|subscribe|unsubscribe`. */
+/** Instances as a table (or JSON), then the ids no record knows, which make the exit status 1. */
+function printInstances(r: { instances: InstanceView[]; unknown: string[] }, json: boolean | undefined): void {
+  if (json) print(r);
+  else {
+    print(instancesTable(r.instances));
+    if (r.unknown.length > 0) print(`unknown: ${r.unknown.join(' ')}`);
+  }
+  if (r.unknown.length > 0) process.exitCode = 1;
+}
+
 export function registerProvisionerCommands(program: Command): void {
   const { cmd, run } = clientGroup(
     program,
@@ -71,12 +81,7 @@ export function registerProvisionerCommands(program: Command): void {
     .action(
       run(async (client, ids: string[], opts: { json?: boolean }) => {
         const r = await client.terminate(ids);
-        if (opts.json) print(r);
-        else {
-          print(instancesTable(r.instances));
-          if (r.unknown.length > 0) print(`unknown: ${r.unknown.join(' ')}`);
-        }
-        if (r.unknown.length > 0) process.exitCode = 1;
+        printInstances(r, opts.json);
       }),
     );
 
@@ -107,12 +112,7 @@ export function registerProvisionerCommands(program: Command): void {
     .action(
       run(async (client, ids: string[], opts: { json?: boolean }) => {
         const r = await client.describe(ids ?? []);
-        if (opts.json) print(r);
-        else {
-          print(instancesTable(r.instances));
-          if (r.unknown.length > 0) print(`unknown: ${r.unknown.join(' ')}`);
-        }
-        if (r.unknown.length > 0) process.exitCode = 1;
+        printInstances(r, opts.json);
       }),
     );
 

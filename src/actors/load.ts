@@ -10,24 +10,31 @@ function isActorType(v: unknown): v is ActorType {
 }
 
 /**
- * Loads actor types from a user module given with --actors. The module exports them as its default
- * export (one type or an array) or as a named export `actorTypes` (an array).
+ * Loads what a user module given with `flag` (e.g. --actors) exports as its default export (one or an
+ * array) or under `exportName` (an array); every export must pass `accepts`, else the error says
+ * what the module should export (`what`).
  */
-export async function loadActorModule(path: string): Promise<ActorType[]> {
+export async function loadUserModule<T>(flag: string, path: string, exportName: string, accepts: (v: unknown) => v is T, what: string): Promise<T[]> {
   const file = resolve(path);
-  if (!existsSync(file)) throw new InvalidArgumentError(`--actors ${path}: no such file`);
+  if (!existsSync(file)) throw new InvalidArgumentError(`${flag} ${path}: no such file`);
   let mod: Record<string, unknown>;
   try {
     mod = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
   } catch (err) {
-    throw new InvalidArgumentError(`--actors ${path}: cannot load module: ${(err as Error).message}`, { cause: err });
+    throw new InvalidArgumentError(`${flag} ${path}: cannot load module: ${(err as Error).message}`, { cause: err });
   }
-  const candidates = [mod.default, mod.actorTypes].flatMap((v) => (Array.isArray(v) ? v : v === undefined ? [] : [v]));
-  const types = candidates.filter(isActorType);
-  if (types.length === 0 || types.length !== candidates.length) {
-    throw new InvalidArgumentError(
-      `--actors ${path}: export actor types (objects with name, initialState and handle) as default or as "actorTypes"`,
-    );
+  const candidates = [mod.default, mod[exportName]].flatMap((v) => (Array.isArray(v) ? v : v === undefined ? [] : [v]));
+  const found = candidates.filter(accepts);
+  if (found.length === 0 || found.length !== candidates.length) {
+    throw new InvalidArgumentError(`${flag} ${path}: export ${what} as default or as "${exportName}"`);
   }
-  return types;
+  return found;
+}
+
+/**
+ * Loads actor types from a user module given with --actors. The module exports them as its default
+ * export (one type or an array) or as a named export `actorTypes` (an array).
+ */
+export function loadActorModule(path: string): Promise<ActorType[]> {
+  return loadUserModule('--actors', path, 'actorTypes', isActorType, 'actor types (objects with name, initialState and handle)');
 }

@@ -1,17 +1,10 @@
 /**
- * A seeded pseudo-random generator (mulberry32) for the cluster property tests, so that a failing
- * case fails the same way on every run. Not a test file itself (no `.test.` in its name).
+ * Helpers over the seeded generator of src/iaas/seeded-random.ts (mulberry32) for the cluster
+ * property tests, so that a failing case fails the same way on every run. Not a test file itself.
  */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
+import { seededRandom } from '../../src/iaas/seeded-random.js';
+
+export { seededRandom };
 
 /** An integer in [0, n). */
 export function randomInt(random: () => number, n: number): number {

@@ -22,12 +22,10 @@
  *
  * This module also holds the engine registry and the loader for user modules (`--engines path.js`).
  */
-import { pathToFileURL } from 'node:url';
-import { resolve } from 'node:path';
-import { existsSync } from 'node:fs';
 import { z } from 'zod';
 import { InvalidArgumentError, NotFoundError } from '../../errors.js';
 import type { InstanceState } from '../provisioner-states.js';
+import { loadUserModule } from '../load.js';
 // The built-in engines import this module back for its types and helper functions. They only call
 // those helpers from inside functions or through hoisted function declarations that touch nothing
 // but `z`, so this import cycle is safe whichever module loads first; keep it that way (no
@@ -385,21 +383,6 @@ export function createEngineRegistry(): EngineRegistry {
  * object with name, validateConf, initialState and decide. Register them with
  * `registry.registerEngine(e.name, e)`.
  */
-export async function loadEngineModule(path: string): Promise<Engine[]> {
-  const file = resolve(path);
-  if (!existsSync(file)) throw new InvalidArgumentError(`--engines ${path}: no such file`);
-  let mod: Record<string, unknown>;
-  try {
-    mod = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
-  } catch (err) {
-    throw new InvalidArgumentError(`--engines ${path}: cannot load module: ${(err as Error).message}`, { cause: err });
-  }
-  const candidates = [mod.default, mod.engines].flatMap((v) => (Array.isArray(v) ? v : v === undefined ? [] : [v]));
-  const engines = candidates.filter(isEngine);
-  if (engines.length === 0 || engines.length !== candidates.length) {
-    throw new InvalidArgumentError(
-      `--engines ${path}: export decision engines (objects with name, validateConf, initialState and decide) as default or as "engines"`,
-    );
-  }
-  return engines;
+export function loadEngineModule(path: string): Promise<Engine[]> {
+  return loadUserModule('--engines', path, 'engines', isEngine, 'decision engines (objects with name, validateConf, initialState and decide)');
 }
