@@ -5,34 +5,20 @@
  * provisioner, the registry, set the tick). Pure: no clock, no I/O.
  */
 import type { EngineAction, HealthState, InstanceState, Json } from './engine.js';
+import { isFinalState as isFinal } from '../provisioner-states.js';
 import type { DomainConfig, DomainInstanceView, ReconfigureReply } from './protocol.js';
 
-/** One instance of the domain, as the domain knows it. */
-export interface DomainInstance {
+/**
+ * One instance of the domain, as the domain knows it: what describe shows of it (DomainInstanceView,
+ * less what lives only in the actor's memory), keyed by `id`, and whether the provisioner reported it.
+ */
+export type DomainInstance = Omit<DomainInstanceView, 'instance_id' | 'last_heartbeat' | 'metrics'> & {
   id: string;
-  launch_id: string;
-  /** REQUESTING from the moment the domain asks for the launch until the provisioner reports it. */
-  state: InstanceState;
-  state_desc?: string;
-  state_detail?: string;
-  /** The provisioner has reported on it at least once. */
+  /** The provisioner has reported on it at least once (until then it is REQUESTING). */
   reported: boolean;
   /** The provisioner's state_changed_at of the last report applied (older reports are stale). */
   reported_at?: number;
-  site: string;
-  deployable_type: string;
-  vars: Record<string, string>;
-  node_id?: string;
-  address?: string;
-  launch_time: number;
-  state_changed_at: number;
-  running_since?: number;
-  health: HealthState;
-  health_reason?: string;
-  health_since: number;
-  /** When the domain last asked for its termination. */
-  terminate_asked_at?: number;
-}
+};
 
 /** One provision the domain told the provisioner: retried (same launch id) until it is reported. */
 export interface LaunchRecord {
@@ -92,17 +78,11 @@ export function isConfigured(state: DomainState): boolean {
   return state.id !== '';
 }
 
-const FINAL: ReadonlySet<InstanceState> = new Set(['TERMINATED', 'FAILED', 'REJECTED']);
-const PENDING: ReadonlySet<InstanceState> = new Set(['REQUESTING', 'REQUESTED', 'ERROR_RETRYING', 'PENDING', 'STARTED']);
+/** Final states are the provisioner's: one list for both. */
+export { isFinalState as isFinal } from '../provisioner-states.js';
 
-export function isFinal(state: InstanceState): boolean {
-  return FINAL.has(state);
-}
-
-/** On its way up (counted by engines as capacity to come). */
-export function isPendingState(state: InstanceState): boolean {
-  return PENDING.has(state);
-}
+/** On its way up (counted by engines as capacity to come): the engines' own test of it. */
+export { isPendingState } from './engine.js';
 
 /** The domain asked for its termination, or the provisioner reports it terminating or gone. */
 export function isGoing(i: DomainInstance): boolean {

@@ -237,8 +237,12 @@ export function distinctStrings(): z.ZodType<string[]> {
 // ---------------------------------------------------------------------------------------------
 
 /** States in which an instance is on its way up: counted, but not yet doing work. */
+export function isPendingState(state: InstanceState): boolean {
+  return state === 'REQUESTING' || state === 'REQUESTED' || state === 'ERROR_RETRYING' || state === 'PENDING' || state === 'STARTED';
+}
+
 export function isPending(i: EngineInstance): boolean {
-  return i.state === 'REQUESTING' || i.state === 'REQUESTED' || i.state === 'ERROR_RETRYING' || i.state === 'PENDING' || i.state === 'STARTED';
+  return isPendingState(i.state);
 }
 
 /** Unhealthy beyond waiting for: OUT_OF_CONTACT still counts, these are replaced. */
