@@ -67,7 +67,7 @@ export function mergeCopies(
   prefix: string,
   local: { entries: Entries; trusted: boolean },
   incoming: { entries: Entries; trusted: boolean },
-): { entries: Map<string, string>; trusted: boolean } {
+): { entries: Map<string, string>; trusted: boolean; incomingWon: boolean; handled: [local: number, incoming: number] } {
   const a = parse(prefix, local.entries);
   const b = parse(prefix, incoming.entries);
   // A copy with nothing in it (e.g. an owner that tried to activate the actor while its only copies
@@ -77,5 +77,6 @@ export function mergeCopies(
   const [win, lose] = incomingWins ? [b, a] : [a, b];
   const result = new Map([...win.own, ...win.index]);
   for (const [key, value] of lose.index) if (!result.has(key)) result.set(key, value);
-  return { entries: result, trusted: local.trusted || incoming.trusted };
+  // Trust goes with the winning content: an empty trusted copy must not vouch for the other's turns.
+  return { entries: result, trusted: incomingWins ? incoming.trusted : local.trusted, incomingWon: incomingWins, handled: [a.handled, b.handled] };
 }

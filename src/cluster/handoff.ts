@@ -399,7 +399,7 @@ export class HandoffCoordinator implements SubHandler {
         return done ? { done } : { done, step: this.step, stepMs: this.clock.now() - this.stepSince, sigMatches: b.sig === this.placement.signature };
       }
       case 'repl.offer':
-        return this.receive(b.actors ?? [], typeof b.hops === 'number' ? b.hops : 0);
+        return this.receive(b.actors ?? [], typeof b.hops === 'number' ? b.hops : 0, b.from);
       default:
         throw new UnavailableError(`unknown method ${method}`);
     }
@@ -409,7 +409,7 @@ export class HandoffCoordinator implements SubHandler {
    * Merges offered copies into ours (copy-trust.ts). An actor loaded here is refused: it runs here,
    * so this node is its owner and its copy is the one that counts.
    */
-  private async receive(actors: ActorCopy[], hops: number): Promise<{ refused: string[] }> {
+  private async receive(actors: ActorCopy[], hops: number, from: string): Promise<{ refused: string[] }> {
     // Read, merge and write as one step among all writes on behalf of peers, on what is on disk.
     const { refused, written } = await this.replicator.exclusive(
       actors.map((a) => a.key),
@@ -420,12 +420,18 @@ export class HandoffCoordinator implements SubHandler {
         for (const actor of actors) {
           const ref = parseRefKey(actor.key);
           if (this.local.isLoaded(ref)) {
+            this.log.debug({ actor: actor.key, from, hops }, 'offer refused: the actor runs here');
             refused.push(actor.key);
             continue;
           }
           const prefix = keys.actor(ref);
           const existing = await this.readActor(ref);
-          const merged = mergeCopies(prefix, { entries: existing, trusted: this.trust.has(actor.key) }, { entries: actor.entries, trusted: actor.trusted });
+          const localTrusted = this.trust.has(actor.key);
+          const merged = mergeCopies(prefix, { entries: existing, trusted: localTrusted }, { entries: actor.entries, trusted: actor.trusted });
+          this.log.debug(
+            { actor: actor.key, from, hops, handled: merged.handled, trusted: [localTrusted, actor.trusted], won: merged.incomingWon ? 'incoming' : 'local' },
+            'offer merged',
+          );
           const had = new Map(existing);
           for (const [key] of existing) if (!merged.entries.has(key)) ops.push({ type: 'del', key });
           for (const [key, value] of merged.entries) if (had.get(key) !== value) ops.push({ type: 'put', key, value });

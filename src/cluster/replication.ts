@@ -312,7 +312,7 @@ export class ClusterReplicator implements Replicator, SubHandler {
       }
       for (const op of entryOps) ops.push(op);
     }
-    if (rejected.length > 0) this.log.warn({ from: b.from, epoch: b.epoch, ours: this.placement.epoch, rejected: rejected.length }, 'refused writes from a stale owner');
+    if (rejected.length > 0) this.log.warn({ from: b.from, epoch: b.epoch, ours: this.placement.epoch, rejected: rejected.length, actors: rejected.slice(0, 5) }, 'refused writes from a stale owner');
     // Wrapped so that returning it does not wait for the write: the next batch may issue at once.
     return { rejected, written: ops.length > 0 ? this.store.write(ops, b.sync) : Promise.resolve() };
   }

@@ -290,6 +290,7 @@ export class ActorCell {
     // Entries at or below the handled mark were handled in a turn whose removal raced a crash: skip them.
     this.queue = mail.filter((env) => env.s > this.handled).sort((a, b) => a.s - b.s);
     this.awakeWritten = this.queue.length > 0 || this.timers.size > 0 || outbox.length > 0;
+    this.host.log.debug({ actor: this.key, handled: this.handled, pending: this.queue.length, dedup: dedup.length }, 'actor loaded');
     const replicator = this.host.replicator;
     if (replicator) {
       this.replicas = replicator.replicasFor(this.ref, this.key);
@@ -409,6 +410,7 @@ export class ActorCell {
       const seen = this.dedup.lookup(messageId, now);
       if (seen) {
         const ack: TellAck = { seq: seen.seq, messageId, duplicate: true };
+        this.host.log.debug({ actor: this.key, messageId, seq: seen.seq, handled: this.handled }, 'duplicate tell confirmed');
         if (opts.ask) this.host.answer(opts.ask, null);
         // A copy loaded from the store vouches for the first copy only once the replicas hold it too.
         const durable = seen.pending ?? this.seeding;

@@ -30,6 +30,8 @@ interface PendingBatch {
  */
 export class GroupCommitter {
   private pending: PendingBatch | undefined;
+  /** The batch being written: drain must wait for it even when nothing is pending. */
+  private inFlight: PendingBatch | undefined;
   private writing = false;
   private failed: unknown;
   /** Batches written and ops in them, for metrics and tests. */
@@ -67,9 +69,13 @@ export class GroupCommitter {
     return batch.promise;
   }
 
-  /** Resolves when everything written so far is on disk. */
+  /**
+   * Resolves when everything written so far is on disk. Batches are written in order, so the pending
+   * batch covers the one in flight; with none pending, the one in flight is what must land (a
+   * read-merge-write that read before it landed would diff against a stale copy).
+   */
   drain(): Promise<void> {
-    return this.pending?.promise ?? Promise.resolve();
+    return (this.pending ?? this.inFlight)?.promise ?? Promise.resolve();
   }
 
   private flush(): void {
@@ -78,6 +84,7 @@ export class GroupCommitter {
     if (!batch) return;
     this.pending = undefined;
     this.writing = true;
+    this.inFlight = batch;
     let written: Promise<void>;
     let count = 0;
     try {
@@ -98,6 +105,7 @@ export class GroupCommitter {
         this.batches++;
         this.opsWritten += count;
         this.writing = false;
+        this.inFlight = undefined;
         batch.resolve();
         if (this.pending) this.flush();
       },
@@ -105,6 +113,7 @@ export class GroupCommitter {
         // A failed write leaves the store in an unknown state for everything after it: fail them all.
         this.failed = err;
         this.writing = false;
+        this.inFlight = undefined;
         batch.reject(err);
         this.pending?.reject(err);
         this.pending = undefined;

@@ -11,10 +11,11 @@
  */
 import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import * as grpc from '@grpc/grpc-js';
 import { RETRYABLE_CODES } from '../../src/api/status.js';
+import { refKey } from '../../src/runtime/ref.js';
 import type { MembersReply__Output } from '../../src/generated/cei/v1/MembersReply.js';
 import { TestCluster } from '../support/cluster.js';
 import { ConnectProxy } from '../support/connect-proxy.js';
@@ -56,6 +57,8 @@ interface Item {
   ackedBy?: number;
   sentAt?: number;
   ackAt?: number;
+  /** Every send of it: node, sent and answered (test clock), and the answer. */
+  attempts: Array<{ node: number; sentAt: number; doneAt: number; code: number | 'ok' }>;
 }
 
 /** One tell sent to the isolated node, whatever became of it. */
@@ -66,7 +69,8 @@ interface Attempt {
   code: number | 'ok';
 }
 
-const ref = (id: string) => ({ type: 'counter', id });
+const ref = (id: string) => ({ type: 'ledger', id });
+const LEDGER_ACTORS = resolve(import.meta.dirname, '../support/actors/ledger.js');
 
 describe('partition: one node cut off from the other two', () => {
   it('fences the minority, fails over to the majority, and keeps every counter exact after healing', { timeout: 90_000 }, async () => {
@@ -76,7 +80,7 @@ describe('partition: one node cut off from the other two', () => {
     const proxies = await Promise.all([0, 1, 2].map(() => ConnectProxy.start()));
     const logLevel = process.env.CEI_PARTITION_LOG ? ['--log-level', process.env.CEI_PARTITION_LOG] : [];
     const cluster = new TestCluster(
-      (['bootstrap', 'control', 'control'] as const).map((role, i) => ({ role, env: proxyEnv(proxies[i]!), args: logLevel })),
+      (['bootstrap', 'control', 'control'] as const).map((role, i) => ({ role, env: proxyEnv(proxies[i]!), args: ['--actors', LEDGER_ACTORS, ...logLevel] })),
     );
     const t = (ms: number): string => `${ms} ms`;
     try {
@@ -89,7 +93,7 @@ describe('partition: one node cut off from the other two', () => {
       const items: Item[] = [];
       let nextId = 0;
       const newItem = (counter: string): Item => {
-        const item: Item = { id: `m-${nextId++}`, counter, add: 1 + Math.floor(random() * 9), acked: false };
+        const item: Item = { id: `m-${nextId++}`, counter, add: 1 + Math.floor(random() * 9), acked: false, attempts: [] };
         items.push(item);
         return item;
       };
@@ -100,7 +104,7 @@ describe('partition: one node cut off from the other two', () => {
       await Promise.all(
         counters.map(async (c, k) => {
           const item = newItem(c);
-          await cluster.client(k % n).tell(ref(c), { add: item.add }, item.id, 20_000);
+          await cluster.client(k % n).tell(ref(c), { add: item.add, id: item.id }, item.id, 20_000);
           item.acked = true;
           item.ackedBy = k % n;
         }),
@@ -132,8 +136,9 @@ describe('partition: one node cut off from the other two', () => {
         const sentAt = Date.now();
         inFlight++;
         try {
-          await cluster.client(node).tell(ref(item.counter), { add: item.add }, item.id, TELL_DEADLINE_MS);
+          await cluster.client(node).tell(ref(item.counter), { add: item.add, id: item.id }, item.id, TELL_DEADLINE_MS);
           const ackAt = Date.now();
+          item.attempts.push({ node, sentAt, doneAt: ackAt, code: 'ok' });
           if (node === victim) toIsolated.push({ item: item.id, sentAt, doneAt: ackAt, code: 'ok' });
           if (!item.acked) {
             item.acked = true;
@@ -143,6 +148,7 @@ describe('partition: one node cut off from the other two', () => {
           }
         } catch (err) {
           const code = (err as grpc.ServiceError).code;
+          item.attempts.push({ node, sentAt, doneAt: Date.now(), code });
           if (node === victim) toIsolated.push({ item: item.id, sentAt, doneAt: Date.now(), code });
           if (!RETRYABLE_CODES.has(code)) unexpected.push(`${item.id} via node ${node}: ${(err as Error).message}`);
           // Not acknowledged: sent again, with the same id, by a sender of the live side.
@@ -201,7 +207,7 @@ describe('partition: one node cut off from the other two', () => {
       for (const probe of probes) {
         const sentAt = Date.now();
         try {
-          await cluster.client(victim).tell(ref(probe.counter), { add: probe.add }, probe.id, TELL_DEADLINE_MS);
+          await cluster.client(victim).tell(ref(probe.counter), { add: probe.add, id: probe.id }, probe.id, TELL_DEADLINE_MS);
           probeCodes.push('ok');
           probe.acked = true;
           probe.ackedBy = victim;
@@ -257,19 +263,29 @@ describe('partition: one node cut off from the other two', () => {
       expect(items.filter((i) => !i.acked).map((i) => i.id), `seed ${seed}`).toEqual([]);
 
       // --- verify ----------------------------------------------------------------------------------
-      const expected = new Map<string, { value: number; count: number }>(counters.map((c) => [c, { value: 0, count: 0 }]));
-      for (const item of items) {
-        const e = expected.get(item.counter)!;
-        e.value += item.add;
-        e.count += 1;
-      }
+      // Each ledger keeps the ids it applied: every acknowledged tell exactly once, nothing else.
+      const byId = new Map(items.map((i) => [i.id, i]));
+      const expected = new Map<string, Item[]>(counters.map((c) => [c, []]));
+      for (const item of items) expected.get(item.counter)!.push(item);
+      const since = (at: number | undefined): string => (at === undefined ? '?' : `${at - tCut} ms`);
+      const describeItem = (id: string): string => {
+        const i = byId.get(id);
+        if (!i) return `${id} (never sent)`;
+        const tries = i.attempts.map((a) => `node ${a.node} ${since(a.sentAt)}..${since(a.doneAt)} ${a.code === 'ok' ? 'OK' : grpc.status[a.code]}`);
+        return `${id} (acked by node ${i.ackedBy}; sends, relative to the cut: ${tries.join(', ') || 'warm-up only'})`;
+      };
       const mismatches: string[] = [];
       await Promise.all(
         counters.map(async (c, k) => {
-          const got = await cluster.client(k % n).ask<{ value: number; count: number }>(ref(c), { get: true }, 10_000);
-          const want = expected.get(c)!;
-          if (got.value !== want.value || got.count !== want.count) {
-            mismatches.push(`counter/${c}${busySet.has(c) ? ' (isolated node owned it)' : ''}: got ${JSON.stringify(got)}, acknowledged ${JSON.stringify(want)}`);
+          const got = await cluster.client(k % n).ask<{ value: number; ids: string[] }>(ref(c), { get: true }, 10_000);
+          const want = new Set(expected.get(c)!.map((i) => i.id));
+          const seen = new Set<string>();
+          const doubled = got.ids.filter((id) => seen.size === seen.add(id).size);
+          const lost = [...want].filter((id) => !seen.has(id));
+          const stray = [...seen].filter((id) => !want.has(id));
+          if (lost.length + doubled.length + stray.length > 0) {
+            const owned = busySet.has(c) ? ' (isolated node owned it)' : '';
+            mismatches.push(`${refKey(ref(c))}${owned}: lost ${lost.map(describeItem).join(', ') || 'none'}; doubled ${doubled.join(', ') || 'none'}; not sent here ${stray.join(', ') || 'none'}`);
           }
         }),
       );
@@ -295,6 +311,7 @@ describe('partition: one node cut off from the other two', () => {
           `  time to reconverge (heal -> all up everywhere, unfenced): ${t(tUp - tHeal)}; drain after: ${t(tDrained - tUp)}`,
           `  to the isolated node: ${ackedAfterCut.length} acked between cut and fence; replies to tells sent while it was fenced: ${JSON.stringify(Object.fromEntries(codesWhileFenced))}`,
           `  partition lasted ${t(tHeal - tCut)}; ${failoverAcks().length} tells for its counters acknowledged by the majority after the down`,
+          `  cut at ${new Date(tCut).toISOString()}, fenced +${tFence - tCut} ms, down +${tDown - tCut} ms, healed +${tHeal - tCut} ms, up +${tUp - tCut} ms`,
           `  proxies: ${proxies.map((p, i) => `${i}: ${JSON.stringify(p.counts)}`).join('; ')}`,
         ].join('\n'),
       );

@@ -38,6 +38,9 @@ describe('mergeCopies', () => {
     expect(merged.entries.has(keys.dedup(prefix, 'm2'))).toBe(true);
     const kept = mergeCopies(prefix, { entries: copy(2, 20, 'm2'), trusted: false }, { entries: [], trusted: true });
     expect(stateOf(kept.entries).v.value).toBe(20);
+    // Trust goes with the content: the empty side's trust must not vouch for the other side's turns.
+    expect(merged.trusted).toBe(false);
+    expect(kept.trusted).toBe(false);
   });
 
   it('keeps the registry entry from either side', () => {

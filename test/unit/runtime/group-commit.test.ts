@@ -27,6 +27,19 @@ function spyOnSync(db: { batch: (...args: never[]) => unknown }): boolean[] {
 }
 
 describe('group commit', () => {
+  it('drains the batch in flight when nothing is pending, so a read after drain sees it', async () => {
+    const node = await nodes.node([]);
+    const { committer } = node.store;
+    let landed = false;
+    const written = node.store.write([put('z\x00inflight', 'v')], true).then(() => (landed = true));
+    // Let the flush start: the batch is now in flight and nothing is pending.
+    await new Promise<void>((resolve) => queueMicrotask(resolve));
+    await committer.drain();
+    expect(landed).toBe(true);
+    expect(await node.store.get('z\x00inflight')).toBe('v');
+    await written;
+  });
+
   it('writes a synchronous burst of writes as one LevelDB batch', async () => {
     const node = await nodes.node([]);
     const { committer } = node.store;
