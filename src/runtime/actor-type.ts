@@ -63,6 +63,15 @@ export interface ActorContext {
   /** Sends `message` to self every `ms`; replaces a timer of the same name. Persisted. */
   every(name: string, ms: number, message: unknown): void;
   cancelTimer(name: string): void;
+  /**
+   * The actor's named records: data kept beside its state, written with the turn and replicated
+   * and handed off with the actor, but read and written one record at a time. For data a snapshot
+   * per turn would rewrite whole, such as a stream's log. Undefined when there is no such record.
+   */
+  record(name: string): unknown;
+  /** Sets a record (any JSON value) with this turn's commit; visible to later reads at once. */
+  putRecord(name: string, value: unknown): void;
+  deleteRecord(name: string): void;
 }
 
 export type Handler<S> = (state: S, message: unknown, ctx: ActorContext) => S | Promise<S>;

@@ -7,7 +7,7 @@ import { keys, parseStored, splitActorKey, type Op, type Store } from './store.j
 import { DedupWindow, type DedupEntry } from './dedup-window.js';
 import { Backoff } from './backoff.js';
 import { RestartIntensity } from './supervisor.js';
-import { TurnContext, type TurnHost } from './turn-context.js';
+import { DELETED_RECORD, TurnContext, type TurnHost } from './turn-context.js';
 import type { DeadLetterRecord, Envelope, OutboxItem, StoredState, StoredTimer, TellAck } from './envelope.js';
 import { CeiError, DataLossError, errorMessage } from '../errors.js';
 import type { Replicator } from './placement.js';
@@ -89,6 +89,8 @@ export class ActorCell {
   private readonly attempts = new Map<number, number>();
   private readonly dedup: DedupWindow;
   readonly timers = new Map<string, LiveTimer>();
+  /** The actor's committed records (ActorContext.record). */
+  readonly records = new Map<string, unknown>();
   deadCount = 0;
   restartsTotal = 0;
   /** As a supervisor: restarts of this actor's children. */
@@ -255,6 +257,9 @@ export class ActorCell {
         case 'o':
           outbox.push([key, parseStored<OutboxItem>(key, value)]);
           break;
+        case 'r':
+          this.records.set(suffix, parseStored(key, value));
+          break;
         default:
           throw new DataLossError(`unknown record ${JSON.stringify(key)} in the store of ${this.key}`);
       }
@@ -349,12 +354,14 @@ export class ActorCell {
     }
     this.processing = false;
     this.state = next;
-    this.commit([], ctx, undefined);
+    const ops: Op[] = [];
+    if (ctx.recordChanges) this.applyRecords(ctx.recordChanges, ops);
+    this.commit(ops, ctx, undefined);
     this.schedule();
   }
 
   private newContext(): TurnContext {
-    return new TurnContext(this.ref, this.key, this.host.clock.now(), this.host.log, this.host);
+    return new TurnContext(this.ref, this.key, this.host.clock.now(), this.host.log, this.host, this.records);
   }
 
   /** Marks this actor as known and as having work to recover, in the next write. */
@@ -494,6 +501,7 @@ export class ActorCell {
         if (handledNow > 0) {
           this.state = state;
           this.backoff.reset();
+          if (ctx.recordChanges) this.applyRecords(ctx.recordChanges, ops);
           this.commit(ops, ctx.outbox || ctx.timers ? ctx : undefined, replies);
         }
         if (this.head > 1024 && this.head * 2 > this.queue.length) {
@@ -517,6 +525,19 @@ export class ActorCell {
         this.schedule();
       }
       this.notifyIdle();
+    }
+  }
+
+  /** Takes a run of turns' record changes into memory, and their writes into `ops`. */
+  private applyRecords(changes: Map<string, unknown>, ops: Op[]): void {
+    for (const [name, value] of changes) {
+      if (value === DELETED_RECORD) {
+        if (!this.records.delete(name)) continue;
+        if (this.stored) ops.push({ type: 'del', key: keys.record(this.prefix, name) });
+      } else {
+        this.records.set(name, value);
+        if (this.stored) ops.push({ type: 'put', key: keys.record(this.prefix, name), value: JSON.stringify(value) });
+      }
     }
   }
 
@@ -741,6 +762,8 @@ export class ActorCell {
     if (!this.stored) return NO_OPS;
     for (const name of this.timers.keys()) ops.push({ type: 'del', key: keys.timer(this.prefix, name) });
     this.timers.clear();
+    for (const name of this.records.keys()) ops.push({ type: 'del', key: keys.record(this.prefix, name) });
+    this.records.clear();
     const tombstone: StoredState = { v: null, h: Math.max(this.handled, this.nextSeq - 1), a: this.activations, x: true };
     ops.push(
       { type: 'put', key: keys.state(this.prefix), value: JSON.stringify(tombstone) },

@@ -56,6 +56,7 @@ export const keys = {
   timer: (prefix: string, name: string) => `${prefix}t${SEP}${name}`,
   dead: (prefix: string, seq: number) => `${prefix}x${SEP}${seqHex(seq)}`,
   outbox: (prefix: string, turnAndIndex: string) => `${prefix}o${SEP}${turnAndIndex}`,
+  record: (prefix: string, name: string) => `${prefix}r${SEP}${name}`,
 };
 
 /** Splits a registry or awake key back into a ref. */

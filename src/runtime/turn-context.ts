@@ -4,6 +4,11 @@ import { parseRefKey, refKey, validateRef, type ActorRef } from './ref.js';
 import type { Envelope, OutboxItem } from './envelope.js';
 import { InvalidArgumentError } from '../errors.js';
 
+const UNCHANGED = Symbol('unchanged');
+
+/** A record deleted in this run of turns (see TurnContext.recordChanges). */
+export const DELETED_RECORD: unique symbol = Symbol('deleted record');
+
 export type TimerChange = { name: string; at: number; every?: number; m: unknown } | { name: string; cancel: true };
 
 /** The side of the runtime a turn needs: asks go out at once, everything else waits for the commit. */
@@ -20,6 +25,10 @@ export interface TurnHost {
 export class TurnContext implements ActorContext {
   outbox: OutboxItem[] | undefined;
   timers: TimerChange[] | undefined;
+  /** Records set or deleted by the turns of this run, to commit with them. */
+  recordChanges: Map<string, unknown> | undefined;
+  /** What the current turn's record changes replaced, to undo them if its handler throws. */
+  private turnRecordUndo: Array<[string, unknown]> | undefined;
   seq = 0;
   replied = false;
   replyValue: unknown = null;
@@ -35,6 +44,8 @@ export class TurnContext implements ActorContext {
     public now: number,
     readonly log: Logger,
     private readonly host: TurnHost,
+    /** The actor's committed records (read-only here). */
+    private readonly committedRecords: ReadonlyMap<string, unknown>,
   ) {}
 
   /** Starts the turn of `env` (seq names it), or an activation turn named `turnId`. */
@@ -46,12 +57,44 @@ export class TurnContext implements ActorContext {
     this.replyValue = null;
     this.turnOutboxStart = this.outbox?.length ?? 0;
     this.turnTimersStart = this.timers?.length ?? 0;
+    if (this.turnRecordUndo) this.turnRecordUndo.length = 0;
   }
 
   /** Forgets the effects of the current turn (its handler threw). */
   discardTurn(): void {
     if (this.outbox) this.outbox.length = this.turnOutboxStart;
     if (this.timers) this.timers.length = this.turnTimersStart;
+    const undo = this.turnRecordUndo;
+    if (undo && undo.length > 0) {
+      for (let i = undo.length - 1; i >= 0; i--) {
+        const [name, before] = undo[i]!;
+        if (before === UNCHANGED) this.recordChanges!.delete(name);
+        else this.recordChanges!.set(name, before);
+      }
+      undo.length = 0;
+    }
+  }
+
+  record(name: string): unknown {
+    const changed = this.recordChanges?.get(name);
+    if (changed !== undefined) return changed === DELETED_RECORD ? undefined : changed;
+    return this.committedRecords.get(name);
+  }
+
+  putRecord(name: string, value: unknown): void {
+    if (typeof name !== 'string' || name === '' || name.includes('\x00')) throw new InvalidArgumentError('record name must be a non-empty string');
+    if (value === undefined) throw new InvalidArgumentError(`record "${name}": value must not be undefined (use deleteRecord)`);
+    this.changeRecord(name, value);
+  }
+
+  deleteRecord(name: string): void {
+    this.changeRecord(name, DELETED_RECORD);
+  }
+
+  private changeRecord(name: string, value: unknown): void {
+    const changes = (this.recordChanges ??= new Map());
+    (this.turnRecordUndo ??= []).push([name, changes.has(name) ? changes.get(name) : UNCHANGED]);
+    changes.set(name, value);
   }
 
   get sender(): ActorRef | undefined {
