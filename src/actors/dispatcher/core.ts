@@ -1,0 +1,825 @@
+/**
+ * The process dispatcher's pure core: process definitions, processes and their rounds, the queue,
+ * the execution engine agents and their slots, matching, engine health and elastic capacity.
+ *
+ * Contract with the actor around it:
+ *   - the whole state is one plain JSON value (`core.state`); the actor persists it after each turn
+ *     and rebuilds the core from it with `new DispatcherCore(options, state)`;
+ *   - every method that changes anything takes `now` (ms) and returns the effects to carry out
+ *     (launch / terminate / cleanup on agents, notify subscribers, set an EPU domain's need); the core
+ *     itself does no I/O and reads no clock;
+ *   - a refused request throws a CeiError (INVALID_ARGUMENT, NOT_FOUND, ALREADY_EXISTS) before
+ *     anything changed, so the actor may keep the state as it is;
+ *   - after each call the actor should arm one timer for `nextWakeAt(now)` and call `tick` then:
+ *     that is when a throttled process may start or an agent's silence changes its health.
+ *
+ * Every change that may free or add capacity ends with a matching pass over the queue (in the order
+ * processes were queued) and a fresh computation of each engine type's need.
+ *
+ * Engine types: a process with `executionEngine` goes only to agents of that type; one without may go
+ * to any agent, and while queued counts toward the need of `defaultEngineType` (once placed, toward
+ * its agent's type).
+ *
+ * Agents: one per worker node. The first heartbeat registers an agent (the original waited for the
+ * EPU domain's word on the node first; here the domain's `evacuate` is the only node news needed).
+ */
+import { CeiError, InvalidArgumentError, NotFoundError } from '../../errors.js';
+import { parseConstraints, type Constraints } from './constraints.js';
+import { ENGINE_HEALTH_DEFAULTS, nextHealthChangeAt, sweep, type EngineHealthOptions } from './engine-health.js';
+import { occupy, pickPlacement, type SlotNode, type SlotTable } from './matching.js';
+import { CAPACITY_DEFAULTS, domainOf, planNeed, type EngineCapacity, type WorkerView } from './need.js';
+import {
+  DEFAULT_QUEUEING_MODE,
+  DEFAULT_RESTART_MODE,
+  QUEUEING_MODES,
+  RESTART_MODES,
+  isAgentState,
+  isEndReport,
+  isFinal,
+  isQueued,
+  queueVerdict,
+  shouldRestart,
+  type AgentProcessState,
+  type ProcessState,
+  type QueueingMode,
+  type RestartMode,
+} from './states.js';
+
+// --- options ---------------------------------------------------------------------------------------
+
+export interface DispatcherOptions extends EngineHealthOptions {
+  /** Least time between two launches of the same process, against restart storms. */
+  minStartIntervalMs: number;
+  /** The engine type a process without `executionEngine` counts toward when it is queued. */
+  defaultEngineType: string;
+  /** Capacity per engine type; missing fields come from `engineDefaults`. */
+  engines: Record<string, Partial<EngineCapacity>>;
+  /**
+   * Defaults for every engine type. When `slotsPerWorker` is not set for a type, the largest slot
+   * count its agents report is used, and this value only before any has reported.
+   */
+  engineDefaults: EngineCapacity;
+  /** How long the id of an evacuated agent is remembered, so its late heartbeats are ignored. */
+  forgetEvacuatedMs: number;
+}
+
+export const DISPATCHER_DEFAULTS: DispatcherOptions = {
+  ...ENGINE_HEALTH_DEFAULTS,
+  minStartIntervalMs: 2_000,
+  defaultEngineType: 'default',
+  engines: {},
+  engineDefaults: CAPACITY_DEFAULTS,
+  forgetEvacuatedMs: 10 * 60_000,
+};
+
+/** Short intervals for tests. */
+export const DISPATCHER_TEST_PRESET: DispatcherOptions = {
+  ...DISPATCHER_DEFAULTS,
+  heartbeatWarningMs: 300,
+  heartbeatMissingMs: 600,
+  minStartIntervalMs: 200,
+  forgetEvacuatedMs: 60_000,
+};
+
+// --- state -----------------------------------------------------------------------------------------
+
+export type JsonObject = Record<string, unknown>;
+
+export interface ProcessDefinition {
+  id: string;
+  /** 'exec', 'js', or a built-in transform name ('window-average' ...). */
+  type: string;
+  /** What to run: {argv, env, cwd} for exec, {module} for js. */
+  executable: JsonObject;
+  /** Default configuration, under the process's own. */
+  config: JsonObject;
+  description?: string;
+}
+
+export interface ProcessRecord {
+  upid: string;
+  name?: string;
+  definitionId: string;
+  /** The definition as it was when the process was scheduled; later updates do not change it. */
+  definition: ProcessDefinition;
+  configuration: JsonObject;
+  constraints: Constraints;
+  queueingMode: QueueingMode;
+  restartMode: RestartMode;
+  executionEngine?: string;
+  nodeExclusive?: string;
+  subscribers: string[];
+  state: ProcessState;
+  round: number;
+  /** Times it reached RUNNING (decides first start vs restart for queueing). */
+  starts: number;
+  /** Where the current round is placed; only while ASSIGNED, PENDING, RUNNING or TERMINATING. */
+  assigned?: { agentId: string; nodeId: string };
+  hostname?: string;
+  createdAt: number;
+  stateChangedAt: number;
+  /** When it was last launched (throttles the next launch). */
+  lastLaunchAt?: number;
+  lastError?: string;
+}
+
+export interface AgentRecord {
+  agentId: string;
+  nodeId: string;
+  engineType: string;
+  slots: number;
+  /** As reported, plus `engine_type`. */
+  properties: JsonObject;
+  firstHeardAt: number;
+  lastHeardAt: number;
+  /** The `at` of the last heartbeat applied; an older one arriving late is dropped. */
+  lastBeatAt: number;
+  health: 'OK' | 'WARNING';
+  /** Named for retirement in the last need; takes no new work. */
+  retiring: boolean;
+  /** Process rounds holding its slots (an old round stays until the agent reports it gone). */
+  assigned: Array<{ upid: string; round: number }>;
+}
+
+export interface DispatcherState {
+  definitions: Record<string, ProcessDefinition>;
+  processes: Record<string, ProcessRecord>;
+  /** Process rounds waiting for matching, in the order they were queued. */
+  queue: Array<{ upid: string; round: number }>;
+  agents: Record<string, AgentRecord>;
+  /** Agent id -> when it was evacuated. */
+  evacuated: Record<string, number>;
+  /** The need last told each engine type's domain. */
+  needs: Record<string, { preserveN: number; retire: string[] }>;
+  booting: boolean;
+}
+
+export function emptyDispatcherState(): DispatcherState {
+  return { definitions: {}, processes: {}, queue: [], agents: {}, evacuated: {}, needs: {}, booting: false };
+}
+
+// --- messages in -----------------------------------------------------------------------------------
+
+export interface ScheduleRequest {
+  upid: string;
+  definitionId: string;
+  configuration?: JsonObject;
+  constraints?: unknown;
+  queueingMode?: QueueingMode;
+  restartMode?: RestartMode;
+  executionEngine?: string;
+  nodeExclusive?: string;
+  subscribers?: string[];
+  name?: string;
+}
+
+export interface AgentProcessReport {
+  upid: string;
+  round: number;
+  state: AgentProcessState;
+  lastError?: string;
+}
+
+export interface AgentHeartbeat {
+  agentId: string;
+  nodeId: string;
+  engineType: string;
+  /** Total slots of the agent. */
+  slots: number;
+  processes: AgentProcessReport[];
+  properties?: JsonObject;
+  /** When the agent sent it (its clock); orders heartbeats of one agent. */
+  at: number;
+}
+
+// --- effects out -----------------------------------------------------------------------------------
+
+export type DispatcherEffect =
+  | { type: 'launch'; agentId: string; nodeId: string; upid: string; round: number; definition: ProcessDefinition; configuration: JsonObject }
+  | { type: 'terminate'; agentId: string; nodeId: string; upid: string; round: number }
+  /** The agent may forget a round that ended (it stops reporting it). */
+  | { type: 'cleanup'; agentId: string; nodeId: string; upid: string; round: number }
+  | { type: 'notify'; subscriber: string; upid: string; state: ProcessState; round: number }
+  /** Reconfigure the domain: keep preserveN workers, retiring the named nodes first. */
+  | { type: 'need'; engineType: string; domain: string; preserveN: number; retire: string[] };
+
+export type Outcome<T extends object = object> = T & { effects: DispatcherEffect[] };
+
+// --- the core --------------------------------------------------------------------------------------
+
+/**
+ * Methods are not re-entrant and not concurrent: the actor calls one at a time. The state object is
+ * changed in place; `state` hands out that same object (copy it before keeping it elsewhere).
+ */
+export class DispatcherCore {
+  readonly options: DispatcherOptions;
+  private readonly s: DispatcherState;
+  private fx: DispatcherEffect[] = [];
+
+  constructor(options: Partial<DispatcherOptions> = {}, state: DispatcherState = emptyDispatcherState()) {
+    this.options = { ...DISPATCHER_DEFAULTS, ...options };
+    this.s = state;
+  }
+
+  get state(): DispatcherState {
+    return this.s;
+  }
+
+  // --- definitions ---------------------------------------------------------------------------------
+
+  createDefinition(raw: ProcessDefinition): ProcessDefinition {
+    const def = checkDefinition(raw);
+    if (this.s.definitions[def.id]) throw new CeiError('ALREADY_EXISTS', `process definition "${def.id}" exists; update it to change it`);
+    this.s.definitions[def.id] = def;
+    return clone(def);
+  }
+
+  /** Replaces a definition; processes already scheduled keep the one they were scheduled with. */
+  updateDefinition(raw: ProcessDefinition): ProcessDefinition {
+    const def = checkDefinition(raw);
+    if (!this.s.definitions[def.id]) throw new NotFoundError(`process definition "${def.id}" does not exist`);
+    this.s.definitions[def.id] = def;
+    return clone(def);
+  }
+
+  removeDefinition(id: string): void {
+    if (!this.s.definitions[id]) throw new NotFoundError(`process definition "${id}" does not exist`);
+    delete this.s.definitions[id];
+  }
+
+  describeDefinition(id: string): ProcessDefinition | undefined {
+    const def = this.s.definitions[id];
+    return def && clone(def);
+  }
+
+  listDefinitions(): ProcessDefinition[] {
+    return Object.values(this.s.definitions).map(clone);
+  }
+
+  // --- processes -----------------------------------------------------------------------------------
+
+  /**
+   * Schedules a process. Repeating a request for an existing upid with the same parameters (the
+   * name aside) returns the process as it is, whatever its state: a retried call never runs it
+   * twice. To run a finished process again, `restart` it.
+   */
+  schedule(req: ScheduleRequest, now: number): Outcome<{ process: ProcessRecord }> {
+    const params = this.checkSchedule(req);
+    const existing = this.s.processes[req.upid];
+    if (existing) {
+      const differing = differingField(existing, params);
+      if (differing !== undefined) {
+        throw new InvalidArgumentError(`process "${req.upid}" exists (${existing.state}) with a different ${differing}`);
+      }
+      return this.out({ process: clone(existing) });
+    }
+    const def = this.s.definitions[req.definitionId]!;
+    const p: ProcessRecord = {
+      upid: req.upid,
+      ...(req.name !== undefined ? { name: req.name } : {}),
+      ...params,
+      definition: clone(def),
+      state: 'REQUESTED',
+      round: 0,
+      starts: 0,
+      createdAt: now,
+      stateChangedAt: now,
+    };
+    this.s.processes[p.upid] = p;
+    this.notify(p);
+    this.enqueue(p);
+    this.settle(now);
+    return this.out({ process: clone(p) });
+  }
+
+  /**
+   * Terminates a process: a placed one goes TERMINATING and its agent is told (again, if it already
+   * was: the call may be retried); one not placed is TERMINATED at once. A final one is left alone.
+   */
+  terminate(upid: string, now: number): Outcome<{ process: ProcessRecord }> {
+    const p = this.mustGet(upid);
+    if (isFinal(p.state) || p.state === 'UNSCHEDULED') return this.out({ process: clone(p) });
+    if (p.assigned) {
+      this.fx.push({ type: 'terminate', ...p.assigned, upid, round: p.round });
+      this.setState(p, 'TERMINATING', now);
+    } else {
+      this.setState(p, 'TERMINATED', now);
+      this.dequeue(p.upid);
+    }
+    this.settle(now);
+    return this.out({ process: clone(p) });
+  }
+
+  /**
+   * Restarts a process in a new round. A placed one is told to stop (its old round keeps its slot
+   * until the agent reports it gone) and is queued again; a final one is queued again; one already
+   * waiting to be placed is left as it is.
+   */
+  restart(upid: string, now: number): Outcome<{ process: ProcessRecord }> {
+    const p = this.mustGet(upid);
+    if (isQueued(p.state) || p.state === 'UNSCHEDULED_PENDING') return this.out({ process: clone(p) });
+    if (p.assigned) this.fx.push({ type: 'terminate', ...p.assigned, upid, round: p.round });
+    this.nextRound(p, 'REQUESTED', now);
+    this.settle(now);
+    return this.out({ process: clone(p) });
+  }
+
+  describe(upid: string): ProcessRecord | undefined {
+    const p = this.s.processes[upid];
+    return p && clone(p);
+  }
+
+  list(filter: { states?: readonly ProcessState[] } = {}): ProcessRecord[] {
+    const all = Object.values(this.s.processes);
+    const picked = filter.states && filter.states.length > 0 ? all.filter((p) => filter.states!.includes(p.state)) : all;
+    return picked.map(clone);
+  }
+
+  // --- agents --------------------------------------------------------------------------------------
+
+  /**
+   * Applies an agent's heartbeat: registers a new agent, moves its processes along (PENDING ->
+   * RUNNING, RUNNING -> EXITED/FAILED/next round, TERMINATING -> TERMINATED) and frees the slots of
+   * rounds that ended. Reports of an older round than the process's are not applied: a round that
+   * still runs is told to terminate, one that ended to clean up.
+   */
+  heartbeat(beat: AgentHeartbeat, now: number): Outcome {
+    checkHeartbeat(beat);
+    if (this.s.evacuated[beat.agentId] !== undefined) return this.out({});
+    const known = this.s.agents[beat.agentId];
+    if (known && beat.at < known.lastBeatAt) return this.out({});
+    const properties: JsonObject = { ...(beat.properties ?? {}), engine_type: beat.engineType };
+    let agent: AgentRecord;
+    if (!known) {
+      agent = {
+        agentId: beat.agentId,
+        nodeId: beat.nodeId,
+        engineType: beat.engineType,
+        slots: beat.slots,
+        properties,
+        firstHeardAt: now,
+        lastHeardAt: now,
+        lastBeatAt: beat.at,
+        health: 'OK',
+        retiring: false,
+        assigned: [],
+      };
+      this.s.agents[agent.agentId] = agent;
+    } else {
+      agent = known;
+      Object.assign(agent, { nodeId: beat.nodeId, engineType: beat.engineType, slots: beat.slots, properties, lastHeardAt: now, lastBeatAt: beat.at, health: 'OK' });
+    }
+    const at = { agentId: agent.agentId, nodeId: agent.nodeId };
+    const stillThere: Array<{ upid: string; round: number }> = [];
+    for (const r of beat.processes) {
+      const p = this.s.processes[r.upid];
+      const ended = isEndReport(r.state);
+      if (!ended) stillThere.push({ upid: r.upid, round: r.round });
+      // Unknown (lost with an older state?), older round, or not ours any more: not applied.
+      if (!p || r.round !== p.round || p.assigned?.agentId !== agent.agentId) {
+        if (ended) this.fx.push({ type: 'cleanup', ...at, upid: r.upid, round: r.round });
+        else if (p && r.round <= p.round) this.fx.push({ type: 'terminate', ...at, upid: r.upid, round: r.round });
+        continue;
+      }
+      if (r.lastError !== undefined) p.lastError = r.lastError;
+      this.applyReport(p, r.state, now);
+      if (ended) this.fx.push({ type: 'cleanup', ...at, upid: r.upid, round: r.round });
+    }
+    // A slot stays taken while the agent still runs the round, or while the round is ours and live
+    // there (a launch the agent has not reported yet).
+    const kept = agent.assigned.filter((e) => {
+      const p = this.s.processes[e.upid];
+      return stillThere.some((x) => x.upid === e.upid && x.round === e.round) || (p !== undefined && p.round === e.round && p.assigned?.agentId === agent.agentId);
+    });
+    for (const x of stillThere) if (!kept.some((e) => e.upid === x.upid && e.round === x.round)) kept.push(x);
+    agent.assigned = kept;
+    this.settle(now);
+    return this.out({});
+  }
+
+  /** Judges agent health (WARNING stops new work, MISSING evacuates), then matches what is due. */
+  tick(now: number): Outcome<{ missing: string[] }> {
+    const verdict = sweep(Object.values(this.s.agents), now, this.options);
+    for (const id of verdict.warned) this.s.agents[id]!.health = 'WARNING';
+    for (const id of verdict.missing) this.dropAgent(id, now, `execution engine agent ${id} missing: no heartbeat for more than ${this.options.heartbeatMissingMs} ms`);
+    for (const [id, at] of Object.entries(this.s.evacuated)) {
+      if (now - at > this.options.forgetEvacuatedMs) delete this.s.evacuated[id];
+    }
+    this.settle(now);
+    return this.out({ missing: verdict.missing });
+  }
+
+  /**
+   * A worker its EPU domain terminated (a node id) or one agent (an agent id): its agents are treated
+   * as missing at once and remembered, so late heartbeats from them do not bring them back.
+   */
+  evacuate(nodeOrAgentId: string, now: number): Outcome<{ agents: string[] }> {
+    const ids = Object.values(this.s.agents)
+      .filter((a) => a.agentId === nodeOrAgentId || a.nodeId === nodeOrAgentId)
+      .map((a) => a.agentId);
+    for (const id of ids) {
+      this.dropAgent(id, now, `execution engine agent ${id} evacuated: its worker was terminated`);
+      this.s.evacuated[id] = now;
+    }
+    this.settle(now);
+    return this.out({ agents: ids });
+  }
+
+  // --- system boot ---------------------------------------------------------------------------------
+
+  /**
+   * While booting, recovered restartable processes are held in UNSCHEDULED_PENDING; ending the boot
+   * queues them (in the order they were recovered).
+   */
+  setBooting(booting: boolean, now: number): Outcome {
+    this.s.booting = booting;
+    if (!booting) {
+      const held = Object.values(this.s.processes)
+        .filter((p) => p.state === 'UNSCHEDULED_PENDING')
+        .sort((a, b) => a.stateChangedAt - b.stateChangedAt || (a.upid < b.upid ? -1 : 1));
+      for (const p of held) {
+        this.setState(p, 'REQUESTED', now);
+        this.enqueue(p);
+      }
+    }
+    this.settle(now);
+    return this.out({});
+  }
+
+  /**
+   * Processes from before a system restart (all live ones when `upids` is undefined): their agents
+   * are gone with the old system, so each goes to its next round, held in UNSCHEDULED_PENDING while
+   * booting (queued otherwise), or FAILED when its restart mode (or `process.omit_from_system_restart`)
+   * says it does not come back.
+   */
+  recover(now: number, upids?: readonly string[]): Outcome<{ recovered: string[] }> {
+    const picked = upids ? upids.map((u) => this.mustGet(u)) : Object.values(this.s.processes);
+    const recovered: string[] = [];
+    for (const p of picked) {
+      if (isFinal(p.state) || p.state === 'UNSCHEDULED' || p.state === 'UNSCHEDULED_PENDING') continue;
+      if (p.state === 'TERMINATING') {
+        this.release(p);
+        this.setState(p, 'TERMINATED', now);
+        continue;
+      }
+      if (shouldRestart(p.restartMode, 'FAILED', { systemRestart: true, configuration: p.configuration })) {
+        this.dequeue(p.upid);
+        this.nextRound(p, this.s.booting ? 'UNSCHEDULED_PENDING' : 'DIED_REQUESTED', now);
+        recovered.push(p.upid);
+      } else {
+        this.release(p);
+        this.dequeue(p.upid);
+        p.lastError = 'not restarted after a system restart';
+        this.setState(p, 'FAILED', now);
+      }
+    }
+    this.settle(now);
+    return this.out({ recovered });
+  }
+
+  // --- timers --------------------------------------------------------------------------------------
+
+  /** When `tick` should next run: a throttled start falls due or an agent's silence changes its health. */
+  nextWakeAt(now: number): number | undefined {
+    let next: number | undefined;
+    const consider = (t: number | undefined): void => {
+      if (t !== undefined && t > now && (next === undefined || t < next)) next = t;
+    };
+    for (const e of this.s.queue) consider(this.startDueAt(e.upid));
+    for (const a of Object.values(this.s.agents)) consider(nextHealthChangeAt(a.lastHeardAt, now, this.options));
+    return next;
+  }
+
+  /** The earliest time the process may be launched again; undefined if it never was. */
+  startDueAt(upid: string): number | undefined {
+    const last = this.s.processes[upid]?.lastLaunchAt;
+    return last === undefined ? undefined : last + this.options.minStartIntervalMs;
+  }
+
+  // --- internals -----------------------------------------------------------------------------------
+
+  private mustGet(upid: string): ProcessRecord {
+    const p = this.s.processes[upid];
+    if (!p) throw new NotFoundError(`process "${upid}" does not exist`);
+    return p;
+  }
+
+  /** Matches the queue and recomputes needs: after any change that may free, add or want capacity. */
+  private settle(now: number): void {
+    this.matchmake(now);
+    this.updateNeeds();
+  }
+
+  /** Hands back the effects collected during the call. */
+  private out<T extends object>(value: T): Outcome<T> {
+    const effects = this.fx;
+    this.fx = [];
+    return { ...value, effects };
+  }
+
+  private checkSchedule(req: ScheduleRequest): ScheduleParams {
+    if (typeof req.upid !== 'string' || req.upid.trim() === '') throw new InvalidArgumentError('upid must be a non-empty string');
+    if (typeof req.definitionId !== 'string' || req.definitionId === '') throw new InvalidArgumentError('definitionId must be a non-empty string');
+    if (!this.s.definitions[req.definitionId] && !this.s.processes[req.upid]) {
+      throw new NotFoundError(`process definition "${req.definitionId}" does not exist`);
+    }
+    if (req.configuration !== undefined && !isObject(req.configuration)) throw new InvalidArgumentError('configuration must be an object');
+    const queueingMode = req.queueingMode ?? DEFAULT_QUEUEING_MODE;
+    if (!QUEUEING_MODES.includes(queueingMode)) throw new InvalidArgumentError(`queueingMode must be one of ${QUEUEING_MODES.join(', ')}`);
+    const restartMode = req.restartMode ?? DEFAULT_RESTART_MODE;
+    if (!RESTART_MODES.includes(restartMode)) throw new InvalidArgumentError(`restartMode must be one of ${RESTART_MODES.join(', ')}`);
+    for (const [field, v] of [['executionEngine', req.executionEngine], ['nodeExclusive', req.nodeExclusive]] as const) {
+      if (v !== undefined && (typeof v !== 'string' || v === '')) throw new InvalidArgumentError(`${field} must be a non-empty string`);
+    }
+    if (req.subscribers !== undefined && (!Array.isArray(req.subscribers) || req.subscribers.some((x) => typeof x !== 'string' || x === ''))) {
+      throw new InvalidArgumentError('subscribers must be a list of non-empty strings');
+    }
+    return {
+      definitionId: req.definitionId,
+      configuration: clone(req.configuration ?? {}),
+      constraints: parseConstraints(req.constraints),
+      queueingMode,
+      restartMode,
+      ...(req.executionEngine !== undefined ? { executionEngine: req.executionEngine } : {}),
+      ...(req.nodeExclusive !== undefined ? { nodeExclusive: req.nodeExclusive } : {}),
+      subscribers: [...(req.subscribers ?? [])],
+    };
+  }
+
+  private setState(p: ProcessRecord, state: ProcessState, now: number): void {
+    if (p.state === state) return;
+    p.state = state;
+    p.stateChangedAt = now;
+    this.notify(p);
+  }
+
+  private notify(p: ProcessRecord): void {
+    for (const subscriber of p.subscribers) this.fx.push({ type: 'notify', subscriber, upid: p.upid, state: p.state, round: p.round });
+  }
+
+  /** Moves the process to a new round in `state` (a queued one, or held for boot); not placed any more. */
+  private nextRound(p: ProcessRecord, state: 'REQUESTED' | 'DIED_REQUESTED' | 'UNSCHEDULED_PENDING', now: number): void {
+    delete p.assigned;
+    delete p.hostname;
+    p.round += 1;
+    p.state = state;
+    p.stateChangedAt = now;
+    this.notify(p);
+    if (state !== 'UNSCHEDULED_PENDING') this.enqueue(p);
+  }
+
+  private enqueue(p: ProcessRecord): void {
+    this.dequeue(p.upid);
+    this.s.queue.push({ upid: p.upid, round: p.round });
+  }
+
+  private dequeue(upid: string): void {
+    this.s.queue = this.s.queue.filter((e) => e.upid !== upid);
+  }
+
+  /** Clears the process's placement; the agent's slot frees when the agent reports the round gone. */
+  private release(p: ProcessRecord): void {
+    delete p.assigned;
+  }
+
+  /** Applies an agent's report about the current round of a process placed on that agent. */
+  private applyReport(p: ProcessRecord, reported: AgentProcessState, now: number): void {
+    if (reported === p.state) return;
+    switch (reported) {
+      case 'PENDING':
+        if (p.state === 'ASSIGNED') this.setState(p, 'PENDING', now);
+        return;
+      case 'RUNNING':
+        if (p.state === 'ASSIGNED' || p.state === 'PENDING') {
+          p.starts += 1;
+          this.setState(p, 'RUNNING', now);
+        }
+        return;
+      case 'TERMINATING':
+        // The agent is stopping it on its own; its end report decides what follows.
+        return;
+      case 'TERMINATED':
+      case 'EXITED':
+      case 'FAILED':
+        if (p.state === 'TERMINATING') {
+          this.release(p);
+          this.setState(p, 'TERMINATED', now);
+        } else if (shouldRestart(p.restartMode, reported)) {
+          this.nextRound(p, 'DIED_REQUESTED', now);
+        } else {
+          this.release(p);
+          this.setState(p, reported, now);
+        }
+        return;
+    }
+  }
+
+  /** Forgets an agent; its processes go to the next round or fail, by restart mode. */
+  private dropAgent(agentId: string, now: number, reason: string): void {
+    const agent = this.s.agents[agentId];
+    if (!agent) return;
+    delete this.s.agents[agentId];
+    for (const p of Object.values(this.s.processes)) {
+      if (p.assigned?.agentId !== agentId) continue;
+      // Last-ditch: should the agent still be alive, it stops the round nobody tracks any more.
+      this.fx.push({ type: 'terminate', agentId, nodeId: agent.nodeId, upid: p.upid, round: p.round });
+      p.lastError = reason;
+      if (p.state === 'TERMINATING') {
+        this.release(p);
+        this.setState(p, 'TERMINATED', now);
+      } else if (shouldRestart(p.restartMode, 'FAILED')) {
+        this.nextRound(p, 'DIED_REQUESTED', now);
+      } else {
+        this.release(p);
+        this.setState(p, 'FAILED', now);
+      }
+    }
+  }
+
+  /** The slot table of agents that may take work now. */
+  private slotTable(): SlotTable {
+    const nodes = new Map<string, SlotNode>();
+    for (const a of Object.values(this.s.agents)) {
+      let node = nodes.get(a.nodeId);
+      if (!node) nodes.set(a.nodeId, (node = { nodeId: a.nodeId, agents: [], occupied: false, exclusive: [] }));
+      if (a.assigned.length > 0) node.occupied = true;
+      for (const e of a.assigned) {
+        const tag = this.s.processes[e.upid]?.nodeExclusive;
+        if (tag !== undefined && !node.exclusive.includes(tag)) node.exclusive.push(tag);
+      }
+      const free = a.slots - a.assigned.length;
+      if (a.health === 'OK' && !a.retiring && free > 0) {
+        node.agents.push({ agentId: a.agentId, nodeId: a.nodeId, engineType: a.engineType, free, properties: a.properties });
+      }
+    }
+    return { nodes: [...nodes.values()] };
+  }
+
+  /** One matching pass over the queue, in queue order. */
+  private matchmake(now: number): void {
+    const table = this.slotTable();
+    const queue = this.s.queue;
+    const keep: typeof queue = [];
+    for (const entry of queue) {
+      const p = this.s.processes[entry.upid];
+      if (!p || p.round !== entry.round || !isQueued(p.state)) continue;
+      const due = this.startDueAt(p.upid);
+      if (due !== undefined && now < due) {
+        keep.push(entry);
+        continue;
+      }
+      const placement = pickPlacement(table, {
+        constraints: p.constraints,
+        ...(p.executionEngine !== undefined ? { engineType: p.executionEngine } : {}),
+        ...(p.nodeExclusive !== undefined ? { nodeExclusive: p.nodeExclusive } : {}),
+      });
+      if (placement) {
+        occupy(table, placement, p.nodeExclusive);
+        const agent = this.s.agents[placement.agentId]!;
+        agent.assigned.push({ upid: p.upid, round: p.round });
+        p.assigned = { ...placement };
+        const hostname = agent.properties.hostname;
+        if (typeof hostname === 'string') p.hostname = hostname;
+        p.lastLaunchAt = now;
+        this.setState(p, 'ASSIGNED', now);
+        this.fx.push({
+          type: 'launch',
+          ...placement,
+          upid: p.upid,
+          round: p.round,
+          definition: clone(p.definition),
+          configuration: deepMerge(p.definition.config, p.configuration),
+        });
+        continue;
+      }
+      if (p.state !== 'WAITING') this.setState(p, queueVerdict(p.queueingMode, p.starts), now);
+      if (p.state === 'WAITING') keep.push(entry);
+    }
+    this.s.queue = keep;
+  }
+
+  /** Recomputes each engine type's need; tells its domain when it changed. */
+  private updateNeeds(): void {
+    const types = new Set<string>(Object.keys(this.options.engines));
+    const agents = Object.values(this.s.agents);
+    for (const a of agents) types.add(a.engineType);
+    for (const p of Object.values(this.s.processes)) if (!isFinal(p.state)) types.add(this.engineTypeOf(p));
+    for (const type of [...types].sort()) {
+      const ofType = agents.filter((a) => a.engineType === type);
+      const waiting = new Set<string>();
+      for (const p of Object.values(this.s.processes)) {
+        if ((isQueued(p.state) || p.state === 'UNSCHEDULED_PENDING') && this.engineTypeOf(p) === type) waiting.add(p.upid);
+      }
+      const holding = new Set<string>();
+      const workers = new Map<string, WorkerView>();
+      for (const a of ofType) {
+        for (const e of a.assigned) holding.add(e.upid);
+        const w = workers.get(a.nodeId);
+        if (!w) workers.set(a.nodeId, { nodeId: a.nodeId, firstHeardAt: a.firstHeardAt, busy: a.assigned.length > 0 });
+        else workers.set(a.nodeId, { nodeId: a.nodeId, firstHeardAt: Math.min(w.firstHeardAt, a.firstHeardAt), busy: w.busy || a.assigned.length > 0 });
+      }
+      // A process both queued (new round) and still on an agent (old round) is counted once.
+      for (const u of holding) waiting.delete(u);
+      const previous = this.s.needs[type];
+      const plan = planNeed({ queued: waiting.size, running: holding.size, workers: [...workers.values()], capacity: this.capacityOf(type, ofType), previous: previous?.preserveN });
+      if (previous && previous.preserveN === plan.preserveN) continue;
+      this.s.needs[type] = plan;
+      for (const a of ofType) a.retiring = plan.retire.includes(a.nodeId);
+      this.fx.push({ type: 'need', engineType: type, domain: domainOf(type), preserveN: plan.preserveN, retire: [...plan.retire] });
+    }
+  }
+
+  private engineTypeOf(p: ProcessRecord): string {
+    if (p.assigned) {
+      const agent = this.s.agents[p.assigned.agentId];
+      if (agent) return agent.engineType;
+    }
+    return p.executionEngine ?? this.options.defaultEngineType;
+  }
+
+  private capacityOf(type: string, agents: readonly AgentRecord[]): EngineCapacity {
+    const conf = this.options.engines[type] ?? {};
+    const reported = agents.reduce((n, a) => Math.max(n, a.slots), 0);
+    const slotsPerWorker = conf.slotsPerWorker ?? (reported > 0 ? reported : this.options.engineDefaults.slotsPerWorker);
+    return { ...this.options.engineDefaults, ...conf, slotsPerWorker };
+  }
+}
+
+// --- helpers ---------------------------------------------------------------------------------------
+
+type ScheduleParams = Pick<
+  ProcessRecord,
+  'definitionId' | 'configuration' | 'constraints' | 'queueingMode' | 'restartMode' | 'executionEngine' | 'nodeExclusive' | 'subscribers'
+>;
+
+const COMPARED: ReadonlyArray<keyof ScheduleParams> = [
+  'definitionId',
+  'configuration',
+  'constraints',
+  'queueingMode',
+  'restartMode',
+  'executionEngine',
+  'nodeExclusive',
+  'subscribers',
+];
+
+/** The first parameter in which a repeated schedule differs from the process (the name is decoration). */
+function differingField(p: ProcessRecord, params: ScheduleParams): string | undefined {
+  return COMPARED.find((key) => canonical(p[key]) !== canonical(params[key]));
+}
+
+function checkDefinition(raw: ProcessDefinition): ProcessDefinition {
+  if (!isObject(raw)) throw new InvalidArgumentError('a process definition must be an object');
+  if (typeof raw.id !== 'string' || raw.id.trim() === '') throw new InvalidArgumentError('definition id must be a non-empty string');
+  if (typeof raw.type !== 'string' || raw.type === '') throw new InvalidArgumentError(`definition "${raw.id}": type must be a non-empty string`);
+  if (!isObject(raw.executable)) throw new InvalidArgumentError(`definition "${raw.id}": executable must be an object`);
+  if (raw.config !== undefined && !isObject(raw.config)) throw new InvalidArgumentError(`definition "${raw.id}": config must be an object`);
+  if (raw.description !== undefined && typeof raw.description !== 'string') throw new InvalidArgumentError(`definition "${raw.id}": description must be a string`);
+  return {
+    id: raw.id,
+    type: raw.type,
+    executable: clone(raw.executable),
+    config: clone(raw.config ?? {}),
+    ...(raw.description !== undefined ? { description: raw.description } : {}),
+  };
+}
+
+function checkHeartbeat(beat: AgentHeartbeat): void {
+  if (!isObject(beat)) throw new InvalidArgumentError('a heartbeat must be an object');
+  for (const field of ['agentId', 'nodeId', 'engineType'] as const) {
+    if (typeof beat[field] !== 'string' || beat[field] === '') throw new InvalidArgumentError(`heartbeat ${field} must be a non-empty string`);
+  }
+  if (!Number.isInteger(beat.slots) || beat.slots < 0) throw new InvalidArgumentError(`heartbeat from "${beat.agentId}": slots must be a whole number`);
+  if (typeof beat.at !== 'number' || !Number.isFinite(beat.at)) throw new InvalidArgumentError(`heartbeat from "${beat.agentId}": at must be a time in ms`);
+  if (beat.properties !== undefined && !isObject(beat.properties)) throw new InvalidArgumentError(`heartbeat from "${beat.agentId}": properties must be an object`);
+  if (!Array.isArray(beat.processes)) throw new InvalidArgumentError(`heartbeat from "${beat.agentId}": processes must be a list`);
+  for (const r of beat.processes) {
+    if (!isObject(r) || typeof r.upid !== 'string' || !Number.isInteger(r.round) || !isAgentState(r.state)) {
+      throw new InvalidArgumentError(`heartbeat from "${beat.agentId}": bad process report ${JSON.stringify(r)}`);
+    }
+  }
+}
+
+function isObject(v: unknown): v is JsonObject {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function clone<T>(v: T): T {
+  return structuredClone(v);
+}
+
+/** `over` on top of `base`, objects merged key by key, anything else (arrays too) replaced. */
+export function deepMerge(base: JsonObject, over: JsonObject): JsonObject {
+  const out: JsonObject = clone(base);
+  for (const [k, v] of Object.entries(over)) {
+    const b = out[k];
+    out[k] = isObject(b) && isObject(v) ? deepMerge(b, v) : clone(v);
+  }
+  return out;
+}
+
+function canonical(value: unknown): string {
+  return JSON.stringify(value ?? null, (_key, v: unknown) =>
+    isObject(v) ? Object.fromEntries(Object.entries(v).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0))) : v,
+  );
+}

@@ -1,0 +1,86 @@
+/**
+ * Where a process goes: a pure choice over a slot table the core builds from its agents for one
+ * matching pass. The table is a scratch value (not state): `occupy` updates it as the pass places
+ * processes, so later processes of the same pass see the slots taken.
+ *
+ * The policy is the original's: fill the busiest nodes first, and within a node balance across its
+ * agents. Concretely, nodes that already run something come before empty ones (so empty workers stay
+ * empty and can be retired), and among each group the node with the fewest free slots comes first;
+ * within the chosen node the matching agent with the most free slots wins. Ties go to the smaller id,
+ * so a pass is deterministic.
+ */
+import { matchConstraints, type Constraints } from './constraints.js';
+
+/** One agent that may take work now (healthy, not retiring). */
+export interface SlotAgent {
+  agentId: string;
+  nodeId: string;
+  engineType: string;
+  free: number;
+  properties: Readonly<Record<string, unknown>>;
+}
+
+export interface SlotNode {
+  nodeId: string;
+  /** Agents on the node that may take work (others are left out of the table). */
+  agents: SlotAgent[];
+  /** Something runs on the node (on any of its agents, healthy or not). */
+  occupied: boolean;
+  /** node_exclusive tags of the processes on the node. */
+  exclusive: string[];
+}
+
+export interface SlotTable {
+  nodes: SlotNode[];
+}
+
+export interface PlacementRequest {
+  constraints: Constraints;
+  /** Only agents of this engine type; any engine type when undefined. */
+  engineType?: string;
+  /** At most one process with this tag per node. */
+  nodeExclusive?: string;
+}
+
+export interface Placement {
+  agentId: string;
+  nodeId: string;
+}
+
+export function agentFits(agent: SlotAgent, req: PlacementRequest): boolean {
+  if (agent.free <= 0) return false;
+  if (req.engineType !== undefined && agent.engineType !== req.engineType) return false;
+  return matchConstraints(req.constraints, agent.properties);
+}
+
+/** The agent a process should go to, or undefined when none fits now. */
+export function pickPlacement(table: SlotTable, req: PlacementRequest): Placement | undefined {
+  const candidates: Array<{ node: SlotNode; fitting: SlotAgent[]; free: number }> = [];
+  for (const node of table.nodes) {
+    if (req.nodeExclusive !== undefined && node.exclusive.includes(req.nodeExclusive)) continue;
+    const fitting = node.agents.filter((a) => agentFits(a, req));
+    if (fitting.length === 0) continue;
+    candidates.push({ node, fitting, free: fitting.reduce((n, a) => n + a.free, 0) });
+  }
+  candidates.sort(
+    (x, y) => Number(x.node.occupied === false) - Number(y.node.occupied === false) || x.free - y.free || cmp(x.node.nodeId, y.node.nodeId),
+  );
+  const best = candidates[0];
+  if (!best) return undefined;
+  const agent = [...best.fitting].sort((a, b) => b.free - a.free || cmp(a.agentId, b.agentId))[0]!;
+  return { agentId: agent.agentId, nodeId: agent.nodeId };
+}
+
+/** Marks a slot of the placement taken (and the node's tag held) in the scratch table. */
+export function occupy(table: SlotTable, placement: Placement, nodeExclusive?: string): void {
+  const node = table.nodes.find((n) => n.nodeId === placement.nodeId);
+  if (!node) return;
+  const agent = node.agents.find((a) => a.agentId === placement.agentId);
+  if (agent) agent.free -= 1;
+  node.occupied = true;
+  if (nodeExclusive !== undefined && !node.exclusive.includes(nodeExclusive)) node.exclusive.push(nodeExclusive);
+}
+
+function cmp(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}

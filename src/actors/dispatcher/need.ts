@@ -1,0 +1,87 @@
+/**
+ * Elastic capacity: how many workers of an execution engine type the dispatcher asks its EPU domain
+ * (`pd_<engineType>`) to keep, and which workers to retire when that number drops.
+ *
+ *   need = ceil((queued + running) / slotsPerWorker) + spareWorkers,
+ *          at least minWorkers and the workers that hold a process, at most maxWorkers
+ *
+ * Keeping at least the busy workers is the original's rule: the domain terminates the named retirees
+ * first and then the newest, so asking for fewer workers than are busy would kill running processes.
+ * maxWorkers is applied last, as a hard bound.
+ *
+ * Retirees are idle workers (no process on any of their agents), newest first by their first
+ * heartbeat, never a busy one; when fewer idle workers exist than the drop, fewer are named.
+ */
+
+/** Capacity settings of one engine type. */
+export interface EngineCapacity {
+  /** Slots one worker offers. */
+  slotsPerWorker: number;
+  minWorkers: number;
+  /** Unbounded when undefined. */
+  maxWorkers?: number;
+  /** Workers kept beyond what the processes need, so a new process starts without waiting for a VM. */
+  spareWorkers: number;
+}
+
+export const CAPACITY_DEFAULTS: EngineCapacity = { slotsPerWorker: 1, minWorkers: 0, spareWorkers: 0 };
+
+/** A worker (node) of the engine type, as the core sees it. */
+export interface WorkerView {
+  nodeId: string;
+  /** When any of its agents first heartbeated. */
+  firstHeardAt: number;
+  /** Some agent on it holds a process. */
+  busy: boolean;
+}
+
+export interface NeedInput {
+  /** Distinct processes of the engine type waiting to be placed (or held for the end of boot). */
+  queued: number;
+  /** Distinct processes of the engine type holding a slot on one of its workers. */
+  running: number;
+  workers: readonly WorkerView[];
+  capacity: EngineCapacity;
+  /** The preserveN last asked of the domain; undefined if none was. */
+  previous: number | undefined;
+}
+
+export interface NeedPlan {
+  preserveN: number;
+  /** Node ids to retire first; empty unless shrinking. */
+  retire: string[];
+}
+
+/** The worker count the processes call for, within the bounds. */
+export function computeNeed(input: Omit<NeedInput, 'previous'>): number {
+  const { capacity } = input;
+  const slots = Math.max(1, Math.floor(capacity.slotsPerWorker));
+  const byProcesses = Math.ceil((input.queued + input.running) / slots) + capacity.spareWorkers;
+  const busy = input.workers.filter((w) => w.busy).length;
+  const need = Math.max(capacity.minWorkers, busy, byProcesses);
+  return capacity.maxWorkers === undefined ? need : Math.min(capacity.maxWorkers, need);
+}
+
+/** The idle workers to retire when `count` fewer are wanted: newest first, never a busy one. */
+export function pickRetirees(workers: readonly WorkerView[], count: number): string[] {
+  if (count <= 0) return [];
+  return workers
+    .filter((w) => !w.busy)
+    .sort((a, b) => b.firstHeardAt - a.firstHeardAt || (a.nodeId < b.nodeId ? 1 : a.nodeId > b.nodeId ? -1 : 0))
+    .slice(0, count)
+    .map((w) => w.nodeId);
+}
+
+/** The need and, when it drops, which workers to retire. */
+export function planNeed(input: NeedInput): NeedPlan {
+  const preserveN = computeNeed(input);
+  // Retire against the workers that exist, not against the last ask: a domain still growing toward
+  // the last ask has nothing to retire yet.
+  const shrinkBy = input.previous !== undefined && preserveN < input.previous ? Math.min(input.previous, input.workers.length) - preserveN : 0;
+  return { preserveN, retire: pickRetirees(input.workers, shrinkBy) };
+}
+
+/** The EPU domain serving an engine type. */
+export function domainOf(engineType: string): string {
+  return `pd_${engineType}`;
+}
