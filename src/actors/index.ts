@@ -1,5 +1,6 @@
 import type { ActorType } from '../runtime/actor-type.js';
 import { counter } from './counter.js';
+import { stream } from './stream.js';
 import { dtrs } from './dtrs.js';
 import { provisionerType } from './provisioner.js';
 import type { ProvisionerOptions } from './provisioner-options.js';
@@ -21,7 +22,7 @@ export interface RoleOptions {
  * provisioner, EPU management) need the node's RoleEnv and are left out without one.
  */
 export function builtinTypes(env?: RoleEnv, roles: RoleOptions = {}): ActorType<any>[] {
-  const types: ActorType<any>[] = [counter, dtrs];
+  const types: ActorType<any>[] = [counter, dtrs, stream];
   if (env) types.push(provisionerType(env, roles.provisioner), ...epumTypes(env, roles.epum, roles.engines).types);
   return types;
 }

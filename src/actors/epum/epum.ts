@@ -31,7 +31,9 @@ import type { TimerHandle } from '../../runtime/clock.js';
 import { CeiError, FailedPreconditionError, InvalidArgumentError, NotFoundError, UnavailableError, errorMessage } from '../../errors.js';
 import { DTRS_REF, type DtRecord } from '../dtrs.js';
 import { PROVISIONER_REF, type InstanceView } from '../provisioner-protocol.js';
-import { roleTurn, unwrapReply } from '../role-reply.js';
+import { askRole, roleTurn, unwrapReply } from '../role-reply.js';
+import { streamRef, type StreamDescription } from '../stream.js';
+import type { ActorService } from '../../runtime/actor-service.js';
 import { messageValidator } from '../message-schema.js';
 import type { RoleEnv, RoleMember } from '../role-env.js';
 import { createEngineRegistry, type Engine, type EngineRegistry, type SensorReadings, type SensorSample } from './engine.js';
@@ -97,6 +99,31 @@ class DomainMemory {
   /** Node ids of the domain's live instances, for the membership watch. */
   nodes: ReadonlySet<string> = new Set();
   reading = false;
+}
+
+/** A sensor name that reads a stream subscription's queue length: `stream:<stream>/<subscription>`. */
+export function streamSubscription(name: string): { stream: string; subscription: string } | undefined {
+  if (!name.startsWith('stream:')) return undefined;
+  const body = name.slice('stream:'.length);
+  const slash = body.indexOf('/');
+  if (slash <= 0 || slash === body.length - 1) return undefined;
+  return { stream: body.slice(0, slash), subscription: body.slice(slash + 1) };
+}
+
+/** How to read a sensor series a domain's engine names, if cei knows how (else it is fed from outside). */
+function sensorReader(service: () => ActorService, name: string): (() => Promise<number>) | undefined {
+  const sub = streamSubscription(name);
+  if (sub) {
+    return async () => {
+      const d = await askRole<StreamDescription>(service(), streamRef(sub.stream), { describe: true });
+      const s = d.subscriptions.find((x) => x.name === sub.subscription);
+      if (!s) throw new Error(`stream ${sub.stream} has no subscription ${sub.subscription}`);
+      return s.queueLength;
+    };
+  }
+  if (name.startsWith('stream:')) return undefined;
+  const ref = mailboxRef(name);
+  return ref ? () => service().describe(ref).then((d) => d.mailboxDepth) : undefined;
 }
 
 /** A sensor name that reads an actor's mailbox depth: `mailbox:<type>/<id>` or `<type>/<id>`. */
@@ -221,23 +248,23 @@ class EpumShell {
     return out;
   }
 
-  /** Starts reading the mailbox sensors the domain's engine conf names; results land in memory for the next step. */
+  /** Starts reading the mailbox and stream sensors the domain's engine conf names; results land in memory for the next step. */
   readSensors(state: DomainState): void {
     const m = this.mem(state.id);
     if (m.reading) return;
     const refs = sensorNames(state.config.engine_conf).flatMap((name) => {
-      const ref = mailboxRef(name);
-      return ref ? [{ name, ref }] : [];
+      const read = sensorReader(() => this.env.service(), name);
+      return read ? [{ name, read }] : [];
     });
     if (refs.length === 0) return;
     m.reading = true;
     const timeout = this.options.sensorReadTimeoutMs;
     void Promise.all(
-      refs.map(async ({ name, ref }) => {
+      refs.map(async ({ name, read }) => {
         let timer: TimerHandle | undefined;
         try {
           const depth = await Promise.race([
-            this.env.service().describe(ref).then((d) => d.mailboxDepth),
+            read(),
             new Promise<undefined>((resolve) => (timer = this.env.clock.setTimer(timeout, () => resolve(undefined)))),
           ]);
           if (depth !== undefined) this.push(m, name, { time: this.env.clock.now(), value: depth }, this.env.clock.now());

@@ -15,6 +15,7 @@ import { SimDriver } from '../../../src/iaas/driver-sim.js';
 import { CeiError } from '../../../src/errors.js';
 import { dtrs, DTRS_REF } from '../../../src/actors/dtrs.js';
 import { askRole } from '../../../src/actors/role-reply.js';
+import { stream, streamRef } from '../../../src/actors/stream.js';
 import type { RoleEnv, RoleMember } from '../../../src/actors/role-env.js';
 import { PROVISIONER_TEST_PRESET } from '../../../src/actors/provisioner-options.js';
 import { PROVISIONER_REF, provisionerType, type NodesReply, type ProvisionerType } from '../../../src/actors/provisioner.js';
@@ -112,7 +113,7 @@ describe('EPU management on a real store with the provisioner and the sim driver
     for (const e of opts.engines ?? []) engines.registerEngine(e.name, e);
     const epum = epumTypes(env, EPUM_TEST_PRESET, engines);
     closers.push(() => epum.close());
-    const types: ActorType<any>[] = [dtrs, provisioner, ...epum.types, recorder, gated];
+    const types: ActorType<any>[] = [dtrs, provisioner, ...epum.types, recorder, gated, stream];
     node = await nodes.node(types, { clock });
     cloud = new SimCloud({ ...SIM_TEST_PRESET, heartbeatIntervalMs: opts.heartbeats ? 100 : 0 }, { clock });
     if (opts.heartbeats) {
@@ -395,6 +396,23 @@ describe('EPU management on a real store with the provisioner and the sim driver
     expect(d.engine_state).toEqual({ target: 2 });
     gate('q').open();
     await until(node, 'shrunk to 1 while work is queued, then 0', (x) => summary(x).length === 0);
+  });
+
+  it("reads a stream subscription's queue length as a sensor: queuelen follows the backlog", async () => {
+    const { node } = await start();
+    const s = streamRef('work');
+    await askRole(node.system, s, { subscribe: { subscription: 'workers', from: 'earliest' } });
+    await askRole(node.system, s, { publish: { messages: Array.from({ length: 5 }, (_, k) => ({ data: k })) } });
+    await addDomain(node, {
+      engine: 'queuelen',
+      engine_conf: { queue: 'stream:work/workers', high_water: 2, low_water: 1, min_instances: 0, max_instances: 2, deployable_type: 'sleeper', site: 'sim1' },
+    });
+    const d = await until(node, 'grown to 2 RUNNING', running(2));
+    expect(d.sensors['stream:work/workers']!.at(-1)!.value).toBe(5);
+    // The backlog is handled: the queue length falls to 0 and the domain shrinks.
+    await askRole(node.system, s, { ack: { subscription: 'workers', offset: 4 } });
+    await until(node, 'shrunk to 0 once the backlog is gone', (x) => summary(x).length === 0);
+    expect((await describeDomain(node)).sensors['stream:work/workers']!.at(-1)!.value).toBe(0);
   });
 
   it('loads user engines from the registry it is given, and survives a restart of its node', async () => {
