@@ -11,6 +11,7 @@ import { registerActorCommands, registerNodesCommand } from './cli-actor.js';
 import { registerDtrsCommands } from './cli-dtrs.js';
 import { registerProvisionerCommands } from './cli-provisioner.js';
 import { registerEpumCommands } from './cli-epum.js';
+import { registerStreamCommands } from './cli-stream.js';
 import { SleeperDemo, DEMO_DOMAIN } from './demo.js';
 
 function positiveInt(name: string) {
@@ -128,6 +129,7 @@ registerNodesCommand(program);
 registerDtrsCommands(program);
 registerProvisionerCommands(program);
 registerEpumCommands(program);
+registerStreamCommands(program);
 
 program.parseAsync(process.argv).catch((err) => {
   process.stderr.write(`error: ${errorMessage(err)}\n`);

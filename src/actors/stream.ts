@@ -67,7 +67,7 @@ export const StreamMessageSchema = z.union([
       maxInFlight: whole(1, MAX_READ).default(DEFAULT_IN_FLIGHT),
     }),
   }),
-  z.strictObject({ read: z.strictObject({ subscription: SubscriptionName, max: whole(1, MAX_READ).default(DEFAULT_READ) }) }),
+  z.strictObject({ read: z.strictObject({ subscription: SubscriptionName, max: whole(1, MAX_READ).default(DEFAULT_READ), from: whole(0).optional() }) }),
   z.strictObject({ ack: z.strictObject({ subscription: SubscriptionName, offset: whole(0), checkpoint: Json.optional() }) }),
   z.strictObject({ unsubscribe: z.strictObject({ subscription: SubscriptionName }) }),
   z.strictObject({ producer: z.strictObject({ name: ResourceName }) }),
@@ -242,7 +242,9 @@ function apply(name: string, before: StreamState, m: StreamMessage, ctx: ActorCo
   }
   if ('read' in m) {
     const sub = subscriptionOf(state, m.read.subscription, name);
-    const messages = entriesFrom(ctx, sub.cursor, Math.min(state.head, sub.cursor + m.read.max));
+    // `from` skips what a reader already has in flight; never before the cursor.
+    const start = Math.max(sub.cursor, m.read.from ?? 0);
+    const messages = entriesFrom(ctx, start, Math.min(state.head, start + m.read.max));
     return { state: before, reply: { messages, cursor: sub.cursor, head: state.head } };
   }
   if ('ack' in m) {

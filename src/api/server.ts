@@ -9,9 +9,10 @@ import { clusterService, type MembershipSource } from './cluster-service.js';
 import { dtrsService } from './dtrs-service.js';
 import { provisionerService } from './provisioner-service.js';
 import { epumService } from './epum-service.js';
+import { streamsService } from './streams-service.js';
 
 /** The services health checking reports on (besides the server as a whole, ''). */
-const HEALTH_SERVICES = ['cei.v1.Actors', 'cei.v1.Dtrs', 'cei.v1.Provisioner', 'cei.v1.EpuManagement'];
+const HEALTH_SERVICES = ['cei.v1.Actors', 'cei.v1.Dtrs', 'cei.v1.Provisioner', 'cei.v1.EpuManagement', 'cei.v1.Streams'];
 
 export interface ApiServerOptions extends ActorsServiceOptions {
   /** HOST:PORT to bind; port 0 picks a free one. */
@@ -44,6 +45,7 @@ export class ApiServer {
     server.addService(actors.cei.v1.Dtrs.service, dtrsService(service, options, log));
     server.addService(actors.cei.v1.Provisioner.service, provisionerService(service, log));
     server.addService(actors.cei.v1.EpuManagement.service, epumService(service, options, log));
+    server.addService(actors.cei.v1.Streams.service, streamsService(service, options, log));
     options.addServices?.(server);
     const health = new HealthImplementation(Object.fromEntries(['', ...HEALTH_SERVICES].map((name) => [name, 'NOT_SERVING' as const])));
     health.addToServer(server);
