@@ -215,7 +215,8 @@ def main():
                     raise TransformError('"messages" must be an array of message objects')
                 outputs = transform.process([m.get("data") for m in messages])
                 send({"op": "outputs", "id": request_id,
-                      "outputs": [{"data": out, "time": out[transform.time_field]} for out in outputs]})
+                      # The output keeps its input's stream time (ms); the data's time field is seconds.
+                      "outputs": [{"data": out, "time": m.get("time")} for out, m in zip(outputs, messages)]})
             elif op == "snapshot":
                 if transform is None:
                     raise TransformError("snapshot before start")

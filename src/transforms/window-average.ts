@@ -240,7 +240,8 @@ export default function create(config: unknown, checkpoint?: unknown): WindowAve
   return {
     process(messages) {
       const outputs = window.processData(messages.map((m) => m.data));
-      return outputs.map((data) => ({ data, time: data[window.config.time_field]! }));
+      // The output message keeps its input's stream time (ms); the data's own time field is seconds.
+      return outputs.map((data, i) => ({ data, time: messages[i]!.time }));
     },
     snapshot: () => window.snapshot(),
   };

@@ -47,18 +47,18 @@ describe('window-average', () => {
     ];
     const outputs = transform.process(input.map((data, i) => ({ stream: 's', offset: i, time: 1000 + i, data })));
     expect(outputs).toEqual([
-      { data: { time: 1, count: 1, a: 1 }, time: 1 },
-      { data: { time: 2, count: 2, a: 2, b: 10 }, time: 2 },
-      { data: { time: 3, count: 3, a: 2, b: 15 }, time: 3 },
+      { data: { time: 1, count: 1, a: 1 }, time: 1000 },
+      { data: { time: 2, count: 2, a: 2, b: 10 }, time: 1001 },
+      { data: { time: 3, count: 3, a: 2, b: 15 }, time: 1002 },
     ]);
   });
 
   it('uses the configured time field in input and output', () => {
     const transform = create({ window: 2, time_field: 'ts' }, undefined);
     const outputs = transform.process([
-      { stream: 's', offset: 0, time: 0, data: { ts: 1, v: 2, time: 50 } },
-      { stream: 's', offset: 1, time: 0, data: { ts: 2, v: 4 } },
-      { stream: 's', offset: 2, time: 0, data: { ts: 3, v: 9 } },
+      { stream: 's', offset: 0, time: 7_000, data: { ts: 1, v: 2, time: 50 } },
+      { stream: 's', offset: 1, time: 8_000, data: { ts: 2, v: 4 } },
+      { stream: 's', offset: 2, time: 9_000, data: { ts: 3, v: 9 } },
     ]);
     // The data's own "time" is an ordinary variable under time_field "ts".
     expect(outputs.map((o) => o.data)).toEqual([
@@ -66,7 +66,8 @@ describe('window-average', () => {
       { ts: 2, count: 2, time: 50, v: 3 },
       { ts: 3, count: 2, v: 6.5 },
     ]);
-    expect(outputs.map((o) => o.time)).toEqual([1, 2, 3]);
+    // An output keeps its input's stream time (ms), whatever the data's time field says.
+    expect(outputs.map((o) => o.time)).toEqual([7_000, 8_000, 9_000]);
   });
 
   it('averages a late message into a window ending at its own time without evicting newer samples', () => {
