@@ -12,6 +12,7 @@ import { registerDtrsCommands } from './cli-dtrs.js';
 import { registerProvisionerCommands } from './cli-provisioner.js';
 import { registerEpumCommands } from './cli-epum.js';
 import { registerStreamCommands } from './cli-stream.js';
+import { registerProcessCommands } from './cli-process.js';
 import { SleeperDemo, DEMO_DOMAIN } from './demo.js';
 
 function positiveInt(name: string) {
@@ -130,6 +131,7 @@ registerDtrsCommands(program);
 registerProvisionerCommands(program);
 registerEpumCommands(program);
 registerStreamCommands(program);
+registerProcessCommands(program);
 
 program.parseAsync(process.argv).catch((err) => {
   process.stderr.write(`error: ${errorMessage(err)}\n`);

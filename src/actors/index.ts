@@ -8,6 +8,8 @@ import type { RoleEnv } from './role-env.js';
 import { epumTypes } from './epum/epum.js';
 import type { EpumOptions } from './epum/options.js';
 import type { EngineRegistry } from './epum/engine.js';
+import { dispatcherType } from './dispatcher/dispatcher.js';
+import type { DispatcherRoleOptions } from './dispatcher/options.js';
 
 /** Options of the CEI roles a node hosts (each over its defaults). */
 export interface RoleOptions {
@@ -15,14 +17,15 @@ export interface RoleOptions {
   epum?: Partial<EpumOptions>;
   /** The decision engines EPU management knows: the built-in ones when absent. */
   engines?: EngineRegistry;
+  dispatcher?: Partial<DispatcherRoleOptions>;
 }
 
 /**
  * Actor types every node knows without --actors. The roles that do I/O beyond their context (the
- * provisioner, EPU management) need the node's RoleEnv and are left out without one.
+ * provisioner, EPU management, the dispatcher) need the node's RoleEnv and are left out without one.
  */
 export function builtinTypes(env?: RoleEnv, roles: RoleOptions = {}): ActorType<any>[] {
   const types: ActorType<any>[] = [counter, dtrs, stream];
-  if (env) types.push(provisionerType(env, roles.provisioner), ...epumTypes(env, roles.epum, roles.engines).types);
+  if (env) types.push(provisionerType(env, roles.provisioner), ...epumTypes(env, roles.epum, roles.engines).types, dispatcherType(env, roles.dispatcher));
   return types;
 }

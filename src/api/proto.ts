@@ -8,9 +8,10 @@ import type { ProtoGrpcType as DtrsOnly } from '../generated/dtrs.js';
 import type { ProtoGrpcType as ProvisionerOnly } from '../generated/provisioner.js';
 import type { ProtoGrpcType as EpumOnly } from '../generated/epum.js';
 import type { ProtoGrpcType as StreamsOnly } from '../generated/streams.js';
+import type { ProtoGrpcType as DispatcherOnly } from '../generated/dispatcher.js';
 
 /** The public services (Actors, Cluster, and one per CEI role) as loaded from their protos. */
-type ActorsProto = ActorsOnly & ClusterOnly & DtrsOnly & ProvisionerOnly & EpumOnly & StreamsOnly;
+type ActorsProto = ActorsOnly & ClusterOnly & DtrsOnly & ProvisionerOnly & EpumOnly & StreamsOnly & DispatcherOnly;
 
 /** proto/ at the package root, from src/api (tsx) as from dist/api (built). */
 export const PROTO_DIR = fileURLToPath(new URL('../../proto', import.meta.url));
@@ -25,7 +26,7 @@ export const LOADER_OPTIONS: protoLoader.Options = {
   includeDirs: [PROTO_DIR],
 };
 
-export const PUBLIC_PROTO_FILES = ['cei/v1/actors.proto', 'cei/v1/cluster.proto', 'cei/v1/dtrs.proto', 'cei/v1/provisioner.proto', 'cei/v1/epum.proto', 'cei/v1/streams.proto'];
+export const PUBLIC_PROTO_FILES = ['cei/v1/actors.proto', 'cei/v1/cluster.proto', 'cei/v1/dtrs.proto', 'cei/v1/provisioner.proto', 'cei/v1/epum.proto', 'cei/v1/streams.proto', 'cei/v1/dispatcher.proto'];
 
 /** Loads `files` into a package definition once per process, and the gRPC objects made from it. */
 function loadedOnce<T>(files: string[]): () => { definition: protoLoader.PackageDefinition; api: T } {

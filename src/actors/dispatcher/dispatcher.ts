@@ -1,0 +1,311 @@
+/**
+ * The process dispatcher's actor (`dispatcher/main`): the shell around the pure DispatcherCore
+ * (./core.ts), as EPU management's actors are shells around theirs. Its protocol is ./protocol.ts.
+ *
+ * Each turn rebuilds the core over a copy of the persisted state, applies the message, keeps the new
+ * state and carries out the core's effects:
+ * - launch / terminate / cleanup are tells to the worker's agent (`ee-agent/<node id>`) through the
+ *   outbox, so they go out once the turn is durable (docs/processes.md has the agent's side);
+ * - notify tells subscribers that are actor refs `{process: {upid, state, round}}`; any other
+ *   subscriber string is kept on the process but not told (there is no other channel yet);
+ * - need reconfigures the EPU domain `pd_<engine type>` (npreserving's `preserve_n`, and the
+ *   instances of the workers to retire as its `retirable_nodes`). That ask may take seconds (the
+ *   domain checks its deployable types with DTRS), so it runs outside the turn through the node's
+ *   router, and its result comes back to the dispatcher as a `capacity` tell. A need no domain took
+ *   stays in the state (`capacity` in the status) and is tried again every `capacityRetryMs`. Once a
+ *   domain took a need, the dispatcher subscribes to it, and a worker instance the domain reports
+ *   TERMINATING, TERMINATED or FAILED has its agents evacuated.
+ * - After every turn one timer (`tick`) is armed for the core's next wake time.
+ *
+ * A refusal (bad input, unknown upid or definition, a conflicting re-schedule) is a reply, and the
+ * state stays as it was (./../role-reply.ts).
+ */
+import { defineActor, type ActorContext, type ActorType } from '../../runtime/actor-type.js';
+import { parseRefKey, refKey } from '../../runtime/ref.js';
+import { CeiError, NotFoundError, errorMessage } from '../../errors.js';
+import { askRole, roleTurn } from '../role-reply.js';
+import type { RoleEnv } from '../role-env.js';
+import { zodReason } from '../zod-reason.js';
+import { domainRef } from '../epum/protocol.js';
+import { DispatcherCore, emptyDispatcherState, type AgentHeartbeat, type DispatcherEffect, type DispatcherState, type ProcessDefinition } from './core.js';
+import { domainOf } from './need.js';
+import { DISPATCHER_ROLE_DEFAULTS, type DispatcherRoleOptions } from './options.js';
+import {
+  AgentHeartbeatSchema,
+  DISPATCHER_REF,
+  agentRef,
+  parseDispatcherMessage,
+  validateDispatcherMessage,
+  type CapacityResult,
+  type CapacityView,
+  type DispatcherMessage,
+  type DispatcherReplies,
+  type DispatcherStatus,
+} from './protocol.js';
+
+export interface DispatcherActorState {
+  core: DispatcherState;
+  /** Each engine type's need as its EPU domain stands with it. */
+  capacity: Record<string, CapacityView>;
+}
+
+export function emptyDispatcherActorState(): DispatcherActorState {
+  return { core: emptyDispatcherState(), capacity: {} };
+}
+
+/** Instance states after which a worker's agents are gone for good. */
+const GONE_INSTANCE_STATES = new Set(['TERMINATING', 'TERMINATED', 'FAILED']);
+
+/** What a turn hands the shell: the new state, the reply (null for tells), and the engine types whose need to send its domain now. */
+type TurnResult = { state: DispatcherActorState; reply: unknown; kick: string[] };
+
+/**
+ * The dispatcher actor type for a node. `env` gives it the router (for the domain asks it makes
+ * outside its turns) and the logger; `options` over DISPATCHER_ROLE_DEFAULTS.
+ */
+export function dispatcherType(env: RoleEnv, options: Partial<DispatcherRoleOptions> = {}): ActorType<DispatcherActorState> {
+  const opts: DispatcherRoleOptions = { ...DISPATCHER_ROLE_DEFAULTS, ...options };
+  /** Engine types whose domain reconfigure is under way on this node (memory only: a retry covers a lost one). */
+  const inflight = new Set<string>();
+
+  /**
+   * Tells the domain of `engineType` to keep `view.wanted` workers, subscribing to it the first time
+   * it answers. Runs outside any turn; never throws: the outcome is told back as `capacity`.
+   */
+  async function applyCapacity(engineType: string, view: CapacityView, retireInstances: string[]): Promise<void> {
+    const service = env.service();
+    const ref = domainRef(domainOf(engineType));
+    let result: CapacityResult;
+    try {
+      await askRole(service, ref, { op: 'reconfigure', patch: { engine_conf: { preserve_n: view.wanted, retirable_nodes: retireInstances } } }, opts.askTimeoutMs);
+      if (!view.subscribed) await askRole(service, ref, { op: 'subscribe', subscriber: refKey(DISPATCHER_REF) }, opts.askTimeoutMs);
+      result = { engineType, preserveN: view.wanted, ok: true, subscribed: true };
+    } catch (err) {
+      result = { engineType, preserveN: view.wanted, ok: false, error: errorMessage(err) };
+    } finally {
+      inflight.delete(engineType);
+    }
+    await service.tell(DISPATCHER_REF, { capacity: result }).catch((err: unknown) => {
+      env.log.warn({ engineType, err: errorMessage(err) }, 'dispatcher: could not record the outcome of a capacity change');
+    });
+  }
+
+  /**
+   * Starts the domain reconfigure of the needs of `engineTypes` no domain took yet, one at a time per
+   * engine type. When to try (a fresh need, a stale result, the retry timer) is the turn's call, so
+   * that a missing domain is not asked on every heartbeat.
+   */
+  function kickCapacity(state: DispatcherActorState, engineTypes: readonly string[]): void {
+    for (const engineType of engineTypes) {
+      const view = state.capacity[engineType];
+      if (!view || view.applied || inflight.has(engineType)) continue;
+      inflight.add(engineType);
+      // The domain's retirable_nodes are instance ids; a worker that did not report its instance id
+      // (not launched by the provisioner) cannot be named and the domain picks the newest instead.
+      const retireInstances = view.retire.flatMap((nodeId) =>
+        Object.values(state.core.agents)
+          .filter((a) => a.nodeId === nodeId && typeof a.properties.instance_id === 'string')
+          .map((a) => a.properties.instance_id as string),
+      );
+      const snapshot = structuredClone(view);
+      // After the turn: the ask must not hold the dispatcher's turn.
+      queueMicrotask(() => void applyCapacity(engineType, snapshot, [...new Set(retireInstances)]));
+    }
+  }
+
+  /** Carries out the core's effects in the turn (through the outbox) and records new needs. */
+  function carryOut(effects: DispatcherEffect[], state: DispatcherActorState, ctx: ActorContext): void {
+    for (const e of effects) {
+      switch (e.type) {
+        case 'launch':
+          ctx.tell(agentRef(e.nodeId), { launch: { upid: e.upid, round: e.round, definition: e.definition, configuration: e.configuration } });
+          break;
+        case 'terminate':
+          ctx.tell(agentRef(e.nodeId), { terminate: { upid: e.upid, round: e.round } });
+          break;
+        case 'cleanup':
+          ctx.tell(agentRef(e.nodeId), { cleanup: { upid: e.upid, round: e.round } });
+          break;
+        case 'notify': {
+          let to;
+          try {
+            to = parseRefKey(e.subscriber);
+          } catch {
+            ctx.log.debug({ upid: e.upid, subscriber: e.subscriber }, 'dispatcher: subscriber is not an actor ref; not told');
+            break;
+          }
+          ctx.tell(to, { process: { upid: e.upid, state: e.state, round: e.round } });
+          break;
+        }
+        case 'need': {
+          const prev = state.capacity[e.engineType];
+          state.capacity[e.engineType] = {
+            wanted: e.preserveN,
+            retire: [...e.retire],
+            applied: false,
+            subscribed: prev?.subscribed ?? false,
+            ...(prev?.lastError !== undefined ? { lastError: prev.lastError } : {}),
+          };
+          break;
+        }
+      }
+    }
+  }
+
+  /** Agents of a worker instance (by the instance id they report) or of a node. */
+  function agentsOf(core: DispatcherState, where: { nodeId?: string; instanceId?: string }): string[] {
+    return Object.values(core.agents)
+      .filter((a) => (where.nodeId !== undefined && a.nodeId === where.nodeId) || (where.instanceId !== undefined && a.properties.instance_id === where.instanceId))
+      .map((a) => a.agentId);
+  }
+
+  function statusOf(state: DispatcherActorState): DispatcherStatus {
+    return {
+      booting: state.core.booting,
+      agents: Object.values(state.core.agents),
+      queue: state.core.queue,
+      capacity: state.capacity,
+    };
+  }
+
+  function turn(before: DispatcherActorState, msg: DispatcherMessage, ctx: ActorContext): TurnResult {
+    // The core changes its state in place; a copy keeps the persisted state intact should the turn
+    // throw anything but a refusal.
+    const state = structuredClone(before);
+    const core = new DispatcherCore(opts, state.core);
+    const now = ctx.now;
+    const effects: DispatcherEffect[] = [];
+    const run = <T extends { effects: DispatcherEffect[] }>(out: T): T => {
+      effects.push(...out.effects);
+      return out;
+    };
+    let reply: unknown = null;
+    let kick: string[] = [];
+    const read = (value: unknown): TurnResult => ({ state: before, reply: value, kick: [] });
+
+    if ('op' in msg) {
+      // domain.changed: evacuate the agents of worker instances that are going away.
+      for (const i of msg.instances) {
+        if (typeof i.state !== 'string' || !GONE_INSTANCE_STATES.has(i.state)) continue;
+        const where = {
+          ...(typeof i.instance_id === 'string' ? { instanceId: i.instance_id } : {}),
+          ...(typeof i.node_id === 'string' && i.node_id !== '' ? { nodeId: i.node_id } : {}),
+        };
+        for (const id of agentsOf(state.core, where)) {
+          ctx.log.info({ agent: id, instance: i.instance_id, domain: msg.domain }, 'dispatcher: worker instance going away; evacuating its agent');
+          run(core.evacuate(id, now));
+        }
+      }
+    } else if ('createDefinition' in msg) {
+      reply = core.createDefinition(msg.createDefinition as ProcessDefinition) satisfies DispatcherReplies['createDefinition'];
+    } else if ('updateDefinition' in msg) {
+      reply = core.updateDefinition(msg.updateDefinition as ProcessDefinition) satisfies DispatcherReplies['updateDefinition'];
+    } else if ('removeDefinition' in msg) {
+      core.removeDefinition(msg.removeDefinition.id);
+      reply = { removed: msg.removeDefinition.id } satisfies DispatcherReplies['removeDefinition'];
+    } else if ('describeDefinition' in msg) {
+      const def = core.describeDefinition(msg.describeDefinition.id);
+      if (!def) throw new NotFoundError(`process definition "${msg.describeDefinition.id}" does not exist`);
+      return read(def satisfies DispatcherReplies['describeDefinition']);
+    } else if ('listDefinitions' in msg) {
+      return read({ definitions: core.listDefinitions() } satisfies DispatcherReplies['listDefinitions']);
+    } else if ('schedule' in msg) {
+      reply = run(core.schedule(msg.schedule, now)).process satisfies DispatcherReplies['schedule'];
+    } else if ('describe' in msg) {
+      const p = core.describe(msg.describe.upid);
+      if (!p) throw new NotFoundError(`process "${msg.describe.upid}" does not exist`);
+      return read(p satisfies DispatcherReplies['describe']);
+    } else if ('list' in msg) {
+      const filter = msg.list.states !== undefined ? { states: msg.list.states } : {};
+      return read({ processes: core.list(filter) } satisfies DispatcherReplies['list']);
+    } else if ('terminate' in msg) {
+      reply = run(core.terminate(msg.terminate.upid, now)).process satisfies DispatcherReplies['terminate'];
+    } else if ('restart' in msg) {
+      reply = run(core.restart(msg.restart.upid, now)).process satisfies DispatcherReplies['restart'];
+    } else if ('evacuate' in msg) {
+      const ids = agentsOf(state.core, msg.evacuate);
+      for (const id of ids) run(core.evacuate(id, now));
+      reply = { agents: ids } satisfies DispatcherReplies['evacuate'];
+    } else if ('boot' in msg) {
+      run(core.setBooting(msg.boot.booting, now));
+      reply = { booting: msg.boot.booting } satisfies DispatcherReplies['boot'];
+    } else if ('status' in msg) {
+      return read(statusOf(before) satisfies DispatcherReplies['status']);
+    } else if ('heartbeat' in msg) {
+      const beat = AgentHeartbeatSchema.safeParse(msg.heartbeat);
+      if (!beat.success) {
+        ctx.log.warn({ sender: ctx.sender, reason: zodReason(beat.error, 'heartbeat') }, 'dispatcher: malformed heartbeat dropped');
+        return read(null);
+      }
+      try {
+        run(core.heartbeat(beat.data as AgentHeartbeat, now));
+      } catch (err) {
+        if (!(err instanceof CeiError)) throw err;
+        ctx.log.warn({ agent: beat.data.agentId, err: err.message }, 'dispatcher: heartbeat refused');
+        return read(null);
+      }
+    } else if ('tick' in msg) {
+      const out = run(core.tick(now));
+      if (out.missing.length > 0) ctx.log.warn({ agents: out.missing }, 'dispatcher: execution engine agents missing; their processes move on');
+    } else if ('capacity' in msg) {
+      const r = msg.capacity;
+      const view = state.capacity[r.engineType];
+      // A result for an older need than the one wanted now is stale: the newer one is (or will be) on its way.
+      if (view && view.wanted === r.preserveN) {
+        if (r.ok) {
+          view.applied = true;
+          view.subscribed = view.subscribed || r.subscribed === true;
+          delete view.lastError;
+        } else {
+          if (view.lastError !== r.error) {
+            ctx.log.warn({ engineType: r.engineType, domain: domainOf(r.engineType), wanted: r.preserveN, err: r.error }, 'dispatcher: EPU domain did not take the capacity wanted; will try again');
+          }
+          if (r.error !== undefined) view.lastError = r.error;
+          ctx.after('capacityRetry', opts.capacityRetryMs, { capacityRetry: true });
+        }
+      } else if (view && !view.applied) {
+        kick = [r.engineType];
+      }
+    } else if ('capacityRetry' in msg) {
+      kick = Object.keys(state.capacity);
+    }
+
+    const wantedBefore = Object.fromEntries(Object.entries(state.capacity).map(([t, v]) => [t, v.wanted]));
+    carryOut(effects, state, ctx);
+    for (const [t, v] of Object.entries(state.capacity)) if (!v.applied && wantedBefore[t] !== v.wanted && !kick.includes(t)) kick.push(t);
+    return { state, reply, kick };
+  }
+
+  /** Arms the one `tick` timer for the core's next wake time (after a turn that changed the state). */
+  function armTick(state: DispatcherActorState, ctx: ActorContext): void {
+    const wake = new DispatcherCore(opts, state.core).nextWakeAt(ctx.now);
+    if (wake !== undefined) ctx.after('tick', Math.max(0, wake - ctx.now), { tick: true });
+    else ctx.cancelTimer('tick');
+  }
+
+  return defineActor<DispatcherActorState>({
+    name: DISPATCHER_REF.type,
+    placement: 'control',
+    durability: 'sync',
+    // Its timers judge agents' silence; it must not be unloaded between them.
+    idleMs: 0,
+    initialState: () => emptyDispatcherActorState(),
+    validate: validateDispatcherMessage,
+    onActivate(state) {
+      // A reconfigure under way when the node stopped never reports back: start again what is not applied.
+      kickCapacity(state, Object.keys(state.capacity));
+      return state;
+    },
+    async handle(state, message, ctx) {
+      let kick: string[] = [];
+      const next = await roleTurn(state, ctx, () => {
+        const r = turn(state, parseDispatcherMessage(message), ctx);
+        kick = r.kick;
+        return r;
+      });
+      if (next !== state) armTick(next, ctx);
+      kickCapacity(next, kick);
+      return next;
+    },
+  });
+}

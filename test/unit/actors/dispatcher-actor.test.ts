@@ -1,0 +1,214 @@
+/**
+ * The dispatcher actor on one runtime with a real store and a FakeClock. Execution engine agents
+ * are stand-ins: an `ee-agent` type that records what the dispatcher tells it, and heartbeats the
+ * test sends in their name. Covers placement and the agent's reports, re-placement when an agent
+ * falls silent, termination, refusals that leave the state alone, a need no domain takes, and the
+ * state across a node restart.
+ */
+import { describe, expect, it } from 'vitest';
+import { join } from 'node:path';
+import { defineActor, type ActorType } from '../../../src/runtime/actor-type.js';
+import { silentLogger } from '../../../src/runtime/logger.js';
+import { FakeClock } from '../../../src/runtime/clock-fake.js';
+import { askRole } from '../../../src/actors/role-reply.js';
+import type { RoleEnv } from '../../../src/actors/role-env.js';
+import type { ProcessRecord } from '../../../src/actors/dispatcher/core.js';
+import { dispatcherType } from '../../../src/actors/dispatcher/dispatcher.js';
+import { DISPATCHER_ROLE_TEST_PRESET } from '../../../src/actors/dispatcher/options.js';
+import { DISPATCHER_REF, type DispatcherReplies } from '../../../src/actors/dispatcher/protocol.js';
+import { useTestNodes, type TestNode } from '../../support/runtime-node.js';
+import { waitFor, within } from '../../support/wait.js';
+
+/** A stand-in agent: keeps every message it is told; `{get: true}` answers them. */
+const fakeAgent = defineActor<{ mail: unknown[] }>({
+  name: 'ee-agent',
+  initialState: () => ({ mail: [] }),
+  handle(state, message, ctx) {
+    if ((message as { get?: unknown }).get === true) {
+      ctx.reply(state.mail);
+      return state;
+    }
+    return { mail: [...state.mail, message] };
+  },
+});
+
+const SLEEP = { id: 'sleep', type: 'exec', executable: { argv: ['sleep', '1000'] }, config: { a: 1 } };
+
+describe('the dispatcher actor', () => {
+  const nodes = useTestNodes();
+
+  async function start(): Promise<TestNode> {
+    let node: TestNode | undefined;
+    const clock = new FakeClock();
+    const env: RoleEnv = {
+      service: () => node!.system,
+      members: () => [],
+      dataDir: join(nodes.tempDir(), 'role'),
+      clock,
+      log: silentLogger,
+    };
+    const types: ActorType<any>[] = [dispatcherType(env, DISPATCHER_ROLE_TEST_PRESET), fakeAgent];
+    node = await nodes.node(types, { clock });
+    return node;
+  }
+
+  const ask = <Op extends keyof DispatcherReplies>(node: TestNode, op: Op, body: unknown) =>
+    within(askRole<DispatcherReplies[Op]>(node.system, DISPATCHER_REF, { [op]: body }), `ask ${op}`);
+
+  const mail = (node: TestNode, nodeId: string) => within(node.system.ask<unknown[]>({ type: 'ee-agent', id: nodeId }, { get: true }), `mail of ${nodeId}`);
+
+  let beatAt = 0;
+  const beat = (node: TestNode, agent: string, processes: Array<{ upid: string; round: number; state: string }> = [], properties: Record<string, unknown> = {}) =>
+    node.system.tell(DISPATCHER_REF, {
+      heartbeat: { agentId: agent, nodeId: `n-${agent}`, engineType: 'default', slots: 1, processes, properties, at: ++beatAt },
+    });
+
+  async function until(node: TestNode, upid: string, what: string, check: (p: ProcessRecord) => boolean, step?: () => void): Promise<ProcessRecord> {
+    let last: ProcessRecord | undefined;
+    try {
+      return (await waitFor(
+        async () => {
+          last = await ask(node, 'describe', { upid });
+          return check(last) ? last : undefined;
+        },
+        { what, ...(step ? { step } : {}) },
+      ))!;
+    } catch (err) {
+      throw new Error(`${(err as Error).message}; last: ${last?.state} round ${last?.round}`);
+    }
+  }
+
+  it('queues a process with no agent, launches it on the first agent, and follows its reports', async () => {
+    const node = await start();
+    expect(await ask(node, 'createDefinition', SLEEP)).toEqual(SLEEP);
+    const scheduled = await ask(node, 'schedule', { upid: 'p1', definitionId: 'sleep', configuration: { b: 2 }, subscribers: ['ee-agent/watcher', 'not-a-ref'] });
+    expect(scheduled).toMatchObject({ upid: 'p1', state: 'WAITING', round: 0 });
+
+    await beat(node, 'a1');
+    const assigned = await until(node, 'p1', 'ASSIGNED', (p) => p.state === 'ASSIGNED');
+    expect(assigned.assigned).toEqual({ agentId: 'a1', nodeId: 'n-a1' });
+    const launches = await waitFor(async () => (await mail(node, 'n-a1')).filter((m) => 'launch' in (m as object)));
+    expect(launches).toEqual([{ launch: { upid: 'p1', round: 0, definition: SLEEP, configuration: { a: 1, b: 2 } } }]);
+
+    await beat(node, 'a1', [{ upid: 'p1', round: 0, state: 'RUNNING' }]);
+    await until(node, 'p1', 'RUNNING', (p) => p.state === 'RUNNING');
+    // An actor subscriber is told each state; one that is not an actor ref is skipped.
+    const told = (await waitFor(async () => {
+      const m = (await mail(node, 'watcher')) as Array<{ process: { state: string } }>;
+      return m.some((x) => x.process.state === 'RUNNING') && m;
+    })) as Array<{ process: { state: string } }>;
+    expect(told.map((x) => x.process.state)).toEqual(['REQUESTED', 'WAITING', 'ASSIGNED', 'RUNNING']);
+    expect((await ask(node, 'list', { states: ['RUNNING'] })).processes.map((p) => p.upid)).toEqual(['p1']);
+    expect((await ask(node, 'list', { states: ['WAITING'] })).processes).toEqual([]);
+  });
+
+  it('re-places a process in the next round when its agent falls silent', async () => {
+    const node = await start();
+    await ask(node, 'createDefinition', SLEEP);
+    await beat(node, 'a1');
+    await ask(node, 'schedule', { upid: 'p1', definitionId: 'sleep' });
+    await until(node, 'p1', 'ASSIGNED on a1', (p) => p.state === 'ASSIGNED' && p.assigned?.agentId === 'a1');
+    await beat(node, 'a1', [{ upid: 'p1', round: 0, state: 'RUNNING' }]);
+    await until(node, 'p1', 'RUNNING', (p) => p.state === 'RUNNING');
+
+    // a2 keeps beating while a1 is silent past heartbeatMissingMs.
+    await beat(node, 'a2');
+    const moved = await until(
+      node,
+      'p1',
+      'round 1 on a2',
+      (p) => p.round === 1 && p.assigned?.agentId === 'a2',
+      () => {
+        node.clock.advance(20);
+        void beat(node, 'a2').catch(() => {});
+      },
+    );
+    expect(moved.state).toBe('ASSIGNED');
+    expect(moved.lastError).toMatch(/a1 missing/);
+    const launches = await waitFor(async () => (await mail(node, 'n-a2')).filter((m) => 'launch' in (m as object)));
+    expect(launches).toMatchObject([{ launch: { upid: 'p1', round: 1 } }]);
+    // The silent agent is told to stop the round nobody tracks any more, should it be alive.
+    const stops = await waitFor(async () => (await mail(node, 'n-a1')).filter((m) => 'terminate' in (m as object)));
+    expect(stops).toEqual([{ terminate: { upid: 'p1', round: 0 } }]);
+    const status = await ask(node, 'status', true);
+    expect(status.agents.map((a) => a.agentId)).toEqual(['a2']);
+  });
+
+  it('terminates a placed process through its agent, and one not placed at once', async () => {
+    const node = await start();
+    await ask(node, 'createDefinition', SLEEP);
+    await beat(node, 'a1');
+    await ask(node, 'schedule', { upid: 'p1', definitionId: 'sleep' });
+    await until(node, 'p1', 'ASSIGNED', (p) => p.state === 'ASSIGNED');
+    expect(await ask(node, 'terminate', { upid: 'p1' })).toMatchObject({ state: 'TERMINATING' });
+    const stops = await waitFor(async () => (await mail(node, 'n-a1')).filter((m) => 'terminate' in (m as object)));
+    expect(stops).toEqual([{ terminate: { upid: 'p1', round: 0 } }]);
+    await beat(node, 'a1', [{ upid: 'p1', round: 0, state: 'TERMINATED' }]);
+    await until(node, 'p1', 'TERMINATED', (p) => p.state === 'TERMINATED');
+    const cleanups = await waitFor(async () => (await mail(node, 'n-a1')).filter((m) => 'cleanup' in (m as object)));
+    expect(cleanups).toEqual([{ cleanup: { upid: 'p1', round: 0 } }]);
+
+    await ask(node, 'schedule', { upid: 'p2', definitionId: 'sleep', executionEngine: 'gpu' });
+    expect(await ask(node, 'terminate', { upid: 'p2' })).toMatchObject({ state: 'TERMINATED' });
+  });
+
+  it('refuses bad input with the right code and leaves the state as it was', async () => {
+    const node = await start();
+    await ask(node, 'createDefinition', SLEEP);
+    await ask(node, 'schedule', { upid: 'p1', definitionId: 'sleep' });
+    const before = await ask(node, 'describe', { upid: 'p1' });
+
+    await expect(ask(node, 'createDefinition', SLEEP)).rejects.toMatchObject({ code: 'ALREADY_EXISTS' });
+    await expect(ask(node, 'schedule', { upid: 'p1', definitionId: 'sleep', configuration: { other: true } })).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+      message: expect.stringMatching(/different configuration/),
+    });
+    await expect(ask(node, 'schedule', { upid: 'p9', definitionId: 'nope' })).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    await expect(ask(node, 'schedule', { upid: 'p9', definitionId: 'sleep', constraints: { cores: { '~': 3 } } })).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+      message: expect.stringMatching(/cores.*unknown operator/),
+    });
+    await expect(ask(node, 'schedule', { upid: 'p9', definitionId: 'sleep', queueingMode: 'SOMETIMES' })).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+      message: expect.stringMatching(/schedule\.queueingMode: must be one of NEVER, ALWAYS/),
+    });
+    await expect(ask(node, 'describe', { upid: 'nope' })).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    await expect(ask(node, 'removeDefinition', { id: 'nope' })).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    await expect(within(node.system.tell(DISPATCHER_REF, { frobnicate: 1 }), 'tell')).rejects.toThrow();
+
+    // A malformed heartbeat is dropped, not a crash and not a refusal.
+    await node.system.tell(DISPATCHER_REF, { heartbeat: { agentId: 'a1', slots: 'many' } });
+    expect(await ask(node, 'describe', { upid: 'p1' })).toEqual(before);
+    expect((await ask(node, 'status', true)).agents).toEqual([]);
+    expect((await ask(node, 'listDefinitions', {})).definitions.map((d) => d.id)).toEqual(['sleep']);
+  });
+
+  it('keeps a need no EPU domain takes, with the reason, and tries it again', async () => {
+    const node = await start();
+    await ask(node, 'createDefinition', SLEEP);
+    await ask(node, 'schedule', { upid: 'p1', definitionId: 'sleep' });
+    // This runtime has no EPU management: the reconfigure of pd_default fails.
+    const status = (await waitFor(
+      async () => {
+        const s = await ask(node, 'status', true);
+        return s.capacity.default?.lastError !== undefined && s;
+      },
+      { what: 'a capacity error recorded' },
+    )) as DispatcherReplies['status'];
+    expect(status.capacity.default).toMatchObject({ wanted: 1, applied: false, subscribed: false });
+  });
+
+  it('keeps its definitions and processes across a restart of the node', async () => {
+    const node = await start();
+    await ask(node, 'createDefinition', SLEEP);
+    await beat(node, 'a1');
+    await ask(node, 'schedule', { upid: 'p1', definitionId: 'sleep' });
+    const before = await until(node, 'p1', 'ASSIGNED', (p) => p.state === 'ASSIGNED');
+    await node.restart();
+    expect(await ask(node, 'describe', { upid: 'p1' })).toEqual(before);
+    expect(await ask(node, 'describeDefinition', { id: 'sleep' })).toEqual(SLEEP);
+    // It goes on from there: the agent's report moves the process along.
+    await beat(node, 'a1', [{ upid: 'p1', round: 0, state: 'RUNNING' }]);
+    await until(node, 'p1', 'RUNNING after the restart', (p) => p.state === 'RUNNING');
+  });
+});
