@@ -81,6 +81,8 @@ program
   .option('--actors <path.js>', 'module with extra actor types (repeatable)', collect, [])
   .option('--engines <path.js>', 'module with extra EPU decision engines (repeatable)', collect, [])
   .option('--instance-id <id>', 'instance id given by the provisioner to worker VMs')
+  .option('--engine-type <name>', 'a worker\'s execution engine type: processes that ask for a type go only to workers of it', 'default')
+  .option('--slots <n>', 'processes a worker runs at once', positiveInt('--slots'), 8)
   .option('--max-payload <bytes>', 'largest accepted message payload', positiveInt('--max-payload'), 1024 * 1024)
   .option('--idle-ms <ms>', 'unload actors idle this long (0 = never)', positiveInt('--idle-ms'), 5 * 60 * 1000)
   .option('--replicas <n>', 'copies of each actor: its owner and n-1 replicas', positiveInt('--replicas'), 2)
@@ -98,6 +100,7 @@ program
       actorModules: opts.actors,
       engineModules: opts.engines,
       instanceId: opts.instanceId,
+      roles: { eeAgent: { engineType: opts.engineType, slots: opts.slots } },
       // A worker its domain calls a zombie stops as on SIGTERM.
       onZombie: () => process.kill(process.pid, 'SIGTERM'),
       runtime: { maxPayloadBytes: opts.maxPayload, idleMs: opts.idleMs },

@@ -4,13 +4,15 @@ import type { ActorType } from './runtime/actor-type.js';
 import type { Logger } from './runtime/logger.js';
 import { ApiServer } from './api/server.js';
 import { builtinTypes, type RoleOptions } from './actors/index.js';
+import { eeAgentRef, type EeAgentType } from './actors/ee-agent/agent.js';
+import { EE_AGENT_TYPE } from './actors/ee-agent/protocol.js';
 import type { RoleEnv } from './actors/role-env.js';
 import { announceInstance } from './actors/provisioner-announce.js';
 import { startHeartbeat } from './actors/epum/heartbeat.js';
 import { createEngineRegistry, loadEngineModule } from './actors/epum/engine.js';
 import { MembersFeed } from './actors/role-members.js';
 import { loadActorModule } from './actors/load.js';
-import { InvalidArgumentError } from './errors.js';
+import { InvalidArgumentError, errorMessage } from './errors.js';
 import { systemClock } from './runtime/clock.js';
 import { Cluster, loadStoredLosses, loadStoredMembership } from './cluster/cluster.js';
 import { CLUSTER_DEFAULTS, type ClusterOptions } from './cluster/cluster-options.js';
@@ -70,6 +72,7 @@ export class CeiNode {
   private announcer: { stop(): void } | undefined;
   private heartbeat: { stop(): void } | undefined;
   private membersFeed: MembersFeed | undefined;
+  private eeAgent: EeAgentType | undefined;
 
   private constructor(
     readonly options: NodeOptions,
@@ -113,7 +116,12 @@ export class CeiNode {
     };
     const engines = options.roles?.engines ?? createEngineRegistry();
     for (const path of options.engineModules ?? []) for (const engine of await loadEngineModule(path)) engines.registerEngine(engine.name, engine);
-    const types: ActorType[] = builtinTypes(roleEnv, { ...options.roles, engines });
+    const types: ActorType[] = builtinTypes(roleEnv, {
+      ...options.roles,
+      engines,
+      eeAgent: { ...options.roles?.eeAgent, role: options.role, ...(options.instanceId !== undefined ? { instanceId: options.instanceId } : {}) },
+    });
+    const eeAgent = types.find((t) => t.name === EE_AGENT_TYPE) as EeAgentType | undefined;
     for (const path of options.actorModules) types.push(...(await loadActorModule(path)));
     const classes = new Map<string, PlacementClass>(types.map((t) => [t.name, t.placement ?? 'any']));
     const store = await Store.open(options.dataDir);
@@ -147,12 +155,19 @@ export class CeiNode {
       );
       const node = new CeiNode(options, store, system, cluster, api, nodeLog);
       node.membersFeed = feed;
+      node.eeAgent = eeAgent;
       const stored = await loadStoredMembership(store);
       cluster.placement.restoreLosses(await loadStoredLosses(store));
       cluster.start(api.address, options.join, stored);
       if (!cluster.isUp) nodeLog.info({ seeds: options.join, known: stored.addresses.length }, 'joining the cluster');
       await cluster.whenUp();
       api.setServing(true);
+      if (options.role === 'worker') {
+        // The first message activates the agent; its activation reports what an earlier run of this worker left behind.
+        cluster.router
+          .tell(eeAgentRef(store.nodeId), { boot: true })
+          .catch((err: unknown) => nodeLog.warn({ err: errorMessage(err) }, 'could not boot the execution-engine agent'));
+      }
       if (options.instanceId !== undefined) {
         node.announcer = announceInstance(cluster.router, { instanceId: options.instanceId, nodeId: store.nodeId, address: api.address }, systemClock, nodeLog);
         node.heartbeat = startHeartbeat(cluster.router, { instanceId: options.instanceId, nodeId: store.nodeId }, systemClock, nodeLog, {
@@ -180,6 +195,7 @@ export class CeiNode {
       this.membersFeed?.stop();
       await this.cluster.leave(this.options.shutdownGraceMs);
       await this.system.shutdown();
+      await this.eeAgent?.close();
       await this.cluster.stop();
       await this.api.stop(this.options.shutdownGraceMs);
       await this.store.close();

@@ -10,6 +10,8 @@ import type { EpumOptions } from './epum/options.js';
 import type { EngineRegistry } from './epum/engine.js';
 import { dispatcherType } from './dispatcher/dispatcher.js';
 import type { DispatcherRoleOptions } from './dispatcher/options.js';
+import { eeAgentType } from './ee-agent/agent.js';
+import type { EeAgentOptions } from './ee-agent/options.js';
 
 /** Options of the CEI roles a node hosts (each over its defaults). */
 export interface RoleOptions {
@@ -18,6 +20,8 @@ export interface RoleOptions {
   /** The decision engines EPU management knows: the built-in ones when absent. */
   engines?: EngineRegistry;
   dispatcher?: Partial<DispatcherRoleOptions>;
+  /** The execution-engine agent of a worker (slots, engine type, instance id ...). */
+  eeAgent?: Partial<EeAgentOptions>;
 }
 
 /**
@@ -27,5 +31,7 @@ export interface RoleOptions {
 export function builtinTypes(env?: RoleEnv, roles: RoleOptions = {}): ActorType<any>[] {
   const types: ActorType<any>[] = [counter, dtrs, stream];
   if (env) types.push(provisionerType(env, roles.provisioner), ...epumTypes(env, roles.epum, roles.engines).types, dispatcherType(env, roles.dispatcher));
+  // Every node knows the agent type, to route to any worker's agent; it runs only on its own worker.
+  if (env) types.push(eeAgentType(env, roles.eeAgent));
   return types;
 }

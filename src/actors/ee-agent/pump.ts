@@ -1,0 +1,289 @@
+/**
+ * A transform's pump: the loop that feeds a transform process from its input streams and publishes
+ * what it produces, exactly once in effect (docs/processes.md, "A transform's exactly-once loop").
+ *
+ * Per batch, on one input: read from the cursor -> engine.process -> publish the outputs as producer
+ * P with seq = the batch's last input offset -> ack that offset with the engine's snapshot. A crash
+ * anywhere leaves either nothing done (the batch is read again), or the outputs published and the ack
+ * missing; the latter shows at the next start as the producer's high-water mark at or past the
+ * cursor, and the pump rebuilds the engine's state over those inputs without publishing them again.
+ *
+ * Several inputs: each is read in turn through its own subscription (named by the upid) and
+ * published as its own producer (`<upid>` for a single input, `<upid>.<input>` for more, since one
+ * producer's seq must rise and offsets of different streams do not). The engine's state is one, so
+ * each checkpoint carries a counter `n` of the acks so far: at a start the checkpoint with the
+ * highest `n` is the state after the last completed ack, which covers every input's acked batches
+ * (a batch is acked before the next one is read), and at most one input has a batch to rebuild.
+ *
+ * A batch the engine fails (the module throws, the program answers an error) is acked with the
+ * checkpoint taken before it and not published: a transform that throws must not stall its stream.
+ * The failure goes to the process log and to `onBatchError`. A stream call that fails (the stream's
+ * node is failing over, a deadline) is tried again with backoff: every call is idempotent (publish
+ * through the producer's seq, ack because the cursor never moves back).
+ *
+ * Waits run on the injected clock. stop() ends the loop after the call in progress; it does not
+ * stop the engine (the runner does, after the pump ended).
+ */
+import { errorMessage } from '../../errors.js';
+import { EngineProcessError, type Engine, type EngineInput, type EngineOutput } from '../../engines/engine.js';
+import type { ActorService } from '../../runtime/actor-service.js';
+import type { Clock, TimerHandle } from '../../runtime/clock.js';
+import type { ActorRef } from '../../runtime/ref.js';
+import { askRole } from '../role-reply.js';
+import type { PumpOptions } from './options.js';
+import type { TransformConfig } from './protocol.js';
+
+/** The stream messages of docs/processes.md the pump uses, and their replies. */
+interface StreamMessage {
+  offset: number;
+  time: number;
+  data: unknown;
+}
+interface SubscribeReply {
+  cursor: number;
+  checkpoint?: unknown;
+}
+interface ReadReply {
+  messages: StreamMessage[];
+  cursor: number;
+  head: number;
+}
+interface ProducerReply {
+  seq: number;
+}
+
+/** What the pump keeps in a subscription's checkpoint. */
+interface PumpCheckpoint {
+  cei_pump: 1;
+  /** Acks made with a checkpoint so far, over all inputs and rounds. */
+  n: number;
+  state: unknown;
+}
+
+function isPumpCheckpoint(v: unknown): v is PumpCheckpoint {
+  return typeof v === 'object' && v !== null && (v as PumpCheckpoint).cei_pump === 1 && typeof (v as PumpCheckpoint).n === 'number';
+}
+
+export function streamRef(name: string): ActorRef {
+  return { type: 'stream', id: name };
+}
+
+/** Thrown inside the loop when stop() was called; never leaves the pump. */
+class Stopped extends Error {
+  override name = 'Stopped';
+}
+
+export interface PumpDeps {
+  service(): ActorService;
+  clock: Clock;
+  options: PumpOptions;
+  /** A batch failed in the engine: the error and how many have failed in this run. */
+  onBatchError(error: string, failures: number): void;
+  /**
+   * The loop ended by itself on an error it cannot get past (the engine died or stopped answering):
+   * the process cannot go on and should be stopped and reported failed.
+   */
+  onFatal(error: string): void;
+}
+
+interface Input {
+  stream: string;
+  producer: string;
+  cursor: number;
+}
+
+export class Pump {
+  private stopping = false;
+  private wake: (() => void) | undefined;
+  private timer: TimerHandle | undefined;
+  private inputs: Input[] = [];
+  private n = 0;
+  /** The engine's state as of the last ack: the checkpoint a failed batch is acked with. */
+  private checkpointState: unknown;
+  private failures = 0;
+  private loop: Promise<void> | undefined;
+
+  constructor(
+    readonly upid: string,
+    readonly config: TransformConfig,
+    private readonly engine: Engine,
+    private readonly engineConfig: unknown,
+    private readonly deps: PumpDeps,
+  ) {}
+
+  private get batch(): number {
+    return this.config.batch ?? this.deps.options.batch;
+  }
+
+  /**
+   * Subscribes to every input, starts the engine from the latest checkpoint and rebuilds what was
+   * published but not acked. Resolves when the process is running (the loop goes on by itself);
+   * rejects if the engine cannot start (EngineStartError) or stop() came first.
+   */
+  async start(): Promise<void> {
+    const multi = this.config.inputs.length > 1;
+    let best: PumpCheckpoint | undefined;
+    let raw: unknown;
+    for (const stream of this.config.inputs) {
+      const sub = await this.call<SubscribeReply>(stream, { subscribe: { subscription: this.upid, from: this.config.from ?? 'earliest' } });
+      this.inputs.push({ stream, producer: multi ? `${this.upid}.${stream}` : this.upid, cursor: sub.cursor });
+      if (isPumpCheckpoint(sub.checkpoint)) {
+        if (!best || sub.checkpoint.n > best.n) best = sub.checkpoint;
+      } else if (sub.checkpoint !== undefined && sub.checkpoint !== null) {
+        // A checkpoint the pump did not write (set by hand, or by an older agent): the state itself.
+        raw ??= sub.checkpoint;
+      }
+    }
+    this.n = best?.n ?? 0;
+    this.checkpointState = best ? best.state : raw;
+    this.throwIfStopped();
+    await this.engine.start(this.engineConfig, this.checkpointState ?? undefined);
+    this.engine.log.append(`pump: ${this.config.inputs.join(', ')} -> ${this.config.output} from ${this.describeCursors()} (checkpoint ${this.n})`, 'engine');
+    for (const input of this.inputs) await this.rebuild(input);
+    this.loop = this.run().catch((err: unknown) => {
+      if (err instanceof Stopped) return;
+      this.engine.log.append(`pump: stopped on an error: ${errorMessage(err)}`, 'engine');
+      this.deps.onFatal(errorMessage(err));
+    });
+  }
+
+  /** Ends the loop after the call in progress; resolves when it has ended. Idempotent. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    this.timer?.cancel();
+    this.wake?.();
+    await this.loop;
+  }
+
+  private describeCursors(): string {
+    return this.inputs.map((i) => `${i.stream}@${i.cursor}`).join(', ');
+  }
+
+  /**
+   * The outputs for this input's inputs up to the producer's high-water mark went out, but their ack
+   * did not: run them through the engine again without publishing, acking as it goes.
+   */
+  private async rebuild(input: Input): Promise<void> {
+    const { seq: high } = await this.call<ProducerReply>(this.config.output, { producer: { name: input.producer } });
+    if (high < input.cursor) return;
+    this.engine.log.append(`pump: rebuilding ${input.stream} ${input.cursor}..${high} (published before the last stop, not acked)`, 'engine');
+    while (input.cursor <= high) {
+      const read = await this.call<ReadReply>(input.stream, { read: { subscription: this.upid, max: Math.min(this.batch, high - input.cursor + 1) } });
+      const batch = read.messages.filter((m) => m.offset <= high);
+      if (batch.length === 0) break; // dropped by retention: nothing left to rebuild from
+      const last = batch[batch.length - 1]!.offset;
+      try {
+        await this.engine.process(this.inputsOf(input, batch));
+        await this.ack(input, last, await this.engine.snapshot());
+      } catch (err) {
+        if (!(err instanceof EngineProcessError)) throw err;
+        this.batchFailed(input, batch, err);
+        await this.ack(input, last, this.checkpointState);
+      }
+    }
+  }
+
+  private async run(): Promise<void> {
+    let idle = this.deps.options.idleMinMs;
+    let next = 0;
+    while (!this.stopping) {
+      let moved = false;
+      // One batch per input in turn, so a busy input does not starve the others.
+      for (let k = 0; k < this.inputs.length && !this.stopping; k++) {
+        const input = this.inputs[(next + k) % this.inputs.length]!;
+        if (await this.step(input)) moved = true;
+      }
+      next = (next + 1) % this.inputs.length;
+      if (moved) idle = this.deps.options.idleMinMs;
+      else {
+        await this.sleep(idle);
+        idle = Math.min(idle * 2, this.deps.options.idleMaxMs);
+      }
+    }
+  }
+
+  /** One batch of one input; false when there was nothing to read. */
+  private async step(input: Input): Promise<boolean> {
+    const read = await this.call<ReadReply>(input.stream, { read: { subscription: this.upid, max: this.batch } });
+    if (read.messages.length === 0) {
+      input.cursor = read.cursor;
+      return false;
+    }
+    const batch = read.messages;
+    const last = batch[batch.length - 1]!.offset;
+    let outputs: EngineOutput[];
+    let snapshot: unknown;
+    try {
+      outputs = await this.engine.process(this.inputsOf(input, batch));
+      snapshot = await this.engine.snapshot();
+    } catch (err) {
+      if (!(err instanceof EngineProcessError)) throw err;
+      this.batchFailed(input, batch, err);
+      await this.ack(input, last, this.checkpointState);
+      return true;
+    }
+    if (outputs.length > 0) {
+      const messages = outputs.map((o) => (o.time === undefined ? { data: o.data } : { data: o.data, time: o.time }));
+      await this.call(this.config.output, { publish: { messages, producer: input.producer, seq: last } });
+    }
+    await this.ack(input, last, snapshot);
+    return true;
+  }
+
+  private inputsOf(input: Input, batch: StreamMessage[]): EngineInput[] {
+    return batch.map((m) => ({ stream: input.stream, offset: m.offset, time: m.time, data: m.data }));
+  }
+
+  private batchFailed(input: Input, batch: StreamMessage[], err: Error): void {
+    this.failures++;
+    const error = `batch ${input.stream} ${batch[0]!.offset}..${batch[batch.length - 1]!.offset} failed and was skipped: ${err.message}`;
+    this.engine.log.append(`pump: ${error}`, 'engine');
+    this.deps.onBatchError(error, this.failures);
+  }
+
+  private async ack(input: Input, offset: number, state: unknown): Promise<void> {
+    const checkpoint: PumpCheckpoint = { cei_pump: 1, n: this.n + 1, state: state ?? null };
+    const reply = await this.call<{ cursor: number }>(input.stream, { ack: { subscription: this.upid, offset, checkpoint } });
+    this.n++;
+    this.checkpointState = state;
+    input.cursor = Math.max(reply.cursor, offset + 1);
+  }
+
+  /** Asks a stream until it answers; every message the pump sends is safe to repeat. */
+  private async call<T = unknown>(stream: string, message: unknown): Promise<T> {
+    let wait = this.deps.options.retryMinMs;
+    for (let attempt = 1; ; attempt++) {
+      this.throwIfStopped();
+      try {
+        return await askRole<T>(this.deps.service(), streamRef(stream), message, this.deps.options.askTimeoutMs);
+      } catch (err) {
+        this.throwIfStopped();
+        // The first failure and then every tenth, so a stream that is down does not flood the log.
+        if (attempt % 10 === 1) {
+          const op = Object.keys(message as object)[0];
+          this.engine.log.append(`pump: ${op} on stream ${stream} failed (attempt ${attempt}, trying again): ${errorMessage(err)}`, 'engine');
+        }
+        await this.sleep(wait);
+        wait = Math.min(wait * 2, this.deps.options.retryMaxMs);
+      }
+    }
+  }
+
+  private sleep(ms: number): Promise<void> {
+    this.throwIfStopped();
+    return new Promise<void>((resolve) => {
+      const done = (): void => {
+        this.timer?.cancel();
+        this.timer = undefined;
+        this.wake = undefined;
+        resolve();
+      };
+      this.wake = done;
+      this.timer = this.deps.clock.setTimer(ms, done);
+    });
+  }
+
+  private throwIfStopped(): void {
+    if (this.stopping) throw new Stopped('the pump was stopped');
+  }
+}
