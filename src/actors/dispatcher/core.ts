@@ -345,7 +345,14 @@ export class DispatcherCore {
    */
   heartbeat(beat: AgentHeartbeat, now: number): Outcome {
     checkHeartbeat(beat);
-    if (this.s.evacuated[beat.agentId] !== undefined) return this.out({});
+    const evacuatedAt = this.s.evacuated[beat.agentId];
+    if (evacuatedAt !== undefined) {
+      // Late beats of the evacuated worker are ignored; a worker started again since (the same node
+      // id on its data directory) is a new agent.
+      const startedAt = beat.properties?.started_at;
+      if (typeof startedAt !== 'number' || startedAt <= evacuatedAt) return this.out({});
+      delete this.s.evacuated[beat.agentId];
+    }
     const known = this.s.agents[beat.agentId];
     if (known && beat.at < known.lastBeatAt) return this.out({});
     const properties: JsonObject = { ...(beat.properties ?? {}), engine_type: beat.engineType };

@@ -67,6 +67,28 @@ export function dispatcherType(env: RoleEnv, options: Partial<DispatcherRoleOpti
   const opts: DispatcherRoleOptions = { ...DISPATCHER_ROLE_DEFAULTS, ...options };
   /** Engine types whose domain reconfigure is under way on this node (memory only: a retry covers a lost one). */
   const inflight = new Set<string>();
+  /**
+   * Nodes with agents, as of the last turn on this node (empty where the dispatcher is not hosted),
+   * and those already reported gone: a worker the cluster declares down is evacuated at once rather
+   * than after heartbeatMissingMs of silence.
+   */
+  let agentNodes: ReadonlySet<string> = new Set();
+  const reportedGone = new Set<string>();
+  env.watchMembers?.((members) => {
+    for (const m of members) {
+      const gone = m.status === 'down' || m.status === 'left';
+      if (!gone) {
+        reportedGone.delete(m.id);
+        continue;
+      }
+      if (!agentNodes.has(m.id) || reportedGone.has(m.id)) continue;
+      reportedGone.add(m.id);
+      env
+        .service()
+        .tell(DISPATCHER_REF, { evacuate: { nodeId: m.id } })
+        .catch((err: unknown) => env.log.warn({ node: m.id, err: errorMessage(err) }, 'dispatcher: could not evacuate a worker that went down'));
+    }
+  });
 
   /**
    * Tells the domain of `engineType` to keep `view.wanted` workers, subscribing to it the first time
@@ -304,6 +326,7 @@ export function dispatcherType(env: RoleEnv, options: Partial<DispatcherRoleOpti
         return r;
       });
       if (next !== state) armTick(next, ctx);
+      agentNodes = new Set(Object.values(next.core.agents).map((a) => a.nodeId));
       kickCapacity(next, kick);
       return next;
     },

@@ -57,6 +57,8 @@ export function eeAgentType(env: RoleEnv, options: Partial<EeAgentOptions> = {})
   const opts = resolveEeAgentOptions(options);
   const runner = new Runner(env, opts);
   const host = opts.hostname ?? osHostname();
+  /** When this worker process came up: a dispatcher that evacuated the agent takes it back only from a later start. */
+  const startedAt = env.clock.now();
 
   function used(state: EeAgentState): number {
     return Object.values(state.processes).filter((p) => holdsSlot(p.state)).length;
@@ -81,6 +83,7 @@ export function eeAgentType(env: RoleEnv, options: Partial<EeAgentOptions> = {})
         cpu_load: loadavg()[0] ?? 0,
         free_memory_mb: Math.floor(freemem() / (1024 * 1024)),
         os: process.platform,
+        started_at: startedAt,
         ...(opts.instanceId !== undefined && { instance_id: opts.instanceId }),
       },
       at: ctx.now,

@@ -11,7 +11,7 @@ import { defineActor, type ActorType } from '../../../src/runtime/actor-type.js'
 import { silentLogger } from '../../../src/runtime/logger.js';
 import { FakeClock } from '../../../src/runtime/clock-fake.js';
 import { askRole } from '../../../src/actors/role-reply.js';
-import type { RoleEnv } from '../../../src/actors/role-env.js';
+import type { RoleEnv, RoleMember } from '../../../src/actors/role-env.js';
 import type { ProcessRecord } from '../../../src/actors/dispatcher/core.js';
 import { dispatcherType } from '../../../src/actors/dispatcher/dispatcher.js';
 import { DISPATCHER_ROLE_TEST_PRESET } from '../../../src/actors/dispatcher/options.js';
@@ -37,12 +37,19 @@ const SLEEP = { id: 'sleep', type: 'exec', executable: { argv: ['sleep', '1000']
 describe('the dispatcher actor', () => {
   const nodes = useTestNodes();
 
+  /** The membership listener the dispatcher registered, to play the cluster's view changes. */
+  let membersChanged: ((members: readonly RoleMember[]) => void) | undefined;
+
   async function start(): Promise<TestNode> {
     let node: TestNode | undefined;
     const clock = new FakeClock();
     const env: RoleEnv = {
       service: () => node!.system,
       members: () => [],
+      watchMembers: (listener) => {
+        membersChanged = listener;
+        return () => (membersChanged = undefined);
+      },
       dataDir: join(nodes.tempDir(), 'role'),
       clock,
       log: silentLogger,
@@ -77,6 +84,25 @@ describe('the dispatcher actor', () => {
       throw new Error(`${(err as Error).message}; last: ${last?.state} round ${last?.round}`);
     }
   }
+
+  it('re-places the processes of a worker the cluster declares down at once, without waiting for its silence', async () => {
+    const node = await start();
+    await ask(node, 'createDefinition', SLEEP);
+    await beat(node, 'a1');
+    await ask(node, 'schedule', { upid: 'p', definitionId: 'sleep' });
+    await until(node, 'p', 'ASSIGNED to a1', (p) => p.assigned?.agentId === 'a1');
+    await beat(node, 'a2');
+    const member = (id: string, status: RoleMember['status']): RoleMember => ({ id, address: '127.0.0.1:1', role: 'worker', status });
+    membersChanged!([member('n-a1', 'down'), member('n-a2', 'up')]);
+    // No clock step: heartbeat silence cannot be what moved it to its next round.
+    await until(node, 'p', 'in its next round', (p) => p.round === 1);
+    // Placed once the minimum time between starts (200 ms here) has passed; a2 beats meanwhile.
+    const moved = await until(node, 'p', 'placed again on a2', (p) => p.assigned?.agentId === 'a2', () => {
+      node.clock.advance(50);
+      void beat(node, 'a2');
+    });
+    expect(moved).toMatchObject({ round: 1, state: 'ASSIGNED' });
+  });
 
   it('queues a process with no agent, launches it on the first agent, and follows its reports', async () => {
     const node = await start();

@@ -322,6 +322,13 @@ describe('engine health in the core', () => {
     core.heartbeat(beat('a1', T0 + 20), T0 + 20);
     expect(core.state.agents.a1).toBeUndefined();
     expect(core.describe('p')?.state).toBe('WAITING');
+    // A beat from the worker's earlier start is still a late one...
+    core.heartbeat(beat('a1', T0 + 30, [], { properties: { started_at: T0 - 1_000 } }), T0 + 30);
+    expect(core.state.agents.a1).toBeUndefined();
+    // ...but the same worker started again (same node id, its data directory) is taken back.
+    core.heartbeat(beat('a1', T0 + 40, [], { properties: { started_at: T0 + 35 } }), T0 + 40);
+    expect(core.state.agents.a1).toBeDefined();
+    expect(core.describe('p')).toMatchObject({ round: 1, state: 'ASSIGNED', assigned: { agentId: 'a1' } });
   });
 });
 
