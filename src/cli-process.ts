@@ -13,6 +13,9 @@ import { InvalidArgumentError, errorMessage } from './errors.js';
 import { clientGroup, collect, pairs, print, table } from './cli-output.js';
 import { documentOf } from './cli-epum.js';
 
+/** How often `process logs --follow` asks for new lines. */
+const LOG_POLL_MS = 500;
+
 /** `30s`, `500ms`, `2m`, or a bare number of milliseconds. */
 export function duration(flag: string) {
   return (value: string): number => {
@@ -293,6 +296,34 @@ export function registerProcessCommands(program: Command): void {
         const states = opts.state.length > 0 ? opts.state : ['RUNNING'];
         const p = await client.wait(upid, states, opts.timeout);
         print(opts.json ? p : `process ${p.upid}: ${p.state}, round ${p.round}`);
+      }),
+    );
+
+  cmd
+    .command('logs <upid>')
+    .description("a process's output (stdout, stderr, the engine's notes) from the worker that runs or ran it")
+    .option('--follow', 'keep printing new lines until Ctrl-C')
+    .option('--json', 'print each line as JSON {seq, at, source, line}')
+    .action(
+      run(async (client, upid: string, opts: { follow?: boolean; json?: boolean }) => {
+        let since = 0;
+        let stop = false;
+        const onSigint = () => (stop = true);
+        process.once('SIGINT', onSigint);
+        try {
+          do {
+            const r = await client.logs(upid, since);
+            for (const l of r.lines) {
+              // A gap in seqs: the worker's bound dropped lines in between.
+              if (since > 0 && l.seq > since + 1 && !opts.json) print(`... ${l.seq - since - 1} lines dropped ...`);
+              print(opts.json ? l : `${new Date(l.at).toISOString()} ${l.source.padEnd(6)} ${l.line}`);
+              since = l.seq;
+            }
+            if (opts.follow && !stop) await new Promise((resolve) => setTimeout(resolve, LOG_POLL_MS));
+          } while (opts.follow && !stop);
+        } finally {
+          process.off('SIGINT', onSigint);
+        }
       }),
     );
 

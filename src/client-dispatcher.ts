@@ -10,6 +10,8 @@ import type { ProcessInfo__Output } from './generated/cei/v1/ProcessInfo.js';
 import type { DispatcherStatus__Output } from './generated/cei/v1/DispatcherStatus.js';
 import type { ProcessDefinition, ProcessRecord, ScheduleRequest } from './actors/dispatcher/core.js';
 import type { ProcessState, QueueingMode, RestartMode } from './actors/dispatcher/states.js';
+import type { ProcessLogsReply__Output } from './generated/cei/v1/ProcessLogsReply.js';
+import type { LogEntry } from './engines/process-log.js';
 import { publicApi } from './api/proto.js';
 import { unary } from './client.js';
 
@@ -172,7 +174,27 @@ export class DispatcherClient {
     return statusIn(await unary<DispatcherStatus__Output>((o, cb) => this.raw.DescribeDispatcher({}, o, cb), deadlineMs));
   }
 
+  /** The process's output lines with a seq above `since`, from the worker that runs or ran it. */
+  async logs(upid: string, since = 0, deadlineMs?: number): Promise<ProcessLogs> {
+    const r = await unary<ProcessLogsReply__Output>((o, cb) => this.raw.ProcessLogs({ upid, since }, o, cb), deadlineMs);
+    return {
+      upid: r.upid,
+      nodeId: r.node_id,
+      round: Number(r.round),
+      lines: r.lines.map((l) => ({ seq: Number(l.seq), at: l.at_ms, source: l.source as LogEntry['source'], line: l.line })),
+      dropped: Number(r.dropped),
+    };
+  }
+
   close(): void {
     this.raw.close();
   }
+}
+
+export interface ProcessLogs {
+  upid: string;
+  nodeId: string;
+  round: number;
+  lines: LogEntry[];
+  dropped: number;
 }

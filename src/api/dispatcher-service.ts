@@ -15,10 +15,11 @@ import type { DispatcherStatus as StatusProto } from '../generated/cei/v1/Dispat
 import type { ActorService } from '../runtime/actor-service.js';
 import type { Logger } from '../runtime/logger.js';
 import { askRole } from '../actors/role-reply.js';
-import { DeadlineExceededError, FailedPreconditionError, InvalidArgumentError } from '../errors.js';
+import { DeadlineExceededError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from '../errors.js';
+import type { LogsReply } from '../actors/ee-agent/protocol.js';
 import type { ProcessDefinition, ProcessRecord } from '../actors/dispatcher/core.js';
 import { isFinal, isProcessState, type ProcessState } from '../actors/dispatcher/states.js';
-import { DISPATCHER_REF, parseDispatcherMessage, type DispatcherAsk, type DispatcherReplies, type DispatcherStatus } from '../actors/dispatcher/protocol.js';
+import { DISPATCHER_REF, agentRef, parseDispatcherMessage, type DispatcherAsk, type DispatcherReplies, type DispatcherStatus } from '../actors/dispatcher/protocol.js';
 import { handlerFactory, jsonField, remainingMs, type UnaryCall } from './unary.js';
 
 export interface DispatcherServiceOptions {
@@ -167,5 +168,23 @@ export function dispatcherService(system: ActorService, options: DispatcherServi
       }
     }),
     DescribeDispatcher: h('DescribeDispatcher', async (_req, call) => statusOut(await ask(call, 'status', true))),
+    ProcessLogs: h('ProcessLogs', async (req, call) => {
+      const since = Number(req.since);
+      const p = await ask(call, 'describe', { upid: req.upid });
+      // The worker running it now; else (it ended) every agent known, since only its log remembers it.
+      const nodes = p.assigned ? [p.assigned.nodeId] : [...new Set((await ask(call, 'status', true)).agents.map((a) => a.nodeId))];
+      for (const nodeId of nodes) {
+        const r = await askRole<LogsReply>(system, agentRef(nodeId), { logs: { upid: req.upid, since } }, remainingMs(call)).catch(() => undefined);
+        if (!r || r.round === undefined) continue;
+        return {
+          upid: r.upid,
+          node_id: nodeId,
+          round: r.round,
+          lines: r.lines.map((l) => ({ seq: l.seq, at_ms: l.at, source: l.source, line: l.line })),
+          dropped: r.dropped,
+        };
+      }
+      throw new NotFoundError(`no live worker holds the output of process "${req.upid}"`);
+    }),
   };
 }

@@ -12,6 +12,7 @@ import { DispatcherClient } from '../../src/client-dispatcher.js';
 import type { StreamEntry } from '../../src/actors/stream.js';
 import { TestCluster } from '../support/cluster.js';
 import { waitFor } from '../support/wait.js';
+import { runCli } from '../support/node-process.js';
 
 const STEPS = 100;
 const WINDOW_S = 10;
@@ -121,6 +122,14 @@ describe('a window-average transform on real workers', () => {
       }
       const input_ = await streams.describe(input);
       expect(input_.subscriptions.find((s) => s.name === upid)).toMatchObject({ cursor: STEPS, queueLength: 0 });
+
+      // Its output, from the worker that runs it now, through the service and the CLI.
+      const logs = await dispatcher.logs(upid);
+      expect(logs).toMatchObject({ upid, nodeId: moved!.assigned!.nodeId, round: moved!.round });
+      expect(logs.lines.some((l) => l.source === 'engine' && /started/.test(l.line))).toBe(true);
+      const cli = await runCli(['process', '--node', cluster.address(0), 'logs', upid, '--json']);
+      expect(cli.code).toBe(0);
+      expect(cli.stdout.trim().split('\n').map((l) => (JSON.parse(l) as { seq: number }).seq)).toEqual(logs.lines.map((l) => l.seq));
 
       // The killed worker comes back for the next case.
       await dispatcher.terminate(upid);
