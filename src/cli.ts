@@ -115,7 +115,7 @@ program
   .description('embedded default: one node holding every role; with --demo, drives real traffic through it')
   .option('--listen <host:port>', 'address for the gRPC API', '127.0.0.1:7000')
   .option('--data <dir>', 'data directory', './data/up')
-  .option('--demo', 'Sleeper Must Awaken: a domain of 2 real local workers; kill one, watch it replaced', false)
+  .option('--demo', 'Sleeper Must Awaken (a domain of 2 real local workers; kill one, watch it replaced), then a window-average transform on them that survives the SIGKILL of its worker', false)
   .addOption(logLevelOption().default('warn'))
   .action(async (opts) => {
     const node = await startNode({ ...NODE_DEFAULTS, role: 'bootstrap', listen: opts.listen, dataDir: opts.data }, opts.logLevel);

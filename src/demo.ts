@@ -4,7 +4,8 @@
  * `sleeper` deployable type, adds a `sleeper` domain that keeps two real local worker processes
  * (npreserving preserve_n=2), prints each instance's state and health as they change, and once both
  * are RUNNING kills one with SIGKILL and shows the replacement coming up and the time to repair.
- * It keeps printing changes while the node serves; `shutdown` (on Ctrl-C) removes the domain, which
+ * Then the transform demo (demo-transform.ts) runs a window-average process on those workers and
+ * kills the one hosting it mid-stream. It keeps printing changes while the node serves; `shutdown` (on Ctrl-C) removes the domain, which
  * terminates its workers, before the node stops: workers are detached processes that would outlive
  * it otherwise.
  *
@@ -19,6 +20,7 @@ import { DtrsClient } from './client-dtrs.js';
 import { EpumClient } from './client-epum.js';
 import { isInstanceProcess, signalInstance } from './iaas/local-process.js';
 import { errorMessage } from './errors.js';
+import { TransformDemo } from './demo-transform.js';
 import type { DomainDescription, DomainInstanceView } from './actors/epum/protocol.js';
 
 export const DEMO_DOMAIN = 'sleeper';
@@ -54,6 +56,9 @@ export class SleeperDemo {
   private stopping = false;
   private watching: Promise<void> | undefined;
   private closed: Promise<void> | undefined;
+  private transform: TransformDemo | undefined;
+  /** The domain as last described, to find which sleeper is which cluster node. */
+  private lastSeen: DomainDescription | undefined;
 
   constructor(private readonly o: DemoOptions) {
     this.dtrs = new DtrsClient(o.address);
@@ -101,6 +106,24 @@ export class SleeperDemo {
     const replacement = running(repaired).find((i) => i.launch_time >= killedAt);
     this.say(`repaired: ${SIZE} sleepers RUNNING again${replacement ? ` (${replacement.instance_id} replaced ${victim.instance_id})` : ''}; time to repair ${Date.now() - killedAt} ms`);
     this.say(`see it from another terminal: node dist/cli.js domain describe ${DEMO_DOMAIN} --node ${this.o.address}`);
+    if (this.stopping) return;
+    this.transform = new TransformDemo({
+      address: this.o.address,
+      print: this.o.print,
+      killNode: (nodeId) => this.killNode(nodeId),
+      stopping: () => this.stopping,
+    });
+    await this.transform.runDemo();
+  }
+
+  /** SIGKILLs the sleeper that is cluster node `nodeId`; false when it is not one we can find. */
+  private killNode(nodeId: string): boolean {
+    this.scanPids();
+    const instance = this.lastSeen?.instances.find((i) => i.node_id === nodeId && i.state === 'RUNNING');
+    const pid = instance && this.pids.get(instance.instance_id);
+    if (!instance || pid === undefined || !isInstanceProcess(pid, instance.instance_id)) return false;
+    signalInstance(pid, 'SIGKILL');
+    return true;
   }
 
   /** Add, or on ALREADY_EXISTS bring the existing record to what the demo needs. */
@@ -148,6 +171,7 @@ export class SleeperDemo {
   }
 
   private show(d: DomainDescription): void {
+    this.lastSeen = d;
     for (const i of d.instances) {
       const now = i.state + (i.state_desc ? `/${i.state_desc}` : '') + (i.health === 'OK' ? '' : ` health ${i.health}`);
       if (this.shown.get(i.instance_id) === now) continue;
@@ -195,6 +219,7 @@ export class SleeperDemo {
     this.closed ??= (async () => {
       this.stopping = true;
       await this.watching?.catch(() => {});
+      await this.transform?.shutdown();
       try {
         this.say(`removing domain ${DEMO_DOMAIN}: terminating its sleepers`);
         await this.epum.remove(DEMO_DOMAIN, 5_000);

@@ -5,6 +5,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isInstanceProcess, signalInstance } from '../../src/iaas/local-process.js';
 import { CLI, removeDir, runCli, startNode, tempDir, type NodeProcess } from '../support/node-process.js';
+import { waitFor } from '../support/wait.js';
 
 describe('cei actor commands against a real node', () => {
   let dir: string;
@@ -93,8 +94,8 @@ describe('cei --help and flag checks', () => {
   });
 });
 
-describe('cei up --demo (what npm start runs): Sleeper Must Awaken', () => {
-  it('keeps 2 real workers, repairs a killed one, serves until SIGINT, then terminates its workers and exits 0', async () => {
+describe('cei up --demo (what npm start runs): Sleeper Must Awaken, then a transform', () => {
+  it('keeps 2 real workers, repairs a killed one, runs a window-average transform on them through the SIGKILL of its worker, serves until SIGINT, then terminates its workers and exits 0', async () => {
     const dir = tempDir();
     const pids = new Map<string, number>();
     const scan = (): void => {
@@ -121,7 +122,7 @@ describe('cei up --demo (what npm start runs): Sleeper Must Awaken', () => {
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([
         served,
-        new Promise((_, rej) => (timer = setTimeout(() => rej(new Error(`demo did not start serving:\n${lines.join('\n')}`)), 30_000))),
+        new Promise((_, rej) => (timer = setTimeout(() => rej(new Error(`demo did not start serving:\n${lines.join('\n')}`)), 45_000))),
       ]).finally(() => clearTimeout(timer));
       scan();
       expect(lines[0]).toMatch(/^ready node-[0-9a-f]{10} 127\.0\.0\.1:\d+$/);
@@ -130,13 +131,24 @@ describe('cei up --demo (what npm start runs): Sleeper Must Awaken', () => {
       expect(lines.some((l) => /^demo: killing sleeper-\S+ \(pid \d+, node node-[0-9a-f]{10}\) with SIGKILL/.test(l)), lines.join('\n')).toBe(true);
       expect(lines.some((l) => /^demo: repaired: 2 sleepers RUNNING again .*time to repair \d+ ms$/.test(l)), lines.join('\n')).toBe(true);
       expect(lines.some((l) => /^demo: \+\d+\.\d+s sleeper-\S+ RUNNING \(node node-/.test(l))).toBe(true);
-      expect(pids.size).toBe(3);
+      // The transform half: placed on a sleeper, its worker killed mid-stream, every step out once.
+      expect(lines.some((l) => /^demo: transform average-\S+ RUNNING on node node-[0-9a-f]{10}, placed by the dispatcher$/.test(l)), lines.join('\n')).toBe(true);
+      expect(lines.some((l) => /^demo: t=49s  temperature .* -> .*\(avg of 10\)$/.test(l)), lines.join('\n')).toBe(true);
+      expect(lines.some((l) => /^demo: killed the worker hosting the transform \(node node-[0-9a-f]{10}\) with SIGKILL, mid-stream$/.test(l))).toBe(true);
+      expect(lines.some((l) => /^demo: transform: 100 of 100 steps averaged, 0 doubled, 0 wrong; it moved from node node-\S+ to node-\S+ \(round 1\) without losing a step$/.test(l)), lines.join('\n')).toBe(true);
+      // Two sleepers killed, each replaced.
+      expect(pids.size).toBe(4);
 
-      // From another terminal: the same domain.
-      const cli = await runCli(['domain', 'describe', 'sleeper', '--json', '--node', address]);
-      expect(cli.code, cli.stderr).toBe(0);
-      const d = JSON.parse(cli.stdout) as { instances: Array<{ state: string; health: string }> };
-      expect(d.instances.filter((i) => i.state === 'RUNNING' && i.health === 'OK')).toHaveLength(2);
+      // From another terminal: the same domain, with both sleepers RUNNING again.
+      await waitFor(
+        async () => {
+          const cli = await runCli(['domain', 'describe', 'sleeper', '--json', '--node', address]);
+          expect(cli.code, cli.stderr).toBe(0);
+          const d = JSON.parse(cli.stdout) as { instances: Array<{ state: string; health: string }> };
+          return d.instances.filter((i) => i.state === 'RUNNING' && i.health === 'OK').length === 2;
+        },
+        { timeoutMs: 20_000, what: 'two sleepers RUNNING after the second kill' },
+      );
 
       proc.kill('SIGINT');
       expect(await exited).toBe(0);

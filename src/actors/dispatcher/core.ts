@@ -425,7 +425,8 @@ export class DispatcherCore {
       .filter((a) => a.agentId === nodeOrAgentId || a.nodeId === nodeOrAgentId)
       .map((a) => a.agentId);
     for (const id of ids) {
-      this.dropAgent(id, now, `execution engine agent ${id} evacuated: its worker was terminated`);
+      // Its worker is gone: no last-ditch terminate to an agent that cannot get it.
+      this.dropAgent(id, now, `execution engine agent ${id} evacuated: its worker was terminated`, false);
       this.s.evacuated[id] = now;
     }
     this.settle(now);
@@ -622,14 +623,14 @@ export class DispatcherCore {
   }
 
   /** Forgets an agent; its processes go to the next round or fail, by restart mode. */
-  private dropAgent(agentId: string, now: number, reason: string): void {
+  private dropAgent(agentId: string, now: number, reason: string, lastDitch = true): void {
     const agent = this.s.agents[agentId];
     if (!agent) return;
     delete this.s.agents[agentId];
     for (const p of Object.values(this.s.processes)) {
       if (p.assigned?.agentId !== agentId) continue;
       // Last-ditch: should the agent still be alive, it stops the round nobody tracks any more.
-      this.fx.push({ type: 'terminate', agentId, nodeId: agent.nodeId, upid: p.upid, round: p.round });
+      if (lastDitch) this.fx.push({ type: 'terminate', agentId, nodeId: agent.nodeId, upid: p.upid, round: p.round });
       p.lastError = reason;
       if (p.state === 'TERMINATING') {
         this.release(p);

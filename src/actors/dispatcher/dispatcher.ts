@@ -280,7 +280,9 @@ export function dispatcherType(env: RoleEnv, options: Partial<DispatcherRoleOpti
           delete view.lastError;
         } else {
           if (view.lastError !== r.error) {
-            ctx.log.warn({ engineType: r.engineType, domain: domainOf(r.engineType), wanted: r.preserveN, err: r.error }, 'dispatcher: EPU domain did not take the capacity wanted; will try again');
+            // No such domain is a deployment without elastic capacity for this engine type, not a fault.
+            const level = /^no domain /.test(r.error ?? '') ? 'info' : 'warn';
+            ctx.log[level]({ engineType: r.engineType, domain: domainOf(r.engineType), wanted: r.preserveN, err: r.error }, 'dispatcher: EPU domain did not take the capacity wanted; will try again');
           }
           if (r.error !== undefined) view.lastError = r.error;
           ctx.after('capacityRetry', opts.capacityRetryMs, { capacityRetry: true });
