@@ -4,10 +4,17 @@
  * also stops what it spawned (a shell script's sleep, a Python pool), as supervisord's killasgroup
  * did for the original eeagent.
  *
+ * Its own process group also means it outlives this process when this one dies without stopping it
+ * (a SIGKILLed worker node): nothing else would end it, and a program that neither reads its stdin
+ * nor writes its stdout (a `sleep`, a server) would run on, outside any slot, forever. So each program
+ * gets a lifeline: a small `sh` in a group of its own whose stdin is a pipe from this process. Only
+ * our death closes that pipe; the shell then sends the program's group SIGTERM and, after the stop
+ * grace, SIGKILL. When the program ends normally, the lifeline is killed with it.
+ *
  * Deadlines here run on real timers on purpose: they bound how long a real OS process may take,
  * which a fake clock could not make it do faster.
  */
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { spawn, type ChildProcess, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import {
   describeExit,
@@ -47,6 +54,14 @@ interface ProtocolMessage {
 /** After the process exits, how long to wait for its pipes to drain into the log before reporting the exit. */
 const PIPE_DRAIN_MS = 250;
 
+/**
+ * The lifeline's script: `$1` is the program's pid (its group id), `$2` the grace in seconds. `read`
+ * returns at EOF of stdin, which only the death of the engine's process causes (nothing is written).
+ * Signals aimed at a terminal's or a worker's group do not reach it (it is detached); it is SIGKILLed
+ * by the engine when the program ended.
+ */
+const LIFELINE_SCRIPT = `trap '' HUP INT TERM; read -r _; kill -TERM -"$1" 2>/dev/null || exit 0; sleep "$2"; kill -KILL -"$1" 2>/dev/null; exit 0`;
+
 export class ExecEngine implements Engine {
   readonly log: ProcessLog;
   readonly exited: Promise<EngineExit>;
@@ -62,6 +77,8 @@ export class ExecEngine implements Engine {
   private nextId = 1;
   private stopNote: string | undefined;
   private killTimer: NodeJS.Timeout | undefined;
+  /** Ends the program's group should this process die first (see the module header). */
+  private lifeline: ChildProcess | undefined;
 
   constructor(spec: ExecSpec, options: EngineOptions) {
     this.spec = spec;
@@ -100,6 +117,7 @@ export class ExecEngine implements Engine {
       throw new EngineStartError(`cannot start ${program}: ${spawned.message}`, { cause: spawned, exit: this.exit });
     }
     this.log.append(`started ${this.spec.argv.join(' ')} (pid ${child.pid})`, 'engine');
+    this.lifeline = startLifeline(child.pid!, this.options.stopGraceMs, (note) => this.log.append(note, 'engine'));
 
     try {
       if (this.protocol === 'jsonl') {
@@ -296,12 +314,34 @@ export class ExecEngine implements Engine {
     this.exit = exit;
     this.state = 'exited';
     clearTimeout(this.killTimer);
+    // SIGKILL: closing its stdin would make it signal a group that is gone (or, its id reused, another).
+    this.lifeline?.kill('SIGKILL');
+    this.lifeline = undefined;
     this.log.append(`process ${exit.reason ?? describeExit(exit)}`, 'engine');
     for (const request of this.pending.splice(0)) {
       clearTimeout(request.timer);
       request.reject(new EngineExitedError(`${request.kind}: the program ${exit.reason ?? describeExit(exit)}`, exit));
     }
     this.resolveExited(exit);
+  }
+}
+
+/** Starts the lifeline of the program `pid`; undefined (noted in the log) if `sh` cannot be run. */
+function startLifeline(pid: number, graceMs: number, note: (line: string) => void): ChildProcess | undefined {
+  try {
+    const lifeline = spawn('/bin/sh', ['-c', LIFELINE_SCRIPT, 'cei-lifeline', String(pid), String(Math.max(1, Math.ceil(graceMs / 1000)))], {
+      detached: true,
+      stdio: ['pipe', 'ignore', 'ignore'],
+    });
+    lifeline.on('error', (err) => note(`lifeline: ${err.message}`));
+    lifeline.stdin?.on('error', () => {});
+    // Neither it nor its pipe may keep this process alive: the program's own pipes do while it runs.
+    lifeline.unref();
+    (lifeline.stdin as unknown as { unref?: () => void } | null)?.unref?.();
+    return lifeline;
+  } catch (err) {
+    note(`lifeline: ${errorText(err)}`);
+    return undefined;
   }
 }
 

@@ -72,13 +72,23 @@ export function pickRetirees(workers: readonly WorkerView[], count: number): str
     .map((w) => w.nodeId);
 }
 
-/** The need and, when it drops, which workers to retire. */
+/**
+ * The need and, when it drops, which workers to retire.
+ *
+ * While any process is queued or running, the need drops only by the workers it names: for the rest
+ * of a drop the domain would terminate its newest instances, and those are the workers that have not
+ * heartbeated yet - about to take the queued work (a busy worker killed, its processes placed again).
+ * The rest of the drop follows once those workers are known and idle. With no work at all, nothing
+ * can land on a worker, so the whole drop goes through.
+ */
 export function planNeed(input: NeedInput): NeedPlan {
-  const preserveN = computeNeed(input);
+  const wanted = computeNeed(input);
+  if (input.previous === undefined || wanted >= input.previous) return { preserveN: wanted, retire: [] };
   // Retire against the workers that exist, not against the last ask: a domain still growing toward
   // the last ask has nothing to retire yet.
-  const shrinkBy = input.previous !== undefined && preserveN < input.previous ? Math.min(input.previous, input.workers.length) - preserveN : 0;
-  return { preserveN, retire: pickRetirees(input.workers, shrinkBy) };
+  const retire = pickRetirees(input.workers, Math.min(input.previous, input.workers.length) - wanted);
+  const idle = input.queued + input.running === 0;
+  return { preserveN: idle ? wanted : Math.max(wanted, input.previous - retire.length), retire };
 }
 
 /** The EPU domain serving an engine type. */

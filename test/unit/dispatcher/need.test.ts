@@ -35,6 +35,15 @@ describe('need', () => {
     expect(planNeed({ queued: 0, running: 0, workers: [], capacity: cap, previous: 3 })).toEqual({ preserveN: 0, retire: [] });
   });
 
+  it('while there is work, drops only by the workers it names (the domain would pick its newest, maybe about to be busy)', () => {
+    // Asked for 3; one worker heartbeated so far, busy; 3 processes of 4 slots need 1: the other two
+    // instances are unknown, perhaps about to take work, so the need stays until they are known.
+    expect(planNeed({ queued: 1, running: 2, workers: [w('a', 1, true)], capacity: cap, previous: 3 })).toEqual({ preserveN: 3, retire: [] });
+    // One more known and idle: it is named, the need drops by one.
+    expect(planNeed({ queued: 1, running: 2, workers: [w('a', 1, true), w('b', 2)], capacity: cap, previous: 3 })).toEqual({ preserveN: 2, retire: ['b'] });
+    expect(planNeed({ queued: 0, running: 2, workers: [w('a', 1, true), w('b', 2), w('c', 3)], capacity: cap, previous: 2 })).toEqual({ preserveN: 1, retire: ['c'] });
+  });
+
   it('names the domain after the engine type', () => {
     expect(domainOf('small')).toBe('pd_small');
   });

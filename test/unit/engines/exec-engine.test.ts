@@ -1,3 +1,5 @@
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
@@ -123,6 +125,35 @@ describe('exec engine, plain programs, start failures and exits', () => {
     expect(Date.now() - t0).toBeGreaterThanOrEqual(290);
     expect(exit).toMatchObject({ code: null, signal: 'SIGKILL' });
     expect(exit.reason).toMatch(/killed after 300 ms grace/);
+  });
+
+  it('ends the program when the process that started it dies without stopping it (SIGKILL)', async () => {
+    // The host is a separate node process holding an engine that runs `sleep 600`, as a worker node does.
+    const host = spawn(process.execPath, ['--import', 'tsx', resolve(FIXTURES, 'exec-host.ts')], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const exited = new Promise((r) => host.once('exit', r));
+    let out = '';
+    host.stdout!.on('data', (d) => (out += d));
+    try {
+      const pid = Number(await waitFor(() => /^pid (\d+)$/m.exec(out)?.[1], { timeoutMs: 15_000, what: 'the host to start its program' }));
+      const alive = (): boolean => {
+        try {
+          return !/^\d+ \(.*\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+        } catch {
+          return false;
+        }
+      };
+      expect(alive()).toBe(true);
+      host.kill('SIGKILL');
+      await exited;
+      // Its lifeline signals the program's group: SIGTERM, then SIGKILL after the grace.
+      try {
+        await waitFor(() => !alive(), { timeoutMs: 5_000, what: `sleep (pid ${pid}) gone after its host was SIGKILLed` });
+      } finally {
+        if (alive()) process.kill(pid, 'SIGKILL');
+      }
+    } finally {
+      host.kill('SIGKILL');
+    }
   });
 
   it('rejects start for a program that does not exist', async () => {
