@@ -28,7 +28,9 @@
  *       };
  *     }
  *
- *   `create` may be async. Throwing in `process` fails that batch only; the instance stays usable.
+ *   `create` may be async. Throwing in `process` fails that batch only; the instance stays usable,
+ *   and must be as it was before the batch: a transform's pump then feeds the batch again one
+ *   message at a time, to send only the message it throws on to dead letters.
  *
  * As in the original eeagent, the way a process ends decides its outcome: exit code 0 is a normal
  * exit, anything else (another code, a signal, a crash) is a failure (see isNormalExit).

@@ -15,9 +15,12 @@
  * highest `n` is the state after the last completed ack, which covers every input's acked batches
  * (a batch is acked before the next one is read), and at most one input has a batch to rebuild.
  *
- * A batch the engine fails (the module throws, the program answers an error) is acked with the
- * checkpoint taken before it and not published: a transform that throws must not stall its stream.
- * The failure goes to the process log and to `onBatchError`. A stream call that fails (the stream's
+ * A batch the engine fails (the module throws, the program answers an error) is fed again one message
+ * at a time, so that one bad message costs only itself: the good ones are published as usual, and each
+ * one the engine fails again goes to the stream `dead-letters` as {upid, stream, offset, error, data}
+ * (published as producer `<producer>.dead`, so a replay does not repeat them). A transform that
+ * throws must not stall its stream, and must leave its state as it was before the message it threw on
+ * (engine.ts). The failure also goes to the process log and to `onBatchError`. A stream call that fails (the stream's
  * node is failing over, a deadline) is tried again with backoff: every call is idempotent (publish
  * through the producer's seq, ack because the cursor never moves back).
  *
@@ -50,6 +53,17 @@ interface ReadReply {
 }
 interface ProducerReply {
   seq: number;
+}
+
+/** Where messages a transform fails on go, for every transform. */
+export const DEAD_LETTERS = 'dead-letters';
+
+interface DeadLetter {
+  upid: string;
+  stream: string;
+  offset: number;
+  error: string;
+  data: unknown;
 }
 
 /** What the pump keeps in a subscription's checkpoint. */
@@ -98,8 +112,6 @@ export class Pump {
   private timer: TimerHandle | undefined;
   private inputs: Input[] = [];
   private n = 0;
-  /** The engine's state as of the last ack: the checkpoint a failed batch is acked with. */
-  private checkpointState: unknown;
   private failures = 0;
   private loop: Promise<void> | undefined;
 
@@ -135,9 +147,9 @@ export class Pump {
       }
     }
     this.n = best?.n ?? 0;
-    this.checkpointState = best ? best.state : raw;
+    const state = best ? best.state : raw;
     this.throwIfStopped();
-    await this.engine.start(this.engineConfig, this.checkpointState ?? undefined);
+    await this.engine.start(this.engineConfig, state ?? undefined);
     this.engine.log.append(`pump: ${this.config.inputs.join(', ')} -> ${this.config.output} from ${this.describeCursors()} (checkpoint ${this.n})`, 'engine');
     for (const input of this.inputs) await this.rebuild(input);
     this.loop = this.run().catch((err: unknown) => {
@@ -174,12 +186,12 @@ export class Pump {
       const last = batch[batch.length - 1]!.offset;
       try {
         await this.engine.process(this.inputsOf(input, batch));
-        await this.ack(input, last, await this.engine.snapshot());
       } catch (err) {
         if (!(err instanceof EngineProcessError)) throw err;
-        this.batchFailed(input, batch, err);
-        await this.ack(input, last, this.checkpointState);
+        // Its outputs and dead letters went out before the stop: only the state is rebuilt here.
+        await this.oneByOne(input, batch, err);
       }
+      await this.ack(input, last, await this.engine.snapshot());
     }
   }
 
@@ -212,16 +224,17 @@ export class Pump {
     const batch = read.messages;
     const last = batch[batch.length - 1]!.offset;
     let outputs: EngineOutput[];
-    let snapshot: unknown;
     try {
       outputs = await this.engine.process(this.inputsOf(input, batch));
-      snapshot = await this.engine.snapshot();
     } catch (err) {
       if (!(err instanceof EngineProcessError)) throw err;
-      this.batchFailed(input, batch, err);
-      await this.ack(input, last, this.checkpointState);
-      return true;
+      const { outputs: good, dead } = await this.oneByOne(input, batch, err);
+      outputs = good;
+      if (dead.length > 0) {
+        await this.call(DEAD_LETTERS, { publish: { messages: dead.map((data) => ({ data })), producer: `${input.producer}.dead`, seq: last } });
+      }
     }
+    const snapshot = await this.engine.snapshot();
     if (outputs.length > 0) {
       const messages = outputs.map((o) => (o.time === undefined ? { data: o.data } : { data: o.data, time: o.time }));
       await this.call(this.config.output, { publish: { messages, producer: input.producer, seq: last } });
@@ -234,18 +247,36 @@ export class Pump {
     return batch.map((m) => ({ stream: input.stream, offset: m.offset, time: m.time, data: m.data }));
   }
 
-  private batchFailed(input: Input, batch: StreamMessage[], err: Error): void {
+  /**
+   * A batch the engine failed, fed again one message at a time: the outputs of those it takes, and a
+   * dead letter for each it fails again.
+   */
+  private async oneByOne(input: Input, batch: StreamMessage[], batchError: Error): Promise<{ outputs: EngineOutput[]; dead: DeadLetter[] }> {
+    const outputs: EngineOutput[] = [];
+    const dead: DeadLetter[] = [];
+    for (const m of batch) {
+      try {
+        outputs.push(...(await this.engine.process(this.inputsOf(input, [m]))));
+      } catch (err) {
+        if (!(err instanceof EngineProcessError)) throw err;
+        dead.push({ upid: this.upid, stream: input.stream, offset: m.offset, error: err.message, data: m.data });
+      }
+    }
     this.failures++;
-    const error = `batch ${input.stream} ${batch[0]!.offset}..${batch[batch.length - 1]!.offset} failed and was skipped: ${err.message}`;
+    const offsets = dead.map((d) => d.offset).join(', ');
+    const error =
+      dead.length > 0
+        ? `${dead.length} message(s) of ${input.stream} failed and went to stream ${DEAD_LETTERS} (offsets ${offsets}): ${dead[0]!.error}`
+        : `batch ${input.stream} ${batch[0]!.offset}..${batch[batch.length - 1]!.offset} failed, then every message of it passed alone: ${batchError.message}`;
     this.engine.log.append(`pump: ${error}`, 'engine');
     this.deps.onBatchError(error, this.failures);
+    return { outputs, dead };
   }
 
   private async ack(input: Input, offset: number, state: unknown): Promise<void> {
     const checkpoint: PumpCheckpoint = { cei_pump: 1, n: this.n + 1, state: state ?? null };
     const reply = await this.call<{ cursor: number }>(input.stream, { ack: { subscription: this.upid, offset, checkpoint } });
     this.n++;
-    this.checkpointState = state;
     input.cursor = Math.max(reply.cursor, offset + 1);
   }
 

@@ -373,15 +373,18 @@ describe('ee-agent: transforms over the stream actor', () => {
     expect(logs.lines.some((l) => /rebuilding in 0\.\.9/.test(l.line))).toBe(true);
   });
 
-  it('skips a batch the transform fails, counts it, and does not stall its stream', async () => {
+  it('sends the message a transform fails on to dead-letters, keeps the rest of its batch, and does not stall its stream', async () => {
     const h = await harness();
     const counter = { id: 'counter', type: 'js', executable: { module: fileURLToPath(new URL('../../support/engines/counter.mjs', import.meta.url)) }, config: {} };
-    await publish(h, 'in', [1, 2, 'boom', 4]);
-    await h.tell(launch('c', 0, counter, { inputs: ['in'], output: 'out', batch: 1 }));
-    await untilConsumed(h, 'c', 4);
-    expect((await readAll(h, 'out')).map((m) => m.data)).toEqual([1, 3, 7]);
+    await publish(h, 'in', [1, 2, 'boom', 4, 5]);
+    // Batches of 4: the first fails on 'boom' and is fed again one message at a time.
+    await h.tell(launch('c', 0, counter, { inputs: ['in'], output: 'out', batch: 4 }));
+    await untilConsumed(h, 'c', 5);
+    expect((await readAll(h, 'out')).map((m) => m.data)).toEqual([1, 3, 7, 12]);
+    const dead = await readAll(h, 'dead-letters');
+    expect(dead.map((m) => m.data)).toEqual([{ upid: 'c', stream: 'in', offset: 2, error: expect.stringMatching(/boom at offset 2/), data: 'boom' }]);
     const d = await h.until('c counted a failed batch', (x) => byUpid(x, 'c')?.failedBatches === 1);
-    expect(byUpid(d, 'c')).toMatchObject({ state: 'RUNNING', lastError: expect.stringMatching(/batch in 2\.\.2 failed.*boom/) });
+    expect(byUpid(d, 'c')).toMatchObject({ state: 'RUNNING', lastError: expect.stringMatching(/1 message\(s\) of in failed and went to stream dead-letters \(offsets 2\).*boom/) });
     await h.untilBeat('the failure in a beat', (b) => b.processes.some((p) => p.upid === 'c' && p.state === 'RUNNING' && /boom/.test(p.lastError ?? '')));
   });
 
