@@ -149,10 +149,7 @@ export const localLaunchParamsSchema = z.strictObject({
       error: 'env names must not contain "=" or NUL characters, nor values NUL',
     })
     .optional(),
-  /**
-   * Process slots of the worker's execution engine: accepted, since every resolved launch has it,
-   * but `cei node` has no flag to take it, so the driver passes nothing for it.
-   */
+  /** Process slots of the worker's execution engine (`--slots`; `args` may still override it). */
   slots: z.number().int('slots must be a whole number').min(1, 'slots must be >= 1').optional(),
 });
 export type LocalLaunchParams = z.output<typeof localLaunchParamsSchema>;
@@ -372,6 +369,7 @@ export class LocalDriver implements IaasDriver {
       `${this.config.listenHost}:0`,
       '--log-level',
       this.config.logLevel,
+      ...(params.slots !== undefined ? ['--slots', String(params.slots)] : []),
       ...(params.args ?? []),
     ];
     const logFd = openSync(join(dir, LOG_FILE), 'a');

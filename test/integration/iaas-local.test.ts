@@ -11,6 +11,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { CeiClient } from '../../src/client.js';
+import { DispatcherClient } from '../../src/client-dispatcher.js';
 import { LOCAL_TEST_PRESET, LocalDriver, type LocalDriverOptions, type LocalSiteSettings } from '../../src/iaas/driver-local.js';
 import { isInstanceProcess, signalInstance } from '../../src/iaas/local-process.js';
 import { IaasFullError } from '../../src/iaas/driver-errors.js';
@@ -108,6 +109,20 @@ describe('local driver with real cei workers', () => {
       { timeoutMs: READY_MS, what: `workers ${nodeIds.join(', ')} up in the bootstrap's view` },
     );
   }
+
+  it("gives a worker's execution engine the deployable type's slots", async () => {
+    const d = driver();
+    track(await d.launch({ instanceIds: ['s1'], params: { slots: 3 }, seeds: [bootstrap!.address] }));
+    const nodeId = (await byState(d, 's1', 'started')).nodeId!;
+    const dispatcher = new DispatcherClient(bootstrap!.address);
+    try {
+      const agent = await waitFor(async () => (await dispatcher.status()).agents.find((a) => a.nodeId === nodeId), { timeoutMs: READY_MS, what: `the agent of ${nodeId}` });
+      expect(agent!.slots).toBe(3);
+      expect(agent!.properties.instance_id).toBe('s1');
+    } finally {
+      dispatcher.close();
+    }
+  });
 
   it('launches workers that join the cluster, and terminating them leaves no process and no directory', async () => {
     const d = driver();
