@@ -9,7 +9,7 @@ import YAML from 'yaml';
 import { EpumClient } from './client-epum.js';
 import type { DefinitionRecord, DomainDescription, DomainInstanceView, DomainSummary } from './actors/epum/protocol.js';
 import { InvalidArgumentError, errorMessage } from './errors.js';
-import { clientGroup, collect, print, readDocument, table, wholeNumber } from './cli-output.js';
+import { clientGroup, collect, indent, print, readDocument, table, wholeNumber } from './cli-output.js';
 
 /**
  * A document from `--file` (optional) with each `--set a.b=value` applied over it; the value is
@@ -90,14 +90,6 @@ function describeText(d: DomainDescription): string {
   if (d.instances.length > 0) lines.push(instancesTable(d.instances));
   if (d.subscribers.length > 0) lines.push(`subscribers: ${d.subscribers.join(' ')}`);
   return lines.join('\n');
-}
-
-function indent(text: string): string {
-  return text
-    .trimEnd()
-    .split('\n')
-    .map((l) => `  ${l}`)
-    .join('\n');
 }
 
 function registerDomain(program: Command): void {

@@ -10,7 +10,7 @@ import YAML from 'yaml';
 import { DispatcherClient, type DispatcherStatusView } from './client-dispatcher.js';
 import type { ProcessDefinition, ProcessRecord } from './actors/dispatcher/core.js';
 import { InvalidArgumentError, errorMessage } from './errors.js';
-import { clientGroup, collect, pairs, print, table } from './cli-output.js';
+import { clientGroup, collect, indent, pairs, print, table } from './cli-output.js';
 import { documentOf } from './cli-epum.js';
 
 /** How often `process logs --follow` asks for new lines. */
@@ -113,14 +113,6 @@ function statusText(s: DispatcherStatusView): string {
     lines.push(`engine ${c.engineType}: wants ${c.wanted} worker(s) of domain pd_${c.engineType}, ${c.applied ? 'taken' : `not taken${c.lastError ? `: ${c.lastError}` : ' yet'}`}`);
   }
   return lines.join('\n');
-}
-
-function indent(text: string): string {
-  return text
-    .trimEnd()
-    .split('\n')
-    .map((l) => `  ${l}`)
-    .join('\n');
 }
 
 function definitionOptions(cmd: Command): Command {

@@ -8,6 +8,7 @@ import { unary } from '../../src/client.js';
 import { DTRS_REF } from '../../src/actors/dtrs.js';
 import { TestCluster } from '../support/cluster.js';
 import { removeDir, runCli, startNode, tempDir, type NodeProcess } from '../support/node-process.js';
+import { failureOf } from '../support/grpc-status.js';
 
 const SECRET = 'AKIAIOSFODNN7EXAMPLE';
 const LOCAL_SITE = { type: 'local', description: 'this machine', settings: { baseDir: '/var/lib/cei/here', capacity: 4 } };
@@ -15,15 +16,6 @@ const SLEEPER = {
   description: 'the sleeper',
   sites: { here: { args: ['--tag', '${name}'], env: { WHO: '${who}' }, slots: 2 } },
 };
-
-async function status(p: Promise<unknown>): Promise<{ code: string; details: string }> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e as grpc.ServiceError,
-  );
-  if (!err) throw new Error('expected the call to fail');
-  return { code: grpc.status[err.code], details: err.details };
-}
 
 describe('the Dtrs service on a real node', () => {
   let dir: string;
@@ -75,40 +67,40 @@ describe('the Dtrs service on a real node', () => {
 
   it('answers INVALID_ARGUMENT naming the bad field, and stores nothing of the bad input', async () => {
     const before = { dts: await dtrs.listDts(), sites: await dtrs.listSites() };
-    expect(await status(dtrs.addDt('bad', { sites: { here: { slots: 0 } } }))).toEqual({
+    expect(await failureOf(dtrs.addDt('bad', { sites: { here: { slots: 0 } } }))).toEqual({
       code: 'INVALID_ARGUMENT',
       details: 'definition.sites.here.slots: must be a whole number >= 1',
     });
-    expect(await status(dtrs.addDt('bad name', { sites: { here: {} } }))).toMatchObject({ code: 'INVALID_ARGUMENT', details: expect.stringMatching(/^name: must be 1-63/) });
-    expect(await status(dtrs.addSite('s', { type: 'ec2' }))).toEqual({ code: 'INVALID_ARGUMENT', details: 'definition.type: must be one of "local", "sim"' });
-    expect(await status(dtrs.addDt('bad', { sites: { sim1: { env: { A: 'b' } } } }))).toMatchObject({
+    expect(await failureOf(dtrs.addDt('bad name', { sites: { here: {} } }))).toMatchObject({ code: 'INVALID_ARGUMENT', details: expect.stringMatching(/^name: must be 1-63/) });
+    expect(await failureOf(dtrs.addSite('s', { type: 'ec2' }))).toEqual({ code: 'INVALID_ARGUMENT', details: 'definition.type: must be one of "local", "sim"' });
+    expect(await failureOf(dtrs.addDt('bad', { sites: { sim1: { env: { A: 'b' } } } }))).toMatchObject({
       code: 'INVALID_ARGUMENT',
       details: expect.stringMatching(/^definition\.sites\.sim1: "env" is not a setting of a sim site/),
     });
-    expect(await status(unary((o, cb) => dtrs.raw.AddDt({ name: 'bad', definition_json: '{nope' }, o, cb)))).toMatchObject({
+    expect(await failureOf(unary((o, cb) => dtrs.raw.AddDt({ name: 'bad', definition_json: '{nope' }, o, cb)))).toMatchObject({
       code: 'INVALID_ARGUMENT',
       details: expect.stringMatching(/^definition_json is not valid JSON/),
     });
-    expect(await status(unary((o, cb) => dtrs.raw.AddSite({ name: 'bad', definition_json: '' }, o, cb)))).toEqual({
+    expect(await failureOf(unary((o, cb) => dtrs.raw.AddSite({ name: 'bad', definition_json: '' }, o, cb)))).toEqual({
       code: 'INVALID_ARGUMENT',
       details: 'definition_json is required (a JSON object)',
     });
-    expect(await status(dtrs.lookup('sleeper', 'here', { who: 'me' }))).toEqual({
+    expect(await failureOf(dtrs.lookup('sleeper', 'here', { who: 'me' }))).toEqual({
       code: 'INVALID_ARGUMENT',
       details: 'lookup of deployable type "sleeper" at site "here": missing variable "name" (used in args[1]); pass it in vars',
     });
-    expect(await status(dtrs.lookup('sleeper', 'here', { '9lives': 'x' }))).toMatchObject({ code: 'INVALID_ARGUMENT', details: expect.stringMatching(/^vars\.9lives: bad name/) });
+    expect(await failureOf(dtrs.lookup('sleeper', 'here', { '9lives': 'x' }))).toMatchObject({ code: 'INVALID_ARGUMENT', details: expect.stringMatching(/^vars\.9lives: bad name/) });
     expect({ dts: await dtrs.listDts(), sites: await dtrs.listSites() }).toEqual(before);
   });
 
   it('answers NOT_FOUND, ALREADY_EXISTS and FAILED_PRECONDITION with what they concern', async () => {
-    expect(await status(dtrs.describeDt('nope'))).toEqual({ code: 'NOT_FOUND', details: 'no deployable type "nope"' });
-    expect(await status(dtrs.lookup('nope', 'here'))).toEqual({ code: 'NOT_FOUND', details: 'no deployable type "nope"' });
-    expect(await status(dtrs.updateSite('nope', LOCAL_SITE))).toEqual({ code: 'NOT_FOUND', details: 'no site "nope"' });
-    expect(await status(dtrs.removeCredentials('sim1'))).toEqual({ code: 'NOT_FOUND', details: 'no credentials for site "sim1"' });
-    expect(await status(dtrs.addDt('x', { sites: { ec2: {} } }))).toEqual({ code: 'NOT_FOUND', details: 'deployable type "x" maps site "ec2", which is not registered' });
-    expect((await status(dtrs.addSite('here', { type: 'sim' }))).code).toBe('ALREADY_EXISTS');
-    expect(await status(dtrs.removeSite('here'))).toMatchObject({ code: 'FAILED_PRECONDITION', details: expect.stringMatching(/used by deployable types sleeper/) });
+    expect(await failureOf(dtrs.describeDt('nope'))).toEqual({ code: 'NOT_FOUND', details: 'no deployable type "nope"' });
+    expect(await failureOf(dtrs.lookup('nope', 'here'))).toEqual({ code: 'NOT_FOUND', details: 'no deployable type "nope"' });
+    expect(await failureOf(dtrs.updateSite('nope', LOCAL_SITE))).toEqual({ code: 'NOT_FOUND', details: 'no site "nope"' });
+    expect(await failureOf(dtrs.removeCredentials('sim1'))).toEqual({ code: 'NOT_FOUND', details: 'no credentials for site "sim1"' });
+    expect(await failureOf(dtrs.addDt('x', { sites: { ec2: {} } }))).toEqual({ code: 'NOT_FOUND', details: 'deployable type "x" maps site "ec2", which is not registered' });
+    expect((await failureOf(dtrs.addSite('here', { type: 'sim' }))).code).toBe('ALREADY_EXISTS');
+    expect(await failureOf(dtrs.removeSite('here'))).toMatchObject({ code: 'FAILED_PRECONDITION', details: expect.stringMatching(/used by deployable types sleeper/) });
   });
 
   it('never gives credentials back in full: describe, list and lookup mask them', async () => {

@@ -1,18 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import * as grpc from '@grpc/grpc-js';
 import { StreamsClient } from '../../src/client-streams.js';
 import type { StreamEntry } from '../../src/actors/stream.js';
 import { removeDir, runCli, startNode, tempDir, type NodeProcess } from '../support/node-process.js';
 import { within } from '../support/wait.js';
-
-async function status(p: Promise<unknown>): Promise<{ code: string; details: string }> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e as grpc.ServiceError,
-  );
-  if (!err) throw new Error('expected the call to fail');
-  return { code: grpc.status[err.code], details: err.details };
-}
+import { failureOf } from '../support/grpc-status.js';
 
 /** The first `n` messages of a subscription, then closes it. */
 async function take(client: StreamsClient, stream: string, subscription: string, n: number, from: 'earliest' | 'latest' | number = 'earliest'): Promise<StreamEntry[]> {
@@ -96,14 +87,14 @@ describe('the Streams service on a real node', () => {
   });
 
   it('answers bad input with INVALID_ARGUMENT, NOT_FOUND or FAILED_PRECONDITION and changes nothing', async () => {
-    expect(await status(client.publish('bad name!', [1]))).toMatchObject({ code: 'INVALID_ARGUMENT', details: expect.stringMatching(/^stream:/) });
-    expect(await status(client.publish('temps', []))).toMatchObject({ code: 'INVALID_ARGUMENT' });
-    expect(await status(client.publish('temps', [1], { times: [1, 2] }))).toMatchObject({ code: 'INVALID_ARGUMENT', details: expect.stringMatching(/times_ms/) });
-    expect(await status(client.describe('never-made'))).toMatchObject({ code: 'NOT_FOUND' });
-    expect(await status(client.ack('temps', 'nobody', 0))).toMatchObject({ code: 'NOT_FOUND' });
-    expect(await status(client.ack('temps', 'reader', 99))).toMatchObject({ code: 'FAILED_PRECONDITION', details: expect.stringMatching(/ends at 3/) });
+    expect(await failureOf(client.publish('bad name!', [1]))).toMatchObject({ code: 'INVALID_ARGUMENT', details: expect.stringMatching(/^stream:/) });
+    expect(await failureOf(client.publish('temps', []))).toMatchObject({ code: 'INVALID_ARGUMENT' });
+    expect(await failureOf(client.publish('temps', [1], { times: [1, 2] }))).toMatchObject({ code: 'INVALID_ARGUMENT', details: expect.stringMatching(/times_ms/) });
+    expect(await failureOf(client.describe('never-made'))).toMatchObject({ code: 'NOT_FOUND' });
+    expect(await failureOf(client.ack('temps', 'nobody', 0))).toMatchObject({ code: 'NOT_FOUND' });
+    expect(await failureOf(client.ack('temps', 'reader', 99))).toMatchObject({ code: 'FAILED_PRECONDITION', details: expect.stringMatching(/ends at 3/) });
     const sub = client.subscribe('temps', 'bad name!');
-    expect(await status((async () => { for await (const _ of sub.messages) return; })())).toMatchObject({ code: 'INVALID_ARGUMENT' });
+    expect(await failureOf((async () => { for await (const _ of sub.messages) return; })())).toMatchObject({ code: 'INVALID_ARGUMENT' });
     expect((await client.describe('temps')).head).toBe(4);
   });
 
