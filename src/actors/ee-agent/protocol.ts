@@ -75,6 +75,8 @@ export const TransformConfigSchema = z.object({
   batch: z.number().int().min(1).max(100_000).optional(),
   /** Where a new subscription starts (default 'earliest'). */
   from: z.union([z.literal('earliest'), z.literal('latest'), z.number().int().min(0)]).optional(),
+  /** Also appends every output to this file on the worker, one JSON line each (see pump.ts). */
+  sink: z.strictObject({ file: z.string().min(1) }).optional(),
 });
 export type TransformConfig = z.output<typeof TransformConfigSchema>;
 

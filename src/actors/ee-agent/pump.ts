@@ -24,9 +24,15 @@
  * node is failing over, a deadline) is tried again with backoff: every call is idempotent (publish
  * through the producer's seq, ack because the cursor never moves back).
  *
+ * A file sink (`sink: {file}`) gets every output too, one JSON line `{producer, seq, time?, data}`,
+ * written after the publish and before the ack, a batch in one append. At a start the pump reads
+ * the file's highest seq per producer (dropping a torn last line) and appends only batches past it,
+ * also when rebuilding: the file, like the output stream, holds each output once.
+ *
  * Waits run on the injected clock. stop() ends the loop after the call in progress; it does not
  * stop the engine (the runner does, after the pump ended).
  */
+import { appendFile, readFile, truncate } from 'node:fs/promises';
 import { errorMessage } from '../../errors.js';
 import { EngineProcessError, type Engine, type EngineInput, type EngineOutput } from '../../engines/engine.js';
 import type { ActorService } from '../../runtime/actor-service.js';
@@ -114,6 +120,8 @@ export class Pump {
   private n = 0;
   private failures = 0;
   private loop: Promise<void> | undefined;
+  /** The sink file's highest seq per producer (see openSink); undefined without a sink. */
+  private sinkSeqs: Map<string, number> | undefined;
 
   constructor(
     readonly upid: string,
@@ -151,6 +159,7 @@ export class Pump {
     this.throwIfStopped();
     await this.engine.start(this.engineConfig, state ?? undefined);
     this.engine.log.append(`pump: ${this.config.inputs.join(', ')} -> ${this.config.output} from ${this.describeCursors()} (checkpoint ${this.n})`, 'engine');
+    if (this.config.sink) await this.openSink(this.config.sink.file);
     for (const input of this.inputs) await this.rebuild(input);
     this.loop = this.run().catch((err: unknown) => {
       if (err instanceof Stopped) return;
@@ -184,13 +193,16 @@ export class Pump {
       const batch = read.messages.filter((m) => m.offset <= high);
       if (batch.length === 0) break; // dropped by retention: nothing left to rebuild from
       const last = batch[batch.length - 1]!.offset;
+      let outputs: EngineOutput[];
       try {
-        await this.engine.process(this.inputsOf(input, batch));
+        outputs = await this.engine.process(this.inputsOf(input, batch));
       } catch (err) {
         if (!(err instanceof EngineProcessError)) throw err;
         // Its outputs and dead letters went out before the stop: only the state is rebuilt here.
-        await this.oneByOne(input, batch, err);
+        outputs = (await this.oneByOne(input, batch, err)).outputs;
       }
+      // The file may have missed what the stream got (a stop between the publish and the append).
+      await this.sink(input, last, outputs);
       await this.ack(input, last, await this.engine.snapshot());
     }
   }
@@ -239,8 +251,36 @@ export class Pump {
       const messages = outputs.map((o) => (o.time === undefined ? { data: o.data } : { data: o.data, time: o.time }));
       await this.call(this.config.output, { publish: { messages, producer: input.producer, seq: last } });
     }
+    await this.sink(input, last, outputs);
     await this.ack(input, last, snapshot);
     return true;
+  }
+
+  /** Reads the sink file's highest seq per producer; a torn last line (a stop mid-append) is cut off. */
+  private async openSink(file: string): Promise<void> {
+    let text = '';
+    try {
+      text = await readFile(file, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    const end = text.lastIndexOf('\n') + 1;
+    if (end < text.length) await truncate(file, Buffer.byteLength(text.slice(0, end)));
+    this.sinkSeqs = new Map();
+    for (const line of text.slice(0, end).split('\n')) {
+      if (line === '') continue;
+      const { producer, seq } = JSON.parse(line) as { producer: string; seq: number };
+      this.sinkSeqs.set(producer, Math.max(seq, this.sinkSeqs.get(producer) ?? -1));
+    }
+  }
+
+  /** Appends a batch's outputs to the sink file, unless it holds them already. */
+  private async sink(input: Input, seq: number, outputs: EngineOutput[]): Promise<void> {
+    const file = this.config.sink?.file;
+    if (!file || !this.sinkSeqs || outputs.length === 0 || seq <= (this.sinkSeqs.get(input.producer) ?? -1)) return;
+    const lines = outputs.map((o) => JSON.stringify({ producer: input.producer, seq, ...(o.time !== undefined ? { time: o.time } : {}), data: o.data }));
+    await appendFile(file, `${lines.join('\n')}\n`);
+    this.sinkSeqs.set(input.producer, seq);
   }
 
   private inputsOf(input: Input, batch: StreamMessage[]): EngineInput[] {

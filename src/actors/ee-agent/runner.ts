@@ -34,7 +34,7 @@ import {
 import { Pump } from './pump.js';
 
 /** Keys of a process's configuration that are the pump's or the dispatcher's, not the engine's. */
-const NOT_ENGINE_CONFIG = new Set(['inputs', 'output', 'batch', 'from', 'process']);
+const NOT_ENGINE_CONFIG = new Set(['inputs', 'output', 'batch', 'from', 'sink', 'process']);
 
 /** The built-in transforms: definition `type` -> the js module that implements it. */
 export const BUILTIN_TRANSFORMS: Readonly<Record<string, URL>> = {

@@ -3,7 +3,9 @@
  * that records its heartbeats. The runtime runs on a FakeClock (the heartbeat timer, the pump's
  * waits) that the waits advance; the engines run real processes and threads.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, onTestFinished } from 'vitest';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { defineActor, type ActorType } from '../../../src/runtime/actor-type.js';
@@ -371,6 +373,26 @@ describe('ee-agent: transforms over the stream actor', () => {
     expect(out.map((m) => m.data)).toEqual(reference());
     const logs = await h.ask<LogsReply>(AGENT, { logs: { upid: 't' } });
     expect(logs.lines.some((l) => /rebuilding in 0\.\.9/.test(l.line))).toBe(true);
+  });
+
+  it('appends every output once to a file sink, also what a crash left published but not written', async () => {
+    const h = await harness();
+    const dir = mkdtempSync(join(tmpdir(), 'cei-sink-'));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+    const file = join(dir, 'averages.jsonl');
+    const line = (seq: number, data: unknown) => JSON.stringify({ producer: 't', seq, data });
+    await publish(h, 'in', readings);
+    // A previous run published the outputs of inputs 0..9 but wrote only the first batch (0..3) to
+    // the file, and was cut off in the middle of the next line.
+    await h.ask({ type: 'stream', id: 'in' }, { subscribe: { subscription: 't', from: 'earliest' } });
+    await publish(h, 'out', reference().slice(0, 10), { producer: 't', seq: 9 });
+    writeFileSync(file, `${reference().slice(0, 4).map((d) => line(3, d)).join('\n')}\n{"producer":"t","se`);
+    await h.tell(launch('t', 0, windowAverage, { inputs: ['in'], output: 'out', window: WINDOW, batch: 4, sink: { file } }));
+    await untilConsumed(h, 't', 30);
+    const written = readFileSync(file, 'utf8').trimEnd().split('\n').map((l) => JSON.parse(l) as { seq: number; data: unknown });
+    expect(written.map((w) => w.data)).toEqual(reference());
+    expect(written.slice(0, 12).map((w) => w.seq)).toEqual([3, 3, 3, 3, 7, 7, 7, 7, 9, 9, 13, 13]);
+    expect((await readAll(h, 'out')).map((m) => m.data)).toEqual(reference());
   });
 
   it('sends the message a transform fails on to dead-letters, keeps the rest of its batch, and does not stall its stream', async () => {
