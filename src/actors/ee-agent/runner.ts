@@ -32,9 +32,11 @@ import {
   type TransformConfig,
 } from './protocol.js';
 import { Pump } from './pump.js';
+import { askRole } from '../role-reply.js';
+import { streamRef } from '../stream.js';
 
 /** Keys of a process's configuration that are the pump's or the dispatcher's, not the engine's. */
-const NOT_ENGINE_CONFIG = new Set(['inputs', 'output', 'batch', 'from', 'sink', 'process']);
+const NOT_ENGINE_CONFIG = new Set(['inputs', 'output', 'batch', 'from', 'sink', 'result', 'process']);
 
 /** The built-in transforms: definition `type` -> the js module that implements it. */
 export const BUILTIN_TRANSFORMS: Readonly<Record<string, URL>> = {
@@ -54,6 +56,8 @@ interface Live {
   told: EngineEvent | undefined;
   /** Why the pump gave up, when it did: the reason the run failed. */
   fatal?: string;
+  /** A one-off process's `result` stream: its result is published there when it exits 0. */
+  result?: string;
 }
 
 /** What the runner needs to build an engine for a definition. */
@@ -212,6 +216,7 @@ export class Runner {
       return;
     }
     l.engine = engine;
+    if (!transform && typeof configuration['result'] === 'string') l.result = configuration['result'];
     this.logs.set(l.upid, { round: l.round, log: engine.log });
     const config = engineConfigOf(configuration);
     try {
@@ -244,13 +249,39 @@ export class Runner {
   }
 
   /** The process ended while running: by itself, or stopped by its pump's failure. */
-  private ended(l: Live, exit: EngineExit): void {
+  private async ended(l: Live, exit: EngineExit): Promise<void> {
     if (l.phase !== 'running') return; // a stop we asked for: its outcome is told by terminate
     l.phase = 'ended';
     void l.pump?.stop();
     const normal = isNormalExit(exit) && l.fatal === undefined;
-    const error = normal ? undefined : (l.fatal ?? exit.reason ?? describeExit(exit));
-    this.tell(l, { upid: l.upid, round: l.round, event: normal ? 'exited' : 'failed', exit, ...(error !== undefined && { error }) });
+    let error = normal ? undefined : (l.fatal ?? exit.reason ?? describeExit(exit));
+    if (normal && l.result !== undefined && l.engine) {
+      error = await this.publishResult(l, l.result, l.engine.log, exit);
+    }
+    this.tell(l, { upid: l.upid, round: l.round, event: error === undefined ? 'exited' : 'failed', exit, ...(error !== undefined && { error }) });
+  }
+
+  /**
+   * A one-off process's result, published to its `result` stream once it exited normally: the last
+   * line it wrote on stdout (as JSON when it is JSON) and its stdout lines. Published as producer
+   * <upid> with seq = round, so a repeat of the same round is dropped. Undefined, or why it failed.
+   */
+  private async publishResult(l: Live, stream: string, log: ProcessLog, exit: EngineExit): Promise<string | undefined> {
+    const stdout = log.lines().filter((e) => e.source === 'stdout').map((e) => e.line);
+    const last = [...stdout].reverse().find((line) => line.trim() !== '');
+    let result: unknown = last ?? null;
+    try {
+      if (last !== undefined) result = JSON.parse(last);
+    } catch {
+      // Not JSON: the line as it is.
+    }
+    const data = { upid: l.upid, round: l.round, exit_code: exit.code, result, stdout };
+    try {
+      await askRole(this.env.service(), streamRef(stream), { publish: { messages: [{ data }], producer: l.upid, seq: l.round } }, this.options.pump.askTimeoutMs);
+      return undefined;
+    } catch (err) {
+      return `exited 0 but its result could not be published to stream ${stream}: ${errorMessage(err)}`;
+    }
   }
 
   private pumpError(l: Live, error: string, failures: number): void {

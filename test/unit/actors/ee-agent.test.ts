@@ -375,6 +375,16 @@ describe('ee-agent: transforms over the stream actor', () => {
     expect(logs.lines.some((l) => /rebuilding in 0\.\.9/.test(l.line))).toBe(true);
   });
 
+  it('publishes a one-off process\'s result (its last stdout line, JSON when it is) to its result stream when it exits 0', async () => {
+    const h = await harness();
+    const stateOf = (x: DescribeReply, upid: string) => x.processes.find((p) => p.upid === upid)?.state;
+    const job = { id: 'job', type: 'exec', executable: { argv: ['sh', '-c', 'echo working; echo \'{"answer": 42}\'; sleep 0.4'], protocol: 'none' }, config: {} };
+    await h.tell(launch('j', 0, job, { result: 'results' }));
+    await h.until('j EXITED', (x) => stateOf(x, 'j') === 'EXITED');
+    const results = await readAll(h, 'results');
+    expect(results.map((m) => m.data)).toEqual([{ upid: 'j', round: 0, exit_code: 0, result: { answer: 42 }, stdout: ['working', '{"answer": 42}'] }]);
+  });
+
   it('appends every output once to a file sink, also what a crash left published but not written', async () => {
     const h = await harness();
     const dir = mkdtempSync(join(tmpdir(), 'cei-sink-'));
