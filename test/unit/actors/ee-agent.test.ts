@@ -377,7 +377,6 @@ describe('ee-agent: transforms over the stream actor', () => {
 
   it('publishes a one-off process\'s result (its last stdout line, JSON when it is) to its result stream when it exits 0', async () => {
     const h = await harness();
-    const stateOf = (x: DescribeReply, upid: string) => x.processes.find((p) => p.upid === upid)?.state;
     const job = { id: 'job', type: 'exec', executable: { argv: ['sh', '-c', 'echo working; echo \'{"answer": 42}\'; sleep 0.4'], protocol: 'none' }, config: {} };
     await h.tell(launch('j', 0, job, { result: 'results' }));
     await h.until('j EXITED', (x) => stateOf(x, 'j') === 'EXITED');
