@@ -35,6 +35,8 @@ export interface ProcessesBenchOptions {
   elasticRounds: number;
   /** Describe interval while waiting (the granularity of the time figures). */
   pollMs: number;
+  /** `placement`: only the two placement figures (env CEI_BENCH_PROCESSES_ONLY=placement). */
+  only?: 'placement';
 }
 
 export const PROCESSES_BENCH_DEFAULTS: ProcessesBenchOptions = {
@@ -127,6 +129,7 @@ async function runProcesses(ctx: BenchContext, o: ProcessesBenchOptions): Promis
     });
     return core.error === undefined && core.value > 0 ? { ...m, ratio: { to: 'core alone', toKey: core.key, value: r.rate / core.value } } : m;
   });
+  if (o.only === 'placement') return;
 
   // 2. Streams on a real cluster: the raw stream, then through a window-average transform.
   const cluster = new LocalCluster(ctx.tmp, 'streams', process.env.CEI_BENCH_NODE_LOGS ?? ctx.tmp.make('streams-logs'), { logLevel: 'info', args: [], readyDeadlineMs: 30_000 });
@@ -222,5 +225,9 @@ async function runProcesses(ctx: BenchContext, o: ProcessesBenchOptions): Promis
 export const processesSuite: Suite = {
   name: SUITE,
   description: 'dispatcher placement rate (core and actor), stream throughput and p99 through a window-average transform, queued-to-RUNNING with a new worker',
-  run: (ctx) => runProcesses(ctx, ctx.quick ? PROCESSES_BENCH_QUICK : PROCESSES_BENCH_DEFAULTS),
+  run: (ctx) =>
+    runProcesses(ctx, {
+      ...(ctx.quick ? PROCESSES_BENCH_QUICK : PROCESSES_BENCH_DEFAULTS),
+      ...(process.env.CEI_BENCH_PROCESSES_ONLY === 'placement' ? { only: 'placement' as const } : {}),
+    }),
 };

@@ -16,6 +16,16 @@
  * Every change that may free or add capacity ends with a matching pass over the queue (in the order
  * processes were queued) and a fresh computation of each engine type's need.
  *
+ * Cost: a call costs what it changes, not what the core holds. The core keeps, beside the state and
+ * derived from it (rebuilt by the constructor), which agents hold each upid, each upid's part in the
+ * need counts, the counts by engine type, and the slot table of the last matching pass. Matching
+ * looks only at the queue entries added since the last pass, unless capacity may have grown since
+ * (an agent came, changed, recovered or freed a slot; a retiree was kept; a throttled start fell
+ * due): the entries judged before cannot fit in less room than they failed in. A need is planned
+ * again only when its inputs (queued and running counts, the agents, the last need) changed. So a
+ * heartbeat that changes nothing but the agent's last-heard time does no matching and no planning.
+ * The outcome is exactly that of a full pass and a full computation on every call.
+ *
  * Engine types: a process with `executionEngine` goes only to agents of that type; one without may go
  * to any agent, and while queued counts toward the need of `defaultEngineType` (once placed, toward
  * its agent's type).
@@ -207,18 +217,98 @@ export type Outcome<T extends object = object> = T & { effects: DispatcherEffect
 
 // --- the core --------------------------------------------------------------------------------------
 
+/** What changed in the state since the last `takeChanges`: what the actor writes in its turn. */
+export interface DispatcherChanges {
+  /** Processes created or changed, by upid. */
+  processes: string[];
+  /** Of those, the ones created, in the order they were. */
+  created: string[];
+  /** Agents registered, changed or forgotten (no longer in `state.agents`), by agent id. */
+  agents: string[];
+  /** An agent was registered or forgotten. */
+  agentSetChanged: boolean;
+}
+
+/** Counts of the work the core did (for tests and benchmarks). */
+export interface DispatcherPasses {
+  /** Matching passes that looked at one queue entry or more. */
+  matching: number;
+  /** Need plans computed (one per engine type whose inputs changed). */
+  needs: number;
+}
+
+/** One upid's part in the need counts: the engine types it counts toward. */
+interface NeedPart {
+  /** Not final: the type shows in the needs. */
+  live?: string;
+  /** Queued (or held for boot) and held by no agent of its type. */
+  waiting?: string;
+  /** Types of the agents holding one of its rounds. */
+  held: string[];
+}
+
 /**
  * Methods are not re-entrant and not concurrent: the actor calls one at a time. The state object is
- * changed in place; `state` hands out that same object (copy it before keeping it elsewhere).
+ * changed in place; `state` hands out that same object (copy it before keeping it elsewhere). Change
+ * the state only through the core: what it derives from the state is not rebuilt on later calls.
+ * A refusal (CeiError) is thrown before anything changed, by every method.
  */
 export class DispatcherCore {
   readonly options: DispatcherOptions;
   private readonly s: DispatcherState;
   private fx: DispatcherEffect[] = [];
+  readonly passes: DispatcherPasses = { matching: 0, needs: 0 };
+
+  // --- derived from the state (see the module comment) ---
+  /** Upid -> the agents whose `assigned` holds a round of it, one entry per round held. */
+  private readonly holders = new Map<string, string[]>();
+  /** Agents by engine type. */
+  private readonly agentTypes = new Map<string, number>();
+  /** Each upid's part in the counts below, and the counts by engine type. */
+  private readonly parts = new Map<string, NeedPart>();
+  private readonly liveCount = new Map<string, number>();
+  private readonly waitingCount = new Map<string, number>();
+  private readonly holdingCount = new Map<string, number>();
+  /** Upids whose part must be counted again before the needs are planned. */
+  private readonly recount = new Set<string>();
+  /** Moves on any change to the agents that the need plans read (set, nodes, slots, busy). */
+  private agentsEpoch = 0;
+  /** Engine type -> the inputs of its last plan. */
+  private readonly planned = new Map<string, string>();
+  /** Engine type -> its agents, workers and capacity as of `agentsEpoch` (the plan's slow inputs). */
+  private readonly fleets = new Map<string, { epoch: number; agents: AgentRecord[]; workers: WorkerView[]; capacity: EngineCapacity }>();
+  /** The slot table as the last matching pass left it; undefined once an agent changed. */
+  private table: SlotTable | undefined;
+  /** Capacity may have grown since the last full pass: the next pass looks at the whole queue. */
+  private capacityGrew = true;
+  /** Queue entries before this index were judged (kept waiting or throttled) by the last pass. */
+  private judged = 0;
+  /** The earliest due time of a throttled entry the last passes kept. */
+  private throttledDue: number | undefined;
+  private readonly queued = new Set<string>();
+  /** Queued upids the passes kept because their start is throttled (superset of those not yet due). */
+  private readonly throttled = new Set<string>();
+  /** Agents by last-heard time, ascending: the health wake-up is a search, not a scan. */
+  private heard: Array<{ at: number; agentId: string }> = [];
+  private changes = { processes: new Set<string>(), created: [] as string[], agents: new Set<string>(), agentSetChanged: false };
 
   constructor(options: Partial<DispatcherOptions> = {}, state: DispatcherState = emptyDispatcherState()) {
     this.options = { ...DISPATCHER_DEFAULTS, ...options };
     this.s = state;
+    for (const a of Object.values(state.agents)) {
+      this.hear(a.agentId, a.lastHeardAt);
+      this.countAgentType(a.engineType, 1);
+      for (const e of a.assigned) this.hold(e.upid, a.agentId);
+    }
+    for (const upid of Object.keys(state.processes)) this.recount.add(upid);
+    for (const e of state.queue) this.queued.add(e.upid);
+  }
+
+  /** What changed since the last call (or since the core was made), and forgets it. */
+  takeChanges(): DispatcherChanges {
+    const c = this.changes;
+    this.changes = { processes: new Set(), created: [], agents: new Set(), agentSetChanged: false };
+    return { processes: [...c.processes], created: c.created, agents: [...c.agents], agentSetChanged: c.agentSetChanged };
   }
 
   get state(): DispatcherState {
@@ -286,6 +376,10 @@ export class DispatcherCore {
       stateChangedAt: now,
     };
     this.s.processes[p.upid] = p;
+    this.changes.created.push(p.upid);
+    this.touch(p);
+    // Agents may still report a round of this upid (from a state lost since): its tag counts there.
+    if (p.nodeExclusive !== undefined && this.holders.has(p.upid)) this.capacityChanged();
     this.notify(p);
     this.enqueue(p);
     this.settle(now);
@@ -372,10 +466,27 @@ export class DispatcherCore {
         assigned: [],
       };
       this.s.agents[agent.agentId] = agent;
+      this.countAgentType(agent.engineType, 1);
+      this.changes.agentSetChanged = true;
+      this.agentsEpoch++;
+      this.capacityChanged();
     } else {
       agent = known;
+      if (agent.nodeId !== beat.nodeId || agent.engineType !== beat.engineType || agent.slots !== beat.slots) {
+        this.agentsEpoch++;
+        this.capacityChanged();
+      }
+      if (agent.engineType !== beat.engineType) {
+        this.countAgentType(agent.engineType, -1);
+        this.countAgentType(beat.engineType, 1);
+        for (const e of agent.assigned) this.recount.add(e.upid);
+      }
+      if (agent.health !== 'OK' || canonical(agent.properties) !== canonical(properties)) this.capacityChanged();
+      this.unhear(agent.agentId, agent.lastHeardAt);
       Object.assign(agent, { nodeId: beat.nodeId, engineType: beat.engineType, slots: beat.slots, properties, lastHeardAt: now, lastBeatAt: beat.at, health: 'OK' });
     }
+    this.hear(agent.agentId, now);
+    this.changes.agents.add(agent.agentId);
     const at = { agentId: agent.agentId, nodeId: agent.nodeId };
     const stillThere: Array<{ upid: string; round: number }> = [];
     for (const r of beat.processes) {
@@ -388,7 +499,10 @@ export class DispatcherCore {
         else if (p && r.round <= p.round) this.fx.push({ type: 'terminate', ...at, upid: r.upid, round: r.round });
         continue;
       }
-      if (r.lastError !== undefined) p.lastError = r.lastError;
+      if (r.lastError !== undefined && r.lastError !== p.lastError) {
+        p.lastError = r.lastError;
+        this.touch(p);
+      }
       this.applyReport(p, r.state, now);
       if (ended) this.fx.push({ type: 'cleanup', ...at, upid: r.upid, round: r.round });
     }
@@ -399,7 +513,7 @@ export class DispatcherCore {
       return stillThere.some((x) => x.upid === e.upid && x.round === e.round) || (p !== undefined && p.round === e.round && p.assigned?.agentId === agent.agentId);
     });
     for (const x of stillThere) if (!kept.some((e) => e.upid === x.upid && e.round === x.round)) kept.push(x);
-    agent.assigned = kept;
+    this.setAssigned(agent, kept);
     this.settle(now);
     return this.out({});
   }
@@ -407,7 +521,11 @@ export class DispatcherCore {
   /** Judges agent health (WARNING stops new work, MISSING evacuates), then matches what is due. */
   tick(now: number): Outcome<{ missing: string[] }> {
     const verdict = sweep(Object.values(this.s.agents), now, this.options);
-    for (const id of verdict.warned) this.s.agents[id]!.health = 'WARNING';
+    for (const id of verdict.warned) {
+      this.s.agents[id]!.health = 'WARNING';
+      this.changes.agents.add(id);
+      this.capacityChanged();
+    }
     for (const id of verdict.missing) this.dropAgent(id, now, `execution engine agent ${id} missing: no heartbeat for more than ${this.options.heartbeatMissingMs} ms`);
     for (const [id, at] of Object.entries(this.s.evacuated)) {
       if (now - at > this.options.forgetEvacuatedMs) delete this.s.evacuated[id];
@@ -478,6 +596,7 @@ export class DispatcherCore {
         this.release(p);
         this.dequeue(p.upid);
         p.lastError = 'not restarted after a system restart';
+        this.touch(p);
         this.setState(p, 'FAILED', now);
       }
     }
@@ -493,8 +612,15 @@ export class DispatcherCore {
     const consider = (t: number | undefined): void => {
       if (t !== undefined && t > now && (next === undefined || t < next)) next = t;
     };
-    for (const e of this.s.queue) consider(this.startDueAt(e.upid));
-    for (const a of Object.values(this.s.agents)) consider(nextHealthChangeAt(a.lastHeardAt, now, this.options));
+    // Every queued start not due at the last pass is in `throttled` (each call ends with a pass).
+    for (const upid of this.throttled) consider(this.startDueAt(upid));
+    // The earliest change is the first bound of the agent heard first after `now - warning - 1`, or
+    // the second bound of the one heard first after `now - missing - 1`.
+    const { heartbeatWarningMs: warning, heartbeatMissingMs: missing } = this.options;
+    for (const bound of [warning, missing]) {
+      const first = this.heard[this.firstHeardAfter(now - bound - 1)];
+      if (first) consider(nextHealthChangeAt(first.at, now, this.options));
+    }
     return next;
   }
 
@@ -516,6 +642,79 @@ export class DispatcherCore {
   private settle(now: number): void {
     this.matchmake(now);
     this.updateNeeds();
+  }
+
+  /** The process changed: written in this turn, and its part in the needs counted again. */
+  private touch(p: ProcessRecord): void {
+    this.changes.processes.add(p.upid);
+    this.recount.add(p.upid);
+  }
+
+  /** An agent changed in a way that may add room: the slot table is stale and the next pass is full. */
+  private capacityChanged(): void {
+    this.table = undefined;
+    this.capacityGrew = true;
+  }
+
+  /** Index of the first agent in `heard` heard after `t`. */
+  private firstHeardAfter(t: number): number {
+    let lo = 0;
+    let hi = this.heard.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.heard[mid]!.at > t) hi = mid;
+      else lo = mid + 1;
+    }
+    return lo;
+  }
+
+  private hear(agentId: string, at: number): void {
+    const i = this.firstHeardAfter(at);
+    if (i === this.heard.length) this.heard.push({ at, agentId });
+    else this.heard.splice(i, 0, { at, agentId });
+  }
+
+  private unhear(agentId: string, at: number): void {
+    for (let i = this.firstHeardAfter(at) - 1; i >= 0 && this.heard[i]!.at === at; i--) {
+      if (this.heard[i]!.agentId === agentId) {
+        this.heard.splice(i, 1);
+        return;
+      }
+    }
+  }
+
+  private countAgentType(type: string, delta: number): void {
+    const n = (this.agentTypes.get(type) ?? 0) + delta;
+    if (n > 0) this.agentTypes.set(type, n);
+    else this.agentTypes.delete(type);
+  }
+
+  private hold(upid: string, agentId: string): void {
+    const list = this.holders.get(upid);
+    if (list) list.push(agentId);
+    else this.holders.set(upid, [agentId]);
+    this.recount.add(upid);
+  }
+
+  private unhold(upid: string, agentId: string): void {
+    const list = this.holders.get(upid);
+    const i = list ? list.indexOf(agentId) : -1;
+    if (i < 0) return;
+    list!.splice(i, 1);
+    if (list!.length === 0) this.holders.delete(upid);
+    this.recount.add(upid);
+  }
+
+  /** Replaces the rounds an agent holds; a slot or tag freed is room gained. */
+  private setAssigned(agent: AgentRecord, next: Array<{ upid: string; round: number }>): void {
+    const before = agent.assigned;
+    if (before.length === next.length && before.every((e, i) => e.upid === next[i]!.upid && e.round === next[i]!.round)) return;
+    for (const e of before) this.unhold(e.upid, agent.agentId);
+    for (const e of next) this.hold(e.upid, agent.agentId);
+    if ((before.length === 0) !== (next.length === 0)) this.agentsEpoch++;
+    agent.assigned = next;
+    this.changes.agents.add(agent.agentId);
+    this.capacityChanged();
   }
 
   /** Hands back the effects collected during the call. */
@@ -558,6 +757,7 @@ export class DispatcherCore {
     if (p.state === state) return;
     p.state = state;
     p.stateChangedAt = now;
+    this.touch(p);
     this.notify(p);
   }
 
@@ -572,6 +772,7 @@ export class DispatcherCore {
     p.round += 1;
     p.state = state;
     p.stateChangedAt = now;
+    this.touch(p);
     this.notify(p);
     if (state !== 'UNSCHEDULED_PENDING') this.enqueue(p);
   }
@@ -579,14 +780,22 @@ export class DispatcherCore {
   private enqueue(p: ProcessRecord): void {
     this.dequeue(p.upid);
     this.s.queue.push({ upid: p.upid, round: p.round });
+    this.queued.add(p.upid);
   }
 
+  /** The queue holds at most one entry per upid (enqueue replaces it). */
   private dequeue(upid: string): void {
-    this.s.queue = this.s.queue.filter((e) => e.upid !== upid);
+    this.throttled.delete(upid);
+    if (!this.queued.delete(upid)) return;
+    const i = this.s.queue.findIndex((e) => e.upid === upid);
+    if (i < 0) return;
+    this.s.queue.splice(i, 1);
+    if (i < this.judged) this.judged--;
   }
 
   /** Clears the process's placement; the agent's slot frees when the agent reports the round gone. */
   private release(p: ProcessRecord): void {
+    if (p.assigned) this.touch(p);
     delete p.assigned;
   }
 
@@ -627,11 +836,19 @@ export class DispatcherCore {
     const agent = this.s.agents[agentId];
     if (!agent) return;
     delete this.s.agents[agentId];
+    this.changes.agents.add(agentId);
+    this.changes.agentSetChanged = true;
+    this.unhear(agentId, agent.lastHeardAt);
+    this.countAgentType(agent.engineType, -1);
+    for (const e of agent.assigned) this.unhold(e.upid, agentId);
+    this.agentsEpoch++;
+    this.capacityChanged();
     for (const p of Object.values(this.s.processes)) {
       if (p.assigned?.agentId !== agentId) continue;
       // Last-ditch: should the agent still be alive, it stops the round nobody tracks any more.
       if (lastDitch) this.fx.push({ type: 'terminate', agentId, nodeId: agent.nodeId, upid: p.upid, round: p.round });
       p.lastError = reason;
+      this.touch(p);
       if (p.state === 'TERMINATING') {
         this.release(p);
         this.setState(p, 'TERMINATED', now);
@@ -663,19 +880,44 @@ export class DispatcherCore {
     return { nodes: [...nodes.values()] };
   }
 
-  /** One matching pass over the queue, in queue order. */
+  /**
+   * One matching pass over the queue, in queue order: over the whole queue when capacity may have
+   * grown since the last pass (or a throttled start fell due), else over the entries queued since.
+   */
   private matchmake(now: number): void {
-    const table = this.slotTable();
+    const full = this.capacityGrew || (this.throttledDue !== undefined && now >= this.throttledDue);
     const queue = this.s.queue;
-    const keep: typeof queue = [];
-    for (const entry of queue) {
+    const start = full ? 0 : this.judged;
+    if (start >= queue.length) {
+      if (full && queue.length === 0) {
+        this.throttled.clear();
+        this.capacityGrew = false;
+        this.throttledDue = undefined;
+        this.judged = 0;
+      }
+      return;
+    }
+    this.passes.matching++;
+    if (full) this.throttled.clear();
+    const table = (this.table ??= this.slotTable());
+    const keep: typeof queue = queue.slice(0, start);
+    let throttledDue = full ? undefined : this.throttledDue;
+    for (let i = start; i < queue.length; i++) {
+      const entry = queue[i]!;
       const p = this.s.processes[entry.upid];
-      if (!p || p.round !== entry.round || !isQueued(p.state)) continue;
+      if (!p || p.round !== entry.round || !isQueued(p.state)) {
+        this.queued.delete(entry.upid);
+        this.throttled.delete(entry.upid);
+        continue;
+      }
       const due = this.startDueAt(p.upid);
       if (due !== undefined && now < due) {
         keep.push(entry);
+        this.throttled.add(entry.upid);
+        if (throttledDue === undefined || due < throttledDue) throttledDue = due;
         continue;
       }
+      this.throttled.delete(entry.upid);
       const placement = pickPlacement(table, {
         constraints: p.constraints,
         ...(p.executionEngine !== undefined ? { engineType: p.executionEngine } : {}),
@@ -684,8 +926,13 @@ export class DispatcherCore {
       if (placement) {
         occupy(table, placement, p.nodeExclusive);
         const agent = this.s.agents[placement.agentId]!;
+        if (agent.assigned.length === 0) this.agentsEpoch++;
         agent.assigned.push({ upid: p.upid, round: p.round });
+        this.hold(p.upid, agent.agentId);
+        this.changes.agents.add(agent.agentId);
+        this.queued.delete(p.upid);
         p.assigned = { ...placement };
+        this.touch(p);
         const hostname = agent.properties.hostname;
         if (typeof hostname === 'string') p.hostname = hostname;
         p.lastLaunchAt = now;
@@ -702,39 +949,92 @@ export class DispatcherCore {
       }
       if (p.state !== 'WAITING') this.setState(p, queueVerdict(p.queueingMode, p.starts), now);
       if (p.state === 'WAITING') keep.push(entry);
+      else this.queued.delete(entry.upid);
     }
     this.s.queue = keep;
+    this.judged = keep.length;
+    this.capacityGrew = false;
+    this.throttledDue = throttledDue;
   }
 
-  /** Recomputes each engine type's need; tells its domain when it changed. */
+  /**
+   * Recomputes each engine type's need whose inputs changed (the plan is pure: the same inputs give
+   * the same plan); tells its domain when the need changed.
+   */
   private updateNeeds(): void {
+    for (const upid of this.recount) this.countPart(upid);
+    this.recount.clear();
     const types = new Set<string>(Object.keys(this.options.engines));
-    const agents = Object.values(this.s.agents);
-    for (const a of agents) types.add(a.engineType);
-    for (const p of Object.values(this.s.processes)) if (!isFinal(p.state)) types.add(this.engineTypeOf(p));
+    for (const type of this.agentTypes.keys()) types.add(type);
+    for (const type of this.liveCount.keys()) types.add(type);
+    let agents: AgentRecord[] | undefined;
     for (const type of [...types].sort()) {
-      const ofType = agents.filter((a) => a.engineType === type);
-      const waiting = new Set<string>();
-      for (const p of Object.values(this.s.processes)) {
-        if ((isQueued(p.state) || p.state === 'UNSCHEDULED_PENDING') && this.engineTypeOf(p) === type) waiting.add(p.upid);
-      }
-      const holding = new Set<string>();
-      const workers = new Map<string, WorkerView>();
-      for (const a of ofType) {
-        for (const e of a.assigned) holding.add(e.upid);
-        const w = workers.get(a.nodeId);
-        if (!w) workers.set(a.nodeId, { nodeId: a.nodeId, firstHeardAt: a.firstHeardAt, busy: a.assigned.length > 0 });
-        else workers.set(a.nodeId, { nodeId: a.nodeId, firstHeardAt: Math.min(w.firstHeardAt, a.firstHeardAt), busy: w.busy || a.assigned.length > 0 });
-      }
-      // A process both queued (new round) and still on an agent (old round) is counted once.
-      for (const u of holding) waiting.delete(u);
       const previous = this.s.needs[type];
-      const plan = planNeed({ queued: waiting.size, running: holding.size, workers: [...workers.values()], capacity: this.capacityOf(type, ofType), previous: previous?.preserveN });
+      const queued = this.waitingCount.get(type) ?? 0;
+      const running = this.holdingCount.get(type) ?? 0;
+      // The last need is an input: a plan that named retirees may drop further on the next call.
+      const inputs = `${queued} ${running} ${this.agentsEpoch} ${previous?.preserveN ?? '-'}`;
+      if (this.planned.get(type) === inputs) continue;
+      this.planned.set(type, inputs);
+      this.passes.needs++;
+      let fleet = this.fleets.get(type);
+      if (fleet?.epoch !== this.agentsEpoch) {
+        agents ??= Object.values(this.s.agents);
+        const ofType = agents.filter((a) => a.engineType === type);
+        const workers = new Map<string, WorkerView>();
+        for (const a of ofType) {
+          const w = workers.get(a.nodeId);
+          if (!w) workers.set(a.nodeId, { nodeId: a.nodeId, firstHeardAt: a.firstHeardAt, busy: a.assigned.length > 0 });
+          else workers.set(a.nodeId, { nodeId: a.nodeId, firstHeardAt: Math.min(w.firstHeardAt, a.firstHeardAt), busy: w.busy || a.assigned.length > 0 });
+        }
+        fleet = { epoch: this.agentsEpoch, agents: ofType, workers: [...workers.values()], capacity: this.capacityOf(type, ofType) };
+        this.fleets.set(type, fleet);
+      }
+      const ofType = fleet.agents;
+      const plan = planNeed({ queued, running, workers: fleet.workers, capacity: fleet.capacity, previous: previous?.preserveN });
       if (previous && previous.preserveN === plan.preserveN) continue;
       this.s.needs[type] = plan;
-      for (const a of ofType) a.retiring = plan.retire.includes(a.nodeId);
+      for (const a of ofType) {
+        const retiring = plan.retire.includes(a.nodeId);
+        if (a.retiring === retiring) continue;
+        a.retiring = retiring;
+        this.changes.agents.add(a.agentId);
+        this.capacityChanged();
+      }
       this.fx.push({ type: 'need', engineType: type, domain: domainOf(type), preserveN: plan.preserveN, retire: [...plan.retire] });
     }
+  }
+
+  /**
+   * Counts the upid's part in the needs again. The counts are those the plan reads: per engine type,
+   * the processes not final; those queued (or held for boot) that no agent of their type holds; and
+   * the distinct upids (processes or not) the type's agents hold.
+   */
+  private countPart(upid: string): void {
+    const old = this.parts.get(upid);
+    if (old) {
+      bump(this.liveCount, old.live, -1);
+      bump(this.waitingCount, old.waiting, -1);
+      for (const t of old.held) bump(this.holdingCount, t, -1);
+    }
+    const held: string[] = [];
+    for (const id of this.holders.get(upid) ?? []) {
+      const t = this.s.agents[id]?.engineType;
+      if (t !== undefined && !held.includes(t)) held.push(t);
+    }
+    const p = this.s.processes[upid];
+    const type = p ? this.engineTypeOf(p) : undefined;
+    const part: NeedPart = { held };
+    if (p && !isFinal(p.state)) part.live = type;
+    if (p && (isQueued(p.state) || p.state === 'UNSCHEDULED_PENDING') && !held.includes(type!)) part.waiting = type;
+    if (part.live === undefined && part.waiting === undefined && held.length === 0) {
+      this.parts.delete(upid);
+      return;
+    }
+    this.parts.set(upid, part);
+    bump(this.liveCount, part.live, 1);
+    bump(this.waitingCount, part.waiting, 1);
+    for (const t of held) bump(this.holdingCount, t, 1);
   }
 
   private engineTypeOf(p: ProcessRecord): string {
@@ -754,6 +1054,14 @@ export class DispatcherCore {
 }
 
 // --- helpers ---------------------------------------------------------------------------------------
+
+/** Adds `delta` to the count of `key` (none: nothing); a count that reaches 0 is removed. */
+function bump(counts: Map<string, number>, key: string | undefined, delta: number): void {
+  if (key === undefined) return;
+  const n = (counts.get(key) ?? 0) + delta;
+  if (n > 0) counts.set(key, n);
+  else counts.delete(key);
+}
 
 type ScheduleParams = Pick<
   ProcessRecord,

@@ -2,8 +2,21 @@
  * The process dispatcher's actor (`dispatcher/main`): the shell around the pure DispatcherCore
  * (./core.ts), as EPU management's actors are shells around theirs. Its protocol is ./protocol.ts.
  *
- * Each turn rebuilds the core over a copy of the persisted state, applies the message, keeps the new
- * state and carries out the core's effects:
+ * The core lives across turns (held on the state object, out of its JSON) and changes its state in
+ * place: it throws its refusals before changing anything, so nothing is copied per turn. What the
+ * turn changed is written as actor records, the rest as the (small) state:
+ * - each process is the record `p:<upid>`, each agent `a:<agent id>`, written in the turn that changed
+ *   it (the core's `takeChanges`); upids are listed, in the order they were scheduled, in the records
+ *   `pi:<k>` (INDEX_CHUNK upids each; processes are never deleted), agent ids in the state;
+ * - the state holds the definitions, the queue, the needs, the evacuated agents, the boot flag and
+ *   the capacity views: nothing that grows with the processes but the queue;
+ * - on activation the core is rebuilt from the state and the records. A state from before the
+ *   records (processes and agents inside it) is moved into records then.
+ * A turn that throws anything but a refusal crashes the actor, which restarts from what was last
+ * committed (state and records), rebuilding the core: a bug's partial change may be in what the
+ * turns before it in the same commit wrote, as with any in-place state.
+ *
+ * Each turn applies the message to the core and carries out the core's effects:
  * - launch / terminate / cleanup are tells to the worker's agent (`ee-agent/<node id>`) through the
  *   outbox, so they go out once the turn is durable (docs/processes.md has the agent's side);
  * - notify tells subscribers that are actor refs `{process: {upid, state, round}}`; any other
@@ -27,7 +40,17 @@ import { askRole, roleTurn } from '../role-reply.js';
 import type { RoleEnv } from '../role-env.js';
 import { zodReason } from '../zod-reason.js';
 import { domainRef } from '../epum/protocol.js';
-import { DispatcherCore, emptyDispatcherState, type AgentHeartbeat, type DispatcherEffect, type DispatcherState, type ProcessDefinition } from './core.js';
+import {
+  DispatcherCore,
+  emptyDispatcherState,
+  type AgentHeartbeat,
+  type AgentRecord,
+  type DispatcherChanges,
+  type DispatcherEffect,
+  type DispatcherState,
+  type ProcessDefinition,
+  type ProcessRecord,
+} from './core.js';
 import { domainOf } from './need.js';
 import { DISPATCHER_ROLE_DEFAULTS, type DispatcherRoleOptions } from './options.js';
 import {
@@ -43,21 +66,54 @@ import {
   type DispatcherStatus,
 } from './protocol.js';
 
+/** The core's state as the actor stores it: its processes and agents are records (module comment). */
+export interface StoredCoreState extends Omit<DispatcherState, 'processes' | 'agents'> {
+  /** Processes scheduled so far; their upids are in the records `pi:<k>`. */
+  processCount: number;
+  /** The agents, each in the record `a:<agent id>`, in the order they registered. */
+  agentIds: string[];
+}
+
 export interface DispatcherActorState {
-  core: DispatcherState;
+  /** A `DispatcherState` (processes and agents inside) in a snapshot from before the records. */
+  core: StoredCoreState | DispatcherState;
   /** Each engine type's need as its EPU domain stands with it. */
   capacity: Record<string, CapacityView>;
 }
 
 export function emptyDispatcherActorState(): DispatcherActorState {
-  return { core: emptyDispatcherState(), capacity: {} };
+  const { processes: _p, agents: _a, ...rest } = emptyDispatcherState();
+  return { core: { ...rest, processCount: 0, agentIds: [] }, capacity: {} };
+}
+
+/** Upids per index record `pi:<k>`. */
+export const INDEX_CHUNK = 1_000;
+
+/** Record names: `p:<upid>`, `a:<agent id>`, `pi:<k>`; `%` and NUL (not allowed in names) escaped. */
+export const processRecordName = (upid: string): string => `p:${escapeName(upid)}`;
+export const agentRecordName = (agentId: string): string => `a:${escapeName(agentId)}`;
+export const indexRecordName = (k: number): string => `pi:${k}`;
+
+function escapeName(id: string): string {
+  return id.includes('%') || id.includes('\x00') ? id.replace(/%/g, '%25').replace(/\x00/g, '%00') : id;
+}
+
+/** The live core, on the state object but out of its JSON (a restored state has none). */
+const LIVE: unique symbol = Symbol('dispatcher core');
+type HeldState = DispatcherActorState & { [LIVE]?: DispatcherCore };
+
+function isStored(core: StoredCoreState | DispatcherState): core is StoredCoreState {
+  return !('processes' in core);
 }
 
 /** Instance states after which a worker's agents are gone for good. */
 const GONE_INSTANCE_STATES = new Set(['TERMINATING', 'TERMINATED', 'FAILED']);
 
-/** What a turn hands the shell: the new state, the reply (null for tells), and the engine types whose need to send its domain now. */
-type TurnResult = { state: DispatcherActorState; reply: unknown; kick: string[] };
+/**
+ * What a turn hands the shell: the state, the reply (null for tells), whether the turn may have
+ * changed anything, and the engine types whose need to send its domain now.
+ */
+type TurnResult = { state: DispatcherActorState; reply: unknown; changed: boolean; kick: string[] };
 
 /**
  * The dispatcher actor type for a node. `env` gives it the router (for the domain asks it makes
@@ -72,7 +128,8 @@ export function dispatcherType(env: RoleEnv, options: Partial<DispatcherRoleOpti
    * and those already reported gone: a worker the cluster declares down is evacuated at once rather
    * than after heartbeatMissingMs of silence.
    */
-  let agentNodes: ReadonlySet<string> = new Set();
+  let live: DispatcherCore | undefined;
+  const hasAgentOn = (nodeId: string): boolean => live !== undefined && Object.values(live.state.agents).some((a) => a.nodeId === nodeId);
   const reportedGone = new Set<string>();
   env.watchMembers?.((members) => {
     for (const m of members) {
@@ -81,7 +138,7 @@ export function dispatcherType(env: RoleEnv, options: Partial<DispatcherRoleOpti
         reportedGone.delete(m.id);
         continue;
       }
-      if (!agentNodes.has(m.id) || reportedGone.has(m.id)) continue;
+      if (reportedGone.has(m.id) || !hasAgentOn(m.id)) continue;
       reportedGone.add(m.id);
       env
         .service()
@@ -117,7 +174,7 @@ export function dispatcherType(env: RoleEnv, options: Partial<DispatcherRoleOpti
    * engine type. When to try (a fresh need, a stale result, the retry timer) is the turn's call, so
    * that a missing domain is not asked on every heartbeat.
    */
-  function kickCapacity(state: DispatcherActorState, engineTypes: readonly string[]): void {
+  function kickCapacity(state: DispatcherActorState, core: DispatcherCore, engineTypes: readonly string[]): void {
     for (const engineType of engineTypes) {
       const view = state.capacity[engineType];
       if (!view || view.applied || inflight.has(engineType)) continue;
@@ -125,7 +182,7 @@ export function dispatcherType(env: RoleEnv, options: Partial<DispatcherRoleOpti
       // The domain's retirable_nodes are instance ids; a worker that did not report its instance id
       // (not launched by the provisioner) cannot be named and the domain picks the newest instead.
       const retireInstances = view.retire.flatMap((nodeId) =>
-        Object.values(state.core.agents)
+        Object.values(core.state.agents)
           .filter((a) => a.nodeId === nodeId && typeof a.properties.instance_id === 'string')
           .map((a) => a.properties.instance_id as string),
       );
@@ -181,20 +238,98 @@ export function dispatcherType(env: RoleEnv, options: Partial<DispatcherRoleOpti
       .map((a) => a.agentId);
   }
 
-  function statusOf(state: DispatcherActorState): DispatcherStatus {
+  function statusOf(state: DispatcherActorState, core: DispatcherCore): DispatcherStatus {
     return {
-      booting: state.core.booting,
-      agents: Object.values(state.core.agents),
-      queue: state.core.queue,
+      booting: core.state.booting,
+      agents: Object.values(core.state.agents),
+      queue: core.state.queue,
       capacity: state.capacity,
     };
   }
 
-  function turn(before: DispatcherActorState, msg: DispatcherMessage, ctx: ActorContext): TurnResult {
-    // The core changes its state in place; a copy keeps the persisted state intact should the turn
-    // throw anything but a refusal.
-    const state = structuredClone(before);
-    const core = new DispatcherCore(opts, state.core);
+  /**
+   * The live core of `state`: the one held on it, or one rebuilt from the state and the records (on
+   * activation and after a restart), moving an old snapshot's processes and agents into records.
+   */
+  function coreOf(state: DispatcherActorState, ctx: ActorContext): DispatcherCore {
+    const held = state as HeldState;
+    const kept = held[LIVE];
+    if (kept) return kept;
+    const stored = state.core;
+    let core: DispatcherCore;
+    if (isStored(stored)) {
+      const processes: Record<string, ProcessRecord> = {};
+      for (let k = 0; k * INDEX_CHUNK < stored.processCount; k++) {
+        for (const upid of (ctx.record(indexRecordName(k)) as string[] | undefined) ?? []) {
+          const p = ctx.record(processRecordName(upid));
+          if (p !== undefined) processes[upid] = structuredClone(p as ProcessRecord);
+        }
+      }
+      const agents: Record<string, AgentRecord> = {};
+      for (const id of stored.agentIds) {
+        const a = ctx.record(agentRecordName(id));
+        if (a !== undefined) agents[id] = structuredClone(a as AgentRecord);
+      }
+      const { processCount: _n, agentIds: _ids, ...rest } = structuredClone(stored);
+      core = new DispatcherCore(opts, { ...rest, processes, agents });
+    } else {
+      // A snapshot from before the records: everything it holds is written as records now.
+      const old = stored;
+      core = new DispatcherCore(opts, old);
+      state.core = { ...emptyDispatcherActorState().core, agentIds: [] };
+      const upids = Object.keys(old.processes);
+      const ids = Object.keys(old.agents);
+      persist(state, core, ctx, { processes: upids, created: upids, agents: ids, agentSetChanged: true });
+      ctx.log.info({ processes: upids.length, agents: ids.length }, 'dispatcher: moved processes and agents from the state into records');
+    }
+    Object.defineProperty(held, LIVE, { value: core, enumerable: false, configurable: true, writable: true });
+    live = core;
+    return core;
+  }
+
+  /**
+   * Writes what the core changed (its own report unless `changes` is given) as records, and the rest
+   * of its state into `state.core`.
+   */
+  function persist(state: DispatcherActorState, core: DispatcherCore, ctx: ActorContext, changes: DispatcherChanges = core.takeChanges()): void {
+    const s = core.state;
+    const before = state.core as StoredCoreState;
+    for (const upid of changes.processes) {
+      const p = s.processes[upid];
+      if (p) ctx.putRecord(processRecordName(upid), p);
+    }
+    let count = before.processCount;
+    if (changes.created.length > 0) {
+      let k = Math.floor(count / INDEX_CHUNK);
+      let chunk = [...((ctx.record(indexRecordName(k)) as string[] | undefined) ?? [])];
+      for (const upid of changes.created) {
+        if (chunk.length >= INDEX_CHUNK) {
+          ctx.putRecord(indexRecordName(k), chunk);
+          k += 1;
+          chunk = [];
+        }
+        chunk.push(upid);
+        count += 1;
+      }
+      ctx.putRecord(indexRecordName(k), chunk);
+    }
+    for (const id of changes.agents) {
+      const a = s.agents[id];
+      if (a) ctx.putRecord(agentRecordName(id), a);
+      else ctx.deleteRecord(agentRecordName(id));
+    }
+    state.core = {
+      definitions: s.definitions,
+      queue: s.queue,
+      evacuated: s.evacuated,
+      needs: s.needs,
+      booting: s.booting,
+      processCount: count,
+      agentIds: changes.agentSetChanged ? Object.keys(s.agents) : before.agentIds,
+    };
+  }
+
+  function turn(state: DispatcherActorState, core: DispatcherCore, msg: DispatcherMessage, ctx: ActorContext): TurnResult {
     const now = ctx.now;
     const effects: DispatcherEffect[] = [];
     const run = <T extends { effects: DispatcherEffect[] }>(out: T): T => {
@@ -203,7 +338,7 @@ export function dispatcherType(env: RoleEnv, options: Partial<DispatcherRoleOpti
     };
     let reply: unknown = null;
     let kick: string[] = [];
-    const read = (value: unknown): TurnResult => ({ state: before, reply: value, kick: [] });
+    const read = (value: unknown): TurnResult => ({ state, reply: value, changed: false, kick: [] });
 
     if ('op' in msg) {
       // domain.changed: evacuate the agents of worker instances that are going away.
@@ -213,7 +348,7 @@ export function dispatcherType(env: RoleEnv, options: Partial<DispatcherRoleOpti
           ...(typeof i.instance_id === 'string' ? { instanceId: i.instance_id } : {}),
           ...(typeof i.node_id === 'string' && i.node_id !== '' ? { nodeId: i.node_id } : {}),
         };
-        for (const id of agentsOf(state.core, where)) {
+        for (const id of agentsOf(core.state, where)) {
           ctx.log.info({ agent: id, instance: i.instance_id, domain: msg.domain }, 'dispatcher: worker instance going away; evacuating its agent');
           run(core.evacuate(id, now));
         }
@@ -245,14 +380,14 @@ export function dispatcherType(env: RoleEnv, options: Partial<DispatcherRoleOpti
     } else if ('restart' in msg) {
       reply = run(core.restart(msg.restart.upid, now)).process satisfies DispatcherReplies['restart'];
     } else if ('evacuate' in msg) {
-      const ids = agentsOf(state.core, msg.evacuate);
+      const ids = agentsOf(core.state, msg.evacuate);
       for (const id of ids) run(core.evacuate(id, now));
       reply = { agents: ids } satisfies DispatcherReplies['evacuate'];
     } else if ('boot' in msg) {
       run(core.setBooting(msg.boot.booting, now));
       reply = { booting: msg.boot.booting } satisfies DispatcherReplies['boot'];
     } else if ('status' in msg) {
-      return read(statusOf(before) satisfies DispatcherReplies['status']);
+      return read(statusOf(state, core) satisfies DispatcherReplies['status']);
     } else if ('heartbeat' in msg) {
       const beat = AgentHeartbeatSchema.safeParse(msg.heartbeat);
       if (!beat.success) {
@@ -297,12 +432,12 @@ export function dispatcherType(env: RoleEnv, options: Partial<DispatcherRoleOpti
     const wantedBefore = Object.fromEntries(Object.entries(state.capacity).map(([t, v]) => [t, v.wanted]));
     carryOut(effects, state, ctx);
     for (const [t, v] of Object.entries(state.capacity)) if (!v.applied && wantedBefore[t] !== v.wanted && !kick.includes(t)) kick.push(t);
-    return { state, reply, kick };
+    return { state, reply, changed: true, kick };
   }
 
   /** Arms the one `tick` timer for the core's next wake time (after a turn that changed the state). */
-  function armTick(state: DispatcherActorState, ctx: ActorContext): void {
-    const wake = new DispatcherCore(opts, state.core).nextWakeAt(ctx.now);
+  function armTick(core: DispatcherCore, ctx: ActorContext): void {
+    const wake = core.nextWakeAt(ctx.now);
     if (wake !== undefined) ctx.after('tick', Math.max(0, wake - ctx.now), { tick: true });
     else ctx.cancelTimer('tick');
   }
@@ -315,22 +450,21 @@ export function dispatcherType(env: RoleEnv, options: Partial<DispatcherRoleOpti
     idleMs: 0,
     initialState: () => emptyDispatcherActorState(),
     validate: validateDispatcherMessage,
-    onActivate(state) {
+    onActivate(state, ctx) {
+      const core = coreOf(state, ctx);
       // A reconfigure under way when the node stopped never reports back: start again what is not applied.
-      kickCapacity(state, Object.keys(state.capacity));
+      kickCapacity(state, core, Object.keys(state.capacity));
       return state;
     },
     async handle(state, message, ctx) {
-      let kick: string[] = [];
-      const next = await roleTurn(state, ctx, () => {
-        const r = turn(state, parseDispatcherMessage(message), ctx);
-        kick = r.kick;
-        return r;
-      });
-      if (next !== state) armTick(next, ctx);
-      agentNodes = new Set(Object.values(next.core.agents).map((a) => a.nodeId));
-      kickCapacity(next, kick);
-      return next;
+      const core = coreOf(state, ctx);
+      let result: TurnResult | undefined;
+      await roleTurn(state, ctx, () => (result = turn(state, core, parseDispatcherMessage(message), ctx)));
+      // A refusal changed nothing (the core throws before it changes anything): nothing to write.
+      persist(state, core, ctx);
+      if (result?.changed) armTick(core, ctx);
+      kickCapacity(state, core, result?.kick ?? []);
+      return state;
     },
   });
 }

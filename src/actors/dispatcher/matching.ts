@@ -53,22 +53,35 @@ export function agentFits(agent: SlotAgent, req: PlacementRequest): boolean {
   return matchConstraints(req.constraints, agent.properties);
 }
 
-/** The agent a process should go to, or undefined when none fits now. */
+/**
+ * The agent a process should go to, or undefined when none fits now. One scan over the nodes keeping
+ * the best so far (the order is total, node ids being unique), so a pick costs O(nodes), no sort.
+ */
 export function pickPlacement(table: SlotTable, req: PlacementRequest): Placement | undefined {
-  const candidates: Array<{ node: SlotNode; fitting: SlotAgent[]; free: number }> = [];
+  let best: { node: SlotNode; fitting: SlotAgent[]; free: number } | undefined;
   for (const node of table.nodes) {
+    if (node.agents.length === 0) continue;
     if (req.nodeExclusive !== undefined && node.exclusive.includes(req.nodeExclusive)) continue;
     const fitting = node.agents.filter((a) => agentFits(a, req));
     if (fitting.length === 0) continue;
-    candidates.push({ node, fitting, free: fitting.reduce((n, a) => n + a.free, 0) });
+    const candidate = { node, fitting, free: fitting.reduce((n, a) => n + a.free, 0) };
+    if (!best || better(candidate, best)) best = candidate;
   }
-  candidates.sort(
-    (x, y) => Number(x.node.occupied === false) - Number(y.node.occupied === false) || x.free - y.free || cmp(x.node.nodeId, y.node.nodeId),
-  );
-  const best = candidates[0];
   if (!best) return undefined;
-  const agent = [...best.fitting].sort((a, b) => b.free - a.free || cmp(a.agentId, b.agentId))[0]!;
+  let agent = best.fitting[0]!;
+  for (const a of best.fitting) if (roomier(a, agent)) agent = a;
   return { agentId: agent.agentId, nodeId: agent.nodeId };
+}
+
+/** Busy nodes before empty ones, then the fewest free slots, then the smaller node id. */
+function better(x: { node: SlotNode; free: number }, y: { node: SlotNode; free: number }): boolean {
+  const order = Number(x.node.occupied === false) - Number(y.node.occupied === false) || x.free - y.free || cmp(x.node.nodeId, y.node.nodeId);
+  return order < 0;
+}
+
+/** Within a node: the most free slots, then the smaller agent id. */
+function roomier(a: SlotAgent, b: SlotAgent): boolean {
+  return (b.free - a.free || cmp(a.agentId, b.agentId)) < 0;
 }
 
 /** Marks a slot of the placement taken (and the node's tag held) in the scratch table. */

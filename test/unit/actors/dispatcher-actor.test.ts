@@ -13,7 +13,9 @@ import { FakeClock } from '../../../src/runtime/clock-fake.js';
 import { askRole } from '../../../src/actors/role-reply.js';
 import type { RoleEnv, RoleMember } from '../../../src/actors/role-env.js';
 import type { ProcessRecord } from '../../../src/actors/dispatcher/core.js';
-import { dispatcherType } from '../../../src/actors/dispatcher/dispatcher.js';
+import { dispatcherType, emptyDispatcherActorState, type DispatcherActorState } from '../../../src/actors/dispatcher/dispatcher.js';
+import { DispatcherCore, emptyDispatcherState } from '../../../src/actors/dispatcher/core.js';
+import type { ActorContext } from '../../../src/runtime/actor-type.js';
 import { DISPATCHER_ROLE_TEST_PRESET } from '../../../src/actors/dispatcher/options.js';
 import { DISPATCHER_REF, type DispatcherReplies } from '../../../src/actors/dispatcher/protocol.js';
 import { useTestNodes, type TestNode } from '../../support/runtime-node.js';
@@ -236,5 +238,103 @@ describe('the dispatcher actor', () => {
     // It goes on from there: the agent's report moves the process along.
     await beat(node, 'a1', [{ upid: 'p1', round: 0, state: 'RUNNING' }]);
     await until(node, 'p1', 'RUNNING after the restart', (p) => p.state === 'RUNNING');
+  });
+});
+
+describe('the dispatcher actor\'s records', () => {
+  /** A turn context over a map of records, logging the record writes of the turn. */
+  function fakeCtx(records: Map<string, unknown>, now: number): ActorContext & { puts: string[]; deletes: string[] } {
+    const puts: string[] = [];
+    const deletes: string[] = [];
+    return {
+      self: DISPATCHER_REF,
+      sender: undefined,
+      seq: 1,
+      now,
+      log: silentLogger,
+      puts,
+      deletes,
+      tell() {},
+      ask: () => Promise.reject(new Error('no asks here')),
+      reply() {},
+      spawn() {},
+      stop() {},
+      after() {},
+      every() {},
+      cancelTimer() {},
+      record: (name) => records.get(name),
+      putRecord(name, value) {
+        puts.push(name);
+        records.set(name, JSON.parse(JSON.stringify(value)));
+      },
+      deleteRecord(name) {
+        deletes.push(name);
+        records.delete(name);
+      },
+    };
+  }
+  const env = (): RoleEnv => ({ service: () => ({ ask: () => Promise.reject(new Error('no domains here')), tell: () => Promise.resolve() }) as never, members: () => [], dataDir: '/nonexistent', clock: new FakeClock(), log: silentLogger });
+  const hb = (agentId: string, at: number, processes: Array<{ upid: string; round: number; state: string }> = []) => ({
+    heartbeat: { agentId, nodeId: `n-${agentId}`, engineType: 'default', slots: 2, processes, properties: {}, at },
+  });
+
+  it('writes only the processes and agents a turn changed, and keeps them out of the state', async () => {
+    const type = dispatcherType(env(), DISPATCHER_ROLE_TEST_PRESET);
+    const records = new Map<string, unknown>();
+    let state = await type.onActivate!(emptyDispatcherActorState(), fakeCtx(records, 1));
+    const turn = async (msg: unknown, now: number) => {
+      const ctx = fakeCtx(records, now);
+      state = await type.handle(state, msg, ctx);
+      return ctx;
+    };
+    await turn({ createDefinition: SLEEP }, 1);
+    expect((await turn(hb('a1', 1), 2)).puts).toEqual(['a:a1']);
+    expect((await turn({ schedule: { upid: 'p1', definitionId: 'sleep' } }, 3)).puts.sort()).toEqual(['a:a1', 'p:p1', 'pi:0']);
+    expect((await turn({ schedule: { upid: 'p2', definitionId: 'sleep' } }, 4)).puts.sort()).toEqual(['a:a1', 'p:p2', 'pi:0']);
+    // p1 RUNNING: its record and the agent's (last heard); p2 is not written again.
+    expect((await turn(hb('a1', 5, [{ upid: 'p1', round: 0, state: 'RUNNING' }, { upid: 'p2', round: 0, state: 'PENDING' }]), 5)).puts.sort()).toEqual(['a:a1', 'p:p1', 'p:p2']);
+    expect((await turn(hb('a1', 6, [{ upid: 'p1', round: 0, state: 'RUNNING' }, { upid: 'p2', round: 0, state: 'PENDING' }]), 6)).puts).toEqual(['a:a1']);
+    // A read writes nothing.
+    expect((await turn({ describe: { upid: 'p1' } }, 7)).puts).toEqual([]);
+    const json = JSON.parse(JSON.stringify(state)) as DispatcherActorState;
+    expect(json.core).not.toHaveProperty('processes');
+    expect(json.core).not.toHaveProperty('agents');
+    expect(json.core).toMatchObject({ processCount: 2, agentIds: ['a1'] });
+    expect(records.get('pi:0')).toEqual(['p1', 'p2']);
+    expect(records.get('p:p1')).toMatchObject({ upid: 'p1', state: 'RUNNING' });
+    // A new incarnation (the JSON state and the records) rebuilds the same processes and agents.
+    const again = dispatcherType(env(), DISPATCHER_ROLE_TEST_PRESET);
+    const restored = await again.onActivate!(json, fakeCtx(records, 8));
+    const ctx = fakeCtx(records, 8);
+    let replied: unknown;
+    ctx.reply = (v) => (replied = v);
+    await again.handle(restored, { list: {} }, ctx);
+    expect((replied as { value: { processes: Array<{ upid: string; state: string }> } }).value.processes.map((p) => [p.upid, p.state])).toEqual([
+      ['p1', 'RUNNING'],
+      ['p2', 'PENDING'],
+    ]);
+  });
+
+  it('moves the processes and agents of a snapshot from before the records into records', async () => {
+    const core = new DispatcherCore(DISPATCHER_ROLE_TEST_PRESET, emptyDispatcherState());
+    core.createDefinition(SLEEP);
+    core.heartbeat({ agentId: 'a1', nodeId: 'n-a1', engineType: 'default', slots: 2, processes: [], properties: {}, at: 1 }, 1);
+    core.schedule({ upid: 'p1', definitionId: 'sleep' }, 2);
+    core.schedule({ upid: 'p2', definitionId: 'sleep' }, 2);
+    const old = JSON.parse(JSON.stringify({ core: core.state, capacity: {} })) as DispatcherActorState;
+    const type = dispatcherType(env(), DISPATCHER_ROLE_TEST_PRESET);
+    const records = new Map<string, unknown>();
+    const ctx = fakeCtx(records, 3);
+    const state = await type.onActivate!(old, ctx);
+    expect(ctx.puts.sort()).toEqual(['a:a1', 'p:p1', 'p:p2', 'pi:0']);
+    const json = JSON.parse(JSON.stringify(state)) as DispatcherActorState;
+    expect(json.core).not.toHaveProperty('processes');
+    expect(json.core).toMatchObject({ processCount: 2, agentIds: ['a1'], definitions: { sleep: SLEEP } });
+    expect(records.get('p:p2')).toEqual(JSON.parse(JSON.stringify(core.state.processes.p2)));
+    expect(records.get('a:a1')).toEqual(JSON.parse(JSON.stringify(core.state.agents.a1)));
+    // The moved processes go on: p1's report applies.
+    const next = fakeCtx(records, 4);
+    await type.handle(state, hb('a1', 4, [{ upid: 'p1', round: 0, state: 'RUNNING' }]), next);
+    expect(records.get('p:p1')).toMatchObject({ state: 'RUNNING' });
   });
 });

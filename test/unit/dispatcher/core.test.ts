@@ -407,3 +407,100 @@ describe('durable state', () => {
     expect(core.describe('nope')).toBeUndefined();
   });
 });
+
+describe('cost and changes', () => {
+  it('a heartbeat that changes nothing does no matching pass and plans no need', () => {
+    const core = makeCore();
+    core.heartbeat(beat('a1', T0), T0);
+    core.schedule(sched('p1'), T0);
+    core.heartbeat(beat('a1', T0 + 1, [{ upid: 'p1', round: 0, state: 'RUNNING' }]), T0 + 1);
+    core.takeChanges();
+    const passes = { ...core.passes };
+    const again = core.heartbeat(beat('a1', T0 + 2, [{ upid: 'p1', round: 0, state: 'RUNNING' }]), T0 + 2);
+    expect(again.effects).toEqual([]);
+    expect(core.passes).toEqual(passes);
+    // Only the agent's last-heard time changed.
+    expect(core.takeChanges()).toEqual({ processes: [], created: [], agents: ['a1'], agentSetChanged: false });
+    // A slot freed is a matching pass.
+    core.schedule(sched('p2'), T0 + 3);
+    core.schedule(sched('p3'), T0 + 3);
+    expect(core.describe('p3')?.state).toBe('WAITING');
+    const before = core.passes.matching;
+    core.heartbeat(beat('a1', T0 + 4, [{ upid: 'p1', round: 0, state: 'EXITED' }, { upid: 'p2', round: 0, state: 'RUNNING' }]), T0 + 4);
+    expect(core.passes.matching).toBe(before + 1);
+    expect(core.describe('p3')?.state).toBe('ASSIGNED');
+  });
+
+  it('reports the processes and agents a call changed', () => {
+    const core = makeCore();
+    core.heartbeat(beat('a1', T0), T0);
+    expect(core.takeChanges()).toEqual({ processes: [], created: [], agents: ['a1'], agentSetChanged: true });
+    core.schedule(sched('p1'), T0);
+    core.schedule(sched('p2'), T0);
+    core.schedule(sched('p3'), T0);
+    const c = core.takeChanges();
+    expect(c.created).toEqual(['p1', 'p2', 'p3']);
+    expect(c.processes.sort()).toEqual(['p1', 'p2', 'p3']);
+    expect(c.agents).toEqual(['a1']);
+    core.heartbeat(beat('a1', T0 + 1, [{ upid: 'p2', round: 0, state: 'RUNNING' }, { upid: 'p1', round: 0, state: 'PENDING' }]), T0 + 1);
+    expect(core.takeChanges().processes.sort()).toEqual(['p1', 'p2']);
+    core.evacuate('a1', T0 + 2);
+    const gone = core.takeChanges();
+    expect(gone.agents).toEqual(['a1']);
+    expect(gone.agentSetChanged).toBe(true);
+    expect(core.state.agents.a1).toBeUndefined();
+  });
+
+  it('gives what a core rebuilt from the state on every call gives (a full pass and full need each time)', () => {
+    // A small deterministic random walk over schedules, heartbeats, terminations, restarts, ticks.
+    let seed = 7;
+    const rnd = (n: number): number => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
+    const options: Partial<DispatcherOptions> = { minStartIntervalMs: 50, heartbeatWarningMs: 300, heartbeatMissingMs: 600, engines: { default: { spareWorkers: 1 } } };
+    const kept = makeCore(options);
+    let state = structuredClone(kept.state);
+    const fresh = () => new DispatcherCore({ ...DISPATCHER_DEFAULTS, ...options }, state);
+    const held = new Map<string, Array<{ upid: string; round: number; state: AgentProcessReport['state'] }>>();
+    let now = T0;
+    for (let step = 0; step < 1500; step++) {
+      now += rnd(40);
+      const op = rnd(10);
+      const run = (f: (c: DispatcherCore) => { effects: DispatcherEffect[] }): void => {
+        const a = f(kept).effects;
+        const c = fresh();
+        const b = f(c).effects;
+        state = structuredClone(c.state);
+        expect(a).toEqual(b);
+        expect(kept.state).toEqual(state);
+        expect(kept.nextWakeAt(now)).toBe(c.nextWakeAt(now));
+        for (const e of a) {
+          if (e.type === 'launch') {
+            const list = held.get(e.agentId) ?? [];
+            held.set(e.agentId, [...list.filter((x) => x.upid !== e.upid), { upid: e.upid, round: e.round, state: 'RUNNING' }]);
+          }
+          if (e.type === 'cleanup' || e.type === 'terminate') held.set(e.agentId, (held.get(e.agentId) ?? []).filter((x) => !(x.upid === e.upid && x.round === e.round)));
+        }
+      };
+      const agent = `a${rnd(4)}`;
+      const upid = `p${rnd(30)}`;
+      if (op < 3) {
+        // The same parameters for the same upid: a repeat is not a refusal.
+        const n = Number(upid.slice(1));
+        const req = sched(upid, { ...(n % 4 === 0 ? { nodeExclusive: 'x' } : {}), ...(n % 5 === 0 ? { queueingMode: 'NEVER' as const } : {}) });
+        run((c) => c.schedule(req, now));
+      } else if (op < 6) {
+        const list = held.get(agent) ?? [];
+        if (list.length > 0 && rnd(3) === 0) list[rnd(list.length)]!.state = rnd(2) === 0 ? 'EXITED' : 'FAILED';
+        const hb = beat(agent, now, list.map((x) => ({ ...x })), { slots: 1 + rnd(3), properties: { hostname: agent, zone: rnd(6) === 0 ? 'b' : 'a' } });
+        run((c) => c.heartbeat(structuredClone(hb), now));
+        held.set(agent, list.filter((x) => x.state === 'RUNNING'));
+      } else if (op === 6 && kept.describe(upid)) run((c) => c.terminate(upid, now));
+      else if (op === 7 && kept.describe(upid)) run((c) => c.restart(upid, now));
+      else if (op === 8) run((c) => c.tick(now));
+      else if (op === 9 && rnd(10) === 0) run((c) => c.evacuate(agent, now));
+    }
+    expect(Object.keys(kept.state.processes).length).toBeGreaterThan(10);
+  });
+});
