@@ -13,6 +13,7 @@ import { registerProvisionerCommands } from './cli-provisioner.js';
 import { registerEpumCommands } from './cli-epum.js';
 import { registerStreamCommands } from './cli-stream.js';
 import { registerProcessCommands } from './cli-process.js';
+import { registerHaCommands } from './cli-ha.js';
 import { SleeperDemo, DEMO_DOMAIN } from './demo.js';
 
 function positiveInt(name: string) {
@@ -135,6 +136,7 @@ registerProvisionerCommands(program);
 registerEpumCommands(program);
 registerStreamCommands(program);
 registerProcessCommands(program);
+registerHaCommands(program);
 
 program.parseAsync(process.argv).catch((err) => {
   process.stderr.write(`error: ${errorMessage(err)}\n`);

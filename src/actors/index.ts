@@ -12,6 +12,8 @@ import { dispatcherType } from './dispatcher/dispatcher.js';
 import type { DispatcherRoleOptions } from './dispatcher/options.js';
 import { eeAgentType } from './ee-agent/agent.js';
 import type { EeAgentOptions } from './ee-agent/options.js';
+import { haTypes } from './ha/ha.js';
+import type { HaOptions } from './ha/options.js';
 
 /** Options of the CEI roles a node hosts (each over its defaults). */
 export interface RoleOptions {
@@ -22,6 +24,7 @@ export interface RoleOptions {
   dispatcher?: Partial<DispatcherRoleOptions>;
   /** The execution-engine agent of a worker (slots, engine type, instance id ...). */
   eeAgent?: Partial<EeAgentOptions>;
+  ha?: Partial<HaOptions>;
 }
 
 /**
@@ -30,7 +33,7 @@ export interface RoleOptions {
  */
 export function builtinTypes(env?: RoleEnv, roles: RoleOptions = {}): ActorType<any>[] {
   const types: ActorType<any>[] = [counter, dtrs, stream];
-  if (env) types.push(provisionerType(env, roles.provisioner), ...epumTypes(env, roles.epum, roles.engines).types, dispatcherType(env, roles.dispatcher));
+  if (env) types.push(provisionerType(env, roles.provisioner), ...epumTypes(env, roles.epum, roles.engines).types, dispatcherType(env, roles.dispatcher), ...haTypes(env, roles.ha).types);
   // Every node knows the agent type, to route to any worker's agent; it runs only on its own worker.
   if (env) types.push(eeAgentType(env, roles.eeAgent));
   return types;

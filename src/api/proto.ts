@@ -9,9 +9,10 @@ import type { ProtoGrpcType as ProvisionerOnly } from '../generated/provisioner.
 import type { ProtoGrpcType as EpumOnly } from '../generated/epum.js';
 import type { ProtoGrpcType as StreamsOnly } from '../generated/streams.js';
 import type { ProtoGrpcType as DispatcherOnly } from '../generated/dispatcher.js';
+import type { ProtoGrpcType as HaOnly } from '../generated/ha.js';
 
 /** The public services (Actors, Cluster, and one per CEI role) as loaded from their protos. */
-type ActorsProto = ActorsOnly & ClusterOnly & DtrsOnly & ProvisionerOnly & EpumOnly & StreamsOnly & DispatcherOnly;
+type ActorsProto = ActorsOnly & ClusterOnly & DtrsOnly & ProvisionerOnly & EpumOnly & StreamsOnly & DispatcherOnly & HaOnly;
 
 /** proto/ at the package root, from src/api (tsx) as from dist/api (built). */
 export const PROTO_DIR = fileURLToPath(new URL('../../proto', import.meta.url));
@@ -26,7 +27,7 @@ export const LOADER_OPTIONS: protoLoader.Options = {
   includeDirs: [PROTO_DIR],
 };
 
-export const PUBLIC_PROTO_FILES = ['cei/v1/actors.proto', 'cei/v1/cluster.proto', 'cei/v1/dtrs.proto', 'cei/v1/provisioner.proto', 'cei/v1/epum.proto', 'cei/v1/streams.proto', 'cei/v1/dispatcher.proto'];
+export const PUBLIC_PROTO_FILES = ['cei/v1/actors.proto', 'cei/v1/cluster.proto', 'cei/v1/dtrs.proto', 'cei/v1/provisioner.proto', 'cei/v1/epum.proto', 'cei/v1/streams.proto', 'cei/v1/dispatcher.proto', 'cei/v1/ha.proto'];
 
 /** Loads `files` into a package definition once per process, and the gRPC objects made from it. */
 function loadedOnce<T>(files: string[]): () => { definition: protoLoader.PackageDefinition; api: T } {

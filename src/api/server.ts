@@ -11,9 +11,10 @@ import { provisionerService } from './provisioner-service.js';
 import { epumService } from './epum-service.js';
 import { streamsService } from './streams-service.js';
 import { dispatcherService } from './dispatcher-service.js';
+import { haService } from './ha-service.js';
 
 /** The services health checking reports on (besides the server as a whole, ''). */
-const HEALTH_SERVICES = ['cei.v1.Actors', 'cei.v1.Dtrs', 'cei.v1.Provisioner', 'cei.v1.EpuManagement', 'cei.v1.Streams', 'cei.v1.ProcessDispatcher'];
+const HEALTH_SERVICES = ['cei.v1.Actors', 'cei.v1.Dtrs', 'cei.v1.Provisioner', 'cei.v1.EpuManagement', 'cei.v1.Streams', 'cei.v1.ProcessDispatcher', 'cei.v1.HighAvailability'];
 
 export interface ApiServerOptions extends ActorsServiceOptions {
   /** HOST:PORT to bind; port 0 picks a free one. */
@@ -48,6 +49,7 @@ export class ApiServer {
     server.addService(actors.cei.v1.EpuManagement.service, epumService(service, options, log));
     server.addService(actors.cei.v1.Streams.service, streamsService(service, options, log));
     server.addService(actors.cei.v1.ProcessDispatcher.service, dispatcherService(service, options, log));
+    server.addService(actors.cei.v1.HighAvailability.service, haService(service, options, log));
     options.addServices?.(server);
     const health = new HealthImplementation(Object.fromEntries(['', ...HEALTH_SERVICES].map((name) => [name, 'NOT_SERVING' as const])));
     health.addToServer(server);
