@@ -10,7 +10,7 @@ import YAML from 'yaml';
 import { DispatcherClient, type DispatcherStatusView } from './client-dispatcher.js';
 import type { ProcessDefinition, ProcessRecord } from './actors/dispatcher/core.js';
 import { InvalidArgumentError, errorMessage } from './errors.js';
-import { clientGroup, collect, indent, pairs, print, table } from './cli-output.js';
+import { clientGroup, collect, indent, pairs, print, table, wholeNumber } from './cli-output.js';
 import { documentOf } from './cli-epum.js';
 
 /** How often `process logs --follow` asks for new lines. */
@@ -25,6 +25,14 @@ export function duration(flag: string) {
     if (!Number.isFinite(n) || n < 1) throw new CommanderArgError(`${flag} must be at least 1 ms`);
     return Math.round(n);
   };
+}
+
+/** `--at`: an ISO time, or `+30s` / `+2m` from now, as ms since the epoch. */
+function whenOf(value: string): number {
+  if (value.startsWith('+')) return Date.now() + duration('--at')(value.slice(1));
+  const at = Date.parse(value);
+  if (Number.isNaN(at)) throw new InvalidArgumentError(`--at ${JSON.stringify(value)}: expected an ISO time (2026-11-23T10:00:00Z) or +DURATION (+30s)`);
+  return at;
 }
 
 /** `KEY=VALUE` flags into a map, each value read as YAML (`4`, `true`, `[a, b]`, `{">=": 4}`). */
@@ -135,6 +143,61 @@ export function registerProcessCommands(program: Command): void {
     'processes on execution engine agents: definitions, schedule, describe, list, terminate, restart, wait',
     (node) => new DispatcherClient(node),
   );
+
+  const timer = cmd.command('timer').description('timed runs of a definition: at a time and/or every interval (create, list, cancel)');
+  timer
+    .command('create <name>')
+    .description('run a definition at a time and/or every interval; each run is a process <name>-<n> (restart mode NEVER); --set result=STREAM publishes each run\'s result')
+    .requiredOption('--definition <id>', 'the process definition to run')
+    .option('--at <when>', 'the first run: an ISO time, or +DURATION from now (30s, 2m)')
+    .option('--every <duration>', 'then again every interval (100ms at least)', duration('--every'))
+    .option('--count <n>', 'runs at most', wholeNumber('--count'))
+    .option('--file <path>', 'the configuration, YAML or JSON, over the definition\'s')
+    .option('--set <path=value>', 'a configuration value over the file (repeatable)', collect, [])
+    .option('--engine <type>', 'only agents of this execution engine type')
+    .option('--json', 'print JSON')
+    .action(
+      run(async (client, name: string, opts: { definition: string; at?: string; every?: number; count?: number; file?: string; set: string[]; engine?: string; json?: boolean }) => {
+        const configuration = documentOf(opts.file, opts.set);
+        const t = await client.createTimer({
+          name,
+          definitionId: opts.definition,
+          ...(opts.at !== undefined && { at: whenOf(opts.at) }),
+          ...(opts.every !== undefined && { every: opts.every }),
+          ...(opts.count !== undefined && { count: opts.count }),
+          ...(configuration !== undefined && { configuration }),
+          ...(opts.engine !== undefined && { executionEngine: opts.engine }),
+        });
+        print(opts.json ? t : `timer ${t.name}: next run ${new Date(t.next).toISOString()}${t.every ? `, then every ${t.every} ms` : ''}${t.count ? `, ${t.count} runs at most` : ''}`);
+      }),
+    );
+  timer
+    .command('list')
+    .description('the timers, with their next run and the runs so far')
+    .option('--json', 'print JSON')
+    .action(
+      run(async (client, opts: { json?: boolean }) => {
+        const timers = await client.listTimers();
+        if (opts.json) print({ timers });
+        else if (timers.length === 0) print('no timers');
+        else
+          print(
+            table([
+              ['TIMER', 'DEFINITION', 'NEXT', 'EVERY', 'RUNS', 'LAST ERROR'],
+              ...timers.map((t) => [t.name, t.definitionId, new Date(t.next).toISOString(), t.every ? `${t.every}ms` : '-', `${t.runs}${t.count ? `/${t.count}` : ''}`, t.lastError ?? '-']),
+            ]),
+          );
+      }),
+    );
+  timer
+    .command('cancel <name>')
+    .description('stop a timer (runs already started go on)')
+    .action(
+      run(async (client, name: string) => {
+        await client.cancelTimer(name);
+        print(`timer ${name} cancelled`);
+      }),
+    );
 
   const def = cmd.command('definition').description('process definitions: what to run (create, update, remove, describe, list)');
 

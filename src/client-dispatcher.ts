@@ -12,6 +12,8 @@ import type { ProcessDefinition, ProcessRecord, ScheduleRequest } from './actors
 import type { ProcessState, QueueingMode, RestartMode } from './actors/dispatcher/states.js';
 import type { ProcessLogsReply__Output } from './generated/cei/v1/ProcessLogsReply.js';
 import type { LogEntry } from './engines/process-log.js';
+import type { ProcessTimer__Output } from './generated/cei/v1/ProcessTimer.js';
+import type { TimerRecord, TimerSpec } from './actors/dispatcher/protocol.js';
 import { publicApi } from './api/proto.js';
 import { unary } from './client.js';
 
@@ -174,6 +176,29 @@ export class DispatcherClient {
     return statusIn(await unary<DispatcherStatus__Output>((o, cb) => this.raw.DescribeDispatcher({}, o, cb), deadlineMs));
   }
 
+  async createTimer(t: TimerSpec, deadlineMs?: number): Promise<TimerRecord> {
+    const req = {
+      name: t.name,
+      definition_id: t.definitionId,
+      configuration_json: t.configuration === undefined ? '' : JSON.stringify(t.configuration),
+      at_ms: t.at ?? 0,
+      every_ms: t.every ?? 0,
+      count: t.count ?? 0,
+      constraints_json: t.constraints === undefined ? '' : JSON.stringify(t.constraints),
+      execution_engine: t.executionEngine ?? '',
+    };
+    return timerIn(await unary<ProcessTimer__Output>((o, cb) => this.raw.CreateTimer(req, o, cb), deadlineMs));
+  }
+
+  async cancelTimer(name: string, deadlineMs?: number): Promise<{ cancelled: string }> {
+    return unary((o, cb) => this.raw.CancelTimer({ name }, o, cb), deadlineMs);
+  }
+
+  async listTimers(deadlineMs?: number): Promise<TimerRecord[]> {
+    const r = await unary<{ timers: ProcessTimer__Output[] }>((o, cb) => this.raw.ListTimers({}, o, cb), deadlineMs);
+    return r.timers.map(timerIn);
+  }
+
   /** The process's output lines with a seq above `since`, from the worker that runs or ran it. */
   async logs(upid: string, since = 0, deadlineMs?: number): Promise<ProcessLogs> {
     const r = await unary<ProcessLogsReply__Output>((o, cb) => this.raw.ProcessLogs({ upid, since }, o, cb), deadlineMs);
@@ -189,6 +214,18 @@ export class DispatcherClient {
   close(): void {
     this.raw.close();
   }
+}
+
+function timerIn(t: ProcessTimer__Output): TimerRecord {
+  const out: TimerRecord = { name: t.name, definitionId: t.definition_id, next: t.next_ms, runs: t.runs };
+  if (t.configuration_json) out.configuration = JSON.parse(t.configuration_json) as Record<string, unknown>;
+  if (t.at_ms > 0) out.at = t.at_ms;
+  if (Number(t.every_ms) > 0) out.every = Number(t.every_ms);
+  if (t.count > 0) out.count = t.count;
+  if (t.constraints_json) out.constraints = JSON.parse(t.constraints_json) as unknown;
+  if (t.execution_engine) out.executionEngine = t.execution_engine;
+  if (t.last_error) out.lastError = t.last_error;
+  return out;
 }
 
 export interface ProcessLogs {

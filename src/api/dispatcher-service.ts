@@ -11,6 +11,7 @@
 import type { ProcessDispatcherHandlers } from '../generated/cei/v1/ProcessDispatcher.js';
 import type { ProcessDefinition as DefinitionProto } from '../generated/cei/v1/ProcessDefinition.js';
 import type { ProcessInfo } from '../generated/cei/v1/ProcessInfo.js';
+import type { ProcessTimer } from '../generated/cei/v1/ProcessTimer.js';
 import type { DispatcherStatus as StatusProto } from '../generated/cei/v1/DispatcherStatus.js';
 import type { ActorService } from '../runtime/actor-service.js';
 import type { Logger } from '../runtime/logger.js';
@@ -19,7 +20,7 @@ import { DeadlineExceededError, FailedPreconditionError, InvalidArgumentError, N
 import type { LogsReply } from '../actors/ee-agent/protocol.js';
 import type { ProcessDefinition, ProcessRecord } from '../actors/dispatcher/core.js';
 import { isFinal, isProcessState, type ProcessState } from '../actors/dispatcher/states.js';
-import { DISPATCHER_REF, agentRef, parseDispatcherMessage, type DispatcherAsk, type DispatcherReplies, type DispatcherStatus } from '../actors/dispatcher/protocol.js';
+import { DISPATCHER_REF, agentRef, parseDispatcherMessage, type DispatcherAsk, type DispatcherReplies, type DispatcherStatus, type TimerRecord } from '../actors/dispatcher/protocol.js';
 import { handlerFactory, jsonField, remainingMs, type UnaryCall } from './unary.js';
 
 export interface DispatcherServiceOptions {
@@ -39,6 +40,22 @@ export function definitionOut(d: ProcessDefinition): DefinitionProto {
     executable_json: JSON.stringify(d.executable),
     config_json: JSON.stringify(d.config),
     description: d.description ?? '',
+  };
+}
+
+export function timerOut(t: TimerRecord): ProcessTimer {
+  return {
+    name: t.name,
+    definition_id: t.definitionId,
+    configuration_json: t.configuration === undefined ? '' : JSON.stringify(t.configuration),
+    at_ms: t.at ?? 0,
+    every_ms: t.every ?? 0,
+    count: t.count ?? 0,
+    constraints_json: t.constraints === undefined ? '' : JSON.stringify(t.constraints),
+    execution_engine: t.executionEngine ?? '',
+    next_ms: t.next,
+    runs: t.runs,
+    last_error: t.lastError ?? '',
   };
 }
 
@@ -168,6 +185,20 @@ export function dispatcherService(system: ActorService, options: DispatcherServi
       }
     }),
     DescribeDispatcher: h('DescribeDispatcher', async (_req, call) => statusOut(await ask(call, 'status', true))),
+    CreateTimer: h('CreateTimer', async (req, call) => {
+      const spec: Record<string, unknown> = { name: req.name, definitionId: req.definition_id };
+      const configuration = optionalJson(req.configuration_json, 'configuration_json');
+      if (configuration !== undefined) spec.configuration = configuration;
+      const constraints = optionalJson(req.constraints_json, 'constraints_json');
+      if (constraints !== undefined) spec.constraints = constraints;
+      if (req.execution_engine) spec.executionEngine = req.execution_engine;
+      if (req.at_ms > 0) spec.at = Math.round(req.at_ms);
+      if (Number(req.every_ms) > 0) spec.every = Number(req.every_ms);
+      if (req.count > 0) spec.count = req.count;
+      return timerOut(await ask(call, 'timer', spec));
+    }),
+    CancelTimer: h('CancelTimer', async (req, call) => ask(call, 'cancelTimer', { name: req.name })),
+    ListTimers: h('ListTimers', async (_req, call) => ({ timers: (await ask(call, 'listTimers', {})).timers.map(timerOut) })),
     ProcessLogs: h('ProcessLogs', async (req, call) => {
       const since = Number(req.since);
       const p = await ask(call, 'describe', { upid: req.upid });

@@ -4,6 +4,8 @@
  * built-in window-average) and in the exec engine (examples/window_average.py). Halfway through, the
  * worker hosting the transform is SIGKILLed: the dispatcher places it again on the other worker, and
  * the output must still be exactly one average per input, equal to an independent computation.
+ * On the same cluster: a timer runs a one-off definition every interval and each run's result
+ * lands in a stream.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolve } from 'node:path';
@@ -137,4 +139,21 @@ describe('a window-average transform on real workers', () => {
       await waitFor(async () => (await dispatcher.status()).agents.some((a) => a.nodeId === cluster.ids[host]), { timeoutMs: 20_000, what: 'the restarted worker taken back by the dispatcher' });
     });
   }
+
+  it('runs a definition every interval through a timer, each run publishing its result to a stream', { timeout: 60_000 }, async () => {
+    const at = ['--node', cluster.address(0)];
+    await dispatcher.createDefinition({ id: 'job', type: 'exec', executable: { argv: ['sh', '-c', 'echo working; echo \'{"ok": true}\'; sleep 0.3'], protocol: 'none' } });
+    const created = await runCli(['process', ...at, 'timer', 'create', 'tick', '--definition', 'job', '--at', '+100ms', '--every', '500ms', '--count', '2', '--set', 'result=job-results']);
+    expect(created.code, created.stderr).toBe(0);
+    await waitFor(async () => ((await streams.describe('job-results').catch(() => undefined))?.head ?? 0) >= 2, { timeoutMs: 30_000, what: 'two results' });
+    const results = await readAll(streams, 'job-results', 'check', 2);
+    expect(results.map((m) => m.data)).toEqual([
+      { upid: 'tick-0', round: 0, exit_code: 0, result: { ok: true }, stdout: ['working', '{"ok": true}'] },
+      { upid: 'tick-1', round: 0, exit_code: 0, result: { ok: true }, stdout: ['working', '{"ok": true}'] },
+    ]);
+    expect((await dispatcher.describe('tick-1')).state).toBe('EXITED');
+    // Its count reached, the timer is gone.
+    const listed = await runCli(['process', ...at, 'timer', 'list', '--json']);
+    expect(JSON.parse(listed.stdout)).toEqual({ timers: [] });
+  });
 });

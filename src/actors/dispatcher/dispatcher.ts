@@ -64,7 +64,9 @@ import {
   type DispatcherMessage,
   type DispatcherReplies,
   type DispatcherStatus,
+  type TimerRecord,
 } from './protocol.js';
+import { parseConstraints } from './constraints.js';
 
 /** The core's state as the actor stores it: its processes and agents are records (module comment). */
 export interface StoredCoreState extends Omit<DispatcherState, 'processes' | 'agents'> {
@@ -79,6 +81,8 @@ export interface DispatcherActorState {
   core: StoredCoreState | DispatcherState;
   /** Each engine type's need as its EPU domain stands with it. */
   capacity: Record<string, CapacityView>;
+  /** Timed runs of definitions, by name (absent in snapshots from before timers). */
+  timers?: Record<string, TimerRecord>;
 }
 
 export function emptyDispatcherActorState(): DispatcherActorState {
@@ -427,6 +431,56 @@ export function dispatcherType(env: RoleEnv, options: Partial<DispatcherRoleOpti
       }
     } else if ('capacityRetry' in msg) {
       kick = Object.keys(state.capacity);
+    } else if ('timer' in msg) {
+      const spec = msg.timer;
+      if (!core.describeDefinition(spec.definitionId)) throw new NotFoundError(`process definition "${spec.definitionId}" does not exist`);
+      if (spec.constraints !== undefined) parseConstraints(spec.constraints);
+      const next = spec.at ?? now + spec.every!;
+      const timer: TimerRecord = { ...spec, next, runs: 0 };
+      (state.timers ??= {})[spec.name] = timer;
+      ctx.after(`timer:${spec.name}`, Math.max(0, next - now), { fire: { name: spec.name } });
+      reply = timer satisfies DispatcherReplies['timer'];
+    } else if ('cancelTimer' in msg) {
+      const { name } = msg.cancelTimer;
+      if (!state.timers?.[name]) throw new NotFoundError(`no timer "${name}"`);
+      delete state.timers[name];
+      ctx.cancelTimer(`timer:${name}`);
+      reply = { cancelled: name } satisfies DispatcherReplies['cancelTimer'];
+    } else if ('listTimers' in msg) {
+      return read({ timers: Object.values(state.timers ?? {}) } satisfies DispatcherReplies['listTimers']);
+    } else if ('fire' in msg) {
+      const timer = state.timers?.[msg.fire.name];
+      if (!timer) return read(null);
+      const upid = `${timer.name}-${timer.runs}`;
+      try {
+        run(
+          core.schedule(
+            {
+              upid,
+              definitionId: timer.definitionId,
+              restartMode: 'NEVER',
+              ...(timer.configuration !== undefined ? { configuration: timer.configuration } : {}),
+              ...(timer.constraints !== undefined ? { constraints: timer.constraints } : {}),
+              ...(timer.executionEngine !== undefined ? { executionEngine: timer.executionEngine } : {}),
+            },
+            now,
+          ),
+        );
+        delete timer.lastError;
+      } catch (err) {
+        // The definition went away, say: the run is skipped and the timer says why.
+        if (!(err instanceof CeiError)) throw err;
+        timer.lastError = `${upid}: ${err.message}`;
+        ctx.log.warn({ timer: timer.name, err: err.message }, 'dispatcher: a timed run could not be scheduled');
+      }
+      timer.runs++;
+      if (timer.every !== undefined && (timer.count === undefined || timer.runs < timer.count)) {
+        // Runs missed while the dispatcher was down are not made up: the next one is the next due.
+        timer.next = Math.max(timer.next + timer.every, now + 1);
+        ctx.after(`timer:${timer.name}`, timer.next - now, { fire: { name: timer.name } });
+      } else {
+        delete state.timers![timer.name];
+      }
     }
 
     const wantedBefore = Object.fromEntries(Object.entries(state.capacity).map(([t, v]) => [t, v.wanted]));

@@ -66,6 +66,35 @@ export const ScheduleSchema = z.strictObject({
   name: z.string().max(256).optional(),
 });
 
+/**
+ * A timed run of a definition: once at `at` (epoch ms), or every `every` ms from `at` (or from now),
+ * `count` times at most. Each run is a process `<name>-<n>` (restart mode NEVER: a run that fails is
+ * not run again, the next one comes at its time). A configuration with `result: <stream>` publishes
+ * each run's result there (the execution-engine agent does).
+ */
+export const TimerSchema = z
+  .strictObject({
+    name: Id,
+    definitionId: Id,
+    configuration: Json.optional(),
+    at: z.number({ error: 'must be a time in ms since the epoch' }).int().min(0).optional(),
+    every: z.number({ error: 'must be a number of ms' }).int().min(100, { error: 'must be at least 100 ms' }).optional(),
+    count: z.number().int().min(1, { error: 'must be a whole number >= 1' }).optional(),
+    constraints: z.unknown().optional(),
+    executionEngine: Id.optional(),
+  })
+  .refine((t) => t.at !== undefined || t.every !== undefined, { error: 'give at (a time) or every (an interval), or both' });
+export type TimerSpec = z.infer<typeof TimerSchema>;
+
+/** A timer as the dispatcher keeps it. */
+export interface TimerRecord extends TimerSpec {
+  /** When the next run starts (ms since the epoch). */
+  next: number;
+  /** Runs started so far. */
+  runs: number;
+  lastError?: string;
+}
+
 const ProcessStateSchema = z.enum(PROCESS_STATES, { error: `must be one of ${PROCESS_STATES.join(', ')}` });
 
 /** What an agent reports; the core checks it again (checkHeartbeat) as its own contract. */
@@ -115,6 +144,10 @@ export const DispatcherMessageSchema = z.union([
   }),
   z.strictObject({ boot: z.strictObject({ booting: z.boolean({ error: 'must be true or false' }) }) }),
   z.strictObject({ status: z.literal(true) }),
+  z.strictObject({ timer: TimerSchema }),
+  z.strictObject({ cancelTimer: z.strictObject({ name: Id }) }),
+  z.strictObject({ listTimers: z.strictObject({}) }),
+  z.strictObject({ fire: z.strictObject({ name: Id }) }),
   // Loose on purpose: a bad heartbeat is dropped with a warning in the turn, not refused at the door.
   z.strictObject({ heartbeat: z.unknown() }),
   z.strictObject({ tick: z.literal(true) }),
@@ -193,6 +226,9 @@ export interface DispatcherReplies {
   evacuate: { agents: string[] };
   boot: { booting: boolean };
   status: DispatcherStatus;
+  timer: TimerRecord;
+  cancelTimer: { cancelled: string };
+  listTimers: { timers: TimerRecord[] };
 }
 export type DispatcherAsk = keyof DispatcherReplies;
 

@@ -211,6 +211,33 @@ describe('the dispatcher actor', () => {
     expect((await ask(node, 'listDefinitions', {})).definitions.map((d) => d.id)).toEqual(['sleep']);
   });
 
+  it('runs a definition every interval as processes <name>-<n>, at most count times, and stops when cancelled', async () => {
+    const node = await start();
+    await ask(node, 'createDefinition', SLEEP);
+    const t0 = node.clock.now();
+    const timer = await ask(node, 'timer', { name: 'job', definitionId: 'sleep', every: 1_000, count: 3, configuration: { result: 'results' } });
+    expect(timer).toMatchObject({ name: 'job', next: t0 + 1_000, runs: 0 });
+    const upids = async () => (await ask(node, 'list', {})).processes.map((p) => p.upid).sort();
+    await waitFor(async () => (await upids()).length === 3, { step: () => node.clock.advance(250), what: 'three runs' });
+    expect(await upids()).toEqual(['job-0', 'job-1', 'job-2']);
+    const run = await ask(node, 'describe', { upid: 'job-1' });
+    expect(run).toMatchObject({ restartMode: 'NEVER', configuration: { result: 'results' } });
+    // Its count reached, the timer is gone; nothing more runs.
+    expect((await ask(node, 'listTimers', {})).timers).toEqual([]);
+    node.clock.advance(5_000);
+    expect(await upids()).toHaveLength(3);
+
+    await ask(node, 'timer', { name: 'forever', definitionId: 'sleep', every: 1_000 });
+    await waitFor(async () => (await upids()).includes('forever-0'), { step: () => node.clock.advance(250), what: 'the first run' });
+    expect(await ask(node, 'cancelTimer', { name: 'forever' })).toEqual({ cancelled: 'forever' });
+    node.clock.advance(5_000);
+    expect((await upids()).filter((u) => u.startsWith('forever'))).toEqual(['forever-0']);
+
+    await expect(ask(node, 'timer', { name: 'x', definitionId: 'nope', every: 1_000 })).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    await expect(ask(node, 'timer', { name: 'x', definitionId: 'sleep' })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(/at .* or every/) });
+    await expect(ask(node, 'cancelTimer', { name: 'x' })).rejects.toMatchObject({ code: 'NOT_FOUND' });
+  });
+
   it('keeps a need no EPU domain takes, with the reason, and tries it again', async () => {
     const node = await start();
     await ask(node, 'createDefinition', SLEEP);
