@@ -14,6 +14,7 @@ import { registerEpumCommands } from './cli-epum.js';
 import { registerStreamCommands } from './cli-stream.js';
 import { registerProcessCommands } from './cli-process.js';
 import { registerHaCommands } from './cli-ha.js';
+import { registerLaunchCommands } from './cli-launch.js';
 import { SleeperDemo, DEMO_DOMAIN } from './demo.js';
 
 function positiveInt(name: string) {
@@ -137,6 +138,7 @@ registerEpumCommands(program);
 registerStreamCommands(program);
 registerProcessCommands(program);
 registerHaCommands(program);
+registerLaunchCommands(program);
 
 program.parseAsync(process.argv).catch((err) => {
   process.stderr.write(`error: ${errorMessage(err)}\n`);

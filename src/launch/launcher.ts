@@ -1,0 +1,345 @@
+/**
+ * `cei launch`: boots a plan level by level and records every step in the run store.
+ *
+ * The services of a level start in parallel; the next level starts once every service of this one
+ * is verified (or failed with `continue_on_error`). A node is started detached as
+ * `node dist/cli.js node ...` with its output in `<run dir>/logs/<service>.log`; its real address
+ * comes from its `ready <id> <address>` line, and it is verified by the gRPC health check (or its
+ * `ready` command). A command runs through `sh -c` and is verified by its `ready` command. Each
+ * readiness wait is bounded by the service's `timeout`; a service that is not ready is stopped and
+ * started again up to `retries` times, then fails its level and the boot.
+ *
+ * Launching a run that exists continues it: a service recorded verified whose process is still the
+ * one recorded and still passes its check is kept (same pid, same address); every other service is
+ * stopped if anything of it runs, and started again. Then the plan's system objects are applied
+ * idempotently through a node's public API. `repair` is the same walk over an up run, with at
+ * least `repairRetries` restarts per service.
+ */
+import { readFile } from 'node:fs/promises';
+import { join, resolve as resolvePath } from 'node:path';
+import YAML from 'yaml';
+import { FailedPreconditionError, errorMessage } from '../errors.js';
+import { loadPlan } from '../plans/load.js';
+import { resolveService, resolveSystem, type BootAttributes } from '../plans/resolve.js';
+import type { Plan, PlanService } from '../plans/plan.js';
+import type { LaunchOptions } from './launch-options.js';
+import { runDir } from './launch-options.js';
+import type { RunRecord, RunStore, ServiceRecord } from './run-store.js';
+import type { LevelProgress, Progress } from './progress.js';
+import { checkRecord, commandCheck, healthCheck, processMarker, type CheckResult } from './readiness.js';
+import { logOffset, readyLine, startCommandProcess, startNodeProcess, stopProcess, type Started } from './service-process.js';
+import { applySystem, SystemClients } from './system.js';
+
+export interface LaunchRequest {
+  /** The plan file. */
+  plan: string;
+  /** The run's name; default the plan's. */
+  name?: string;
+  /** `--var k=v`; over the vars the run was launched with before. */
+  vars: Record<string, string>;
+  /** Validate and describe only: nothing is started or recorded. */
+  dryRun?: boolean;
+  /** Restarts per service at least this many (repair). */
+  minRetries?: number;
+  /** Why: 'launch' (default) or 'repair' (the run must exist). */
+  mode?: 'launch' | 'repair';
+}
+
+export interface LaunchResult {
+  run: RunRecord;
+  plan: Plan;
+  services: ServiceRecord[];
+  ok: boolean;
+  reason?: string;
+}
+
+const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * The run name a launch without `--name` takes: the plan's `name` as written (read before the plan
+ * is loaded, since loading may need the vars an earlier launch of that run recorded).
+ */
+export async function defaultRunName(file: string): Promise<string | undefined> {
+  try {
+    const name = (YAML.parse(await readFile(file, 'utf8')) as { name?: unknown } | null)?.name;
+    return typeof name === 'string' && name !== '' ? name : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Loads the plan of a run (or of a first launch) with the run's directory and name filled in. */
+export async function loadRunPlan(file: string, name: string | undefined, vars: Record<string, string>, home: string): Promise<{ plan: Plan; name: string }> {
+  const path = resolvePath(file);
+  const runName = name ?? (await defaultRunName(path)) ?? (await loadPlan(path, { vars, env: process.env })).name;
+  const plan = await loadPlan(path, { vars, env: process.env, run: { dir: runDir(home, runName), name: runName } });
+  return { plan, name: runName };
+}
+
+/** The lines `--dry-run` prints: each level and its services. */
+export function describePlan(plan: Plan): string[] {
+  const lines = [`plan ${plan.name} (${plan.file}): ${plan.levels.length} level(s)`];
+  for (const level of plan.levels) {
+    lines.push(`level ${level.index + 1} ${level.name}:`);
+    for (const s of level.services) {
+      const what = s.kind === 'node' ? `node ${s.role} listen ${s.listen} data ${s.data_dir}` : s.kind === 'remote' ? `address ${s.address}` : `run ${s.run}`;
+      lines.push(`  ${s.name}: ${what}${s.ready ? ` (ready: ${s.ready})` : ''}`);
+    }
+  }
+  const objects = Object.entries(plan.system).flatMap(([section, objs]) => Object.keys(objs as object).map((n) => `${section}.${n}`));
+  if (objects.length > 0) lines.push(`then: ${objects.join(', ')}`);
+  return lines;
+}
+
+export async function launch(store: RunStore, req: LaunchRequest, o: LaunchOptions, progress: Progress): Promise<LaunchResult> {
+  const path = resolvePath(req.plan);
+  const before = await store.getRun(req.name ?? (await defaultRunName(path)) ?? '');
+  const vars = { ...before?.vars, ...req.vars };
+  const { plan, name: runName } = await loadRunPlan(path, req.name, vars, o.home);
+  const existing = before?.name === runName ? before : await store.getRun(runName);
+  if (req.mode === 'repair' && !existing) throw new FailedPreconditionError(`no run "${runName}" to repair`);
+  if (existing && existing.plan !== path) {
+    throw new FailedPreconditionError(`run "${runName}" was launched from ${existing.plan}, not ${path}: tear it down first or choose another --name`);
+  }
+  const now = Date.now();
+  const run: RunRecord = existing
+    ? { ...existing, vars, state: 'booting', reason: undefined, updatedAt: now }
+    : { name: runName, plan: path, planName: plan.name, vars, dir: runDir(o.home, runName), state: 'booting', createdAt: now, updatedAt: now };
+  if (req.dryRun) return { run, plan, services: [], ok: true };
+  await store.putRun(run);
+  progress.line(`${existing ? (req.mode === 'repair' ? 'repairing' : 'continuing') : 'launching'} run ${runName} from ${path} (${run.dir})`);
+
+  const records = new Map((await store.services(runName)).map((s) => [s.name, s]));
+  const known: BootAttributes = { run: { dir: run.dir, name: runName }, services: {} };
+  const booted: ServiceRecord[] = [];
+  const fail = async (reason: string): Promise<LaunchResult> => {
+    run.state = 'failed';
+    run.reason = reason;
+    await store.putRun(run);
+    progress.line(`launch of ${runName} failed: ${reason}`);
+    return { run, plan, services: await store.services(runName), ok: false, reason };
+  };
+
+  for (const level of plan.levels) {
+    const started = Date.now();
+    const p: LevelProgress = { level: level.name, index: level.index, total: level.services.length, started: 0, verified: 0, failed: 0, kept: 0, elapsedMs: 0 };
+    const show = () => progress.level({ ...p, elapsedMs: Date.now() - started });
+    const ticker = setInterval(show, 500);
+    show();
+    const boot = new ServiceBoot(store, o, run, plan, known, req.minRetries ?? 0, {
+      started: () => {
+        p.started += 1;
+        show();
+      },
+      verified: (kept) => {
+        p.verified += 1;
+        if (kept) p.kept += 1;
+        show();
+      },
+      failed: () => {
+        p.failed += 1;
+        show();
+      },
+      line: (text) => progress.line(text),
+    });
+    const results = await Promise.all(level.services.map((s) => boot.boot(s, records.get(s.name))));
+    clearInterval(ticker);
+    progress.levelDone({ ...p, elapsedMs: Date.now() - started });
+    for (const r of results) {
+      booted.push(r);
+      if (r.state === 'verified') known.services = { ...known.services, [r.name]: r.attributes };
+    }
+    const fatal = results.find((r, i) => r.state !== 'verified' && !level.services[i]!.continue_on_error);
+    if (fatal) return fail(`level ${level.index + 1} ${level.name}: service ${fatal.name}: ${fatal.reason ?? fatal.state}`);
+    for (const r of results) if (r.state !== 'verified') progress.line(`  ${r.name} failed (continue_on_error): ${r.reason}`);
+  }
+
+  const entry = booted.find((s) => s.state === 'verified' && (s.kind === 'node' || s.kind === 'remote') && s.address);
+  const hasObjects = Object.values(plan.system).some((objs) => Object.keys(objs as object).length > 0);
+  if (hasObjects) {
+    if (!entry) return fail('no node is up to apply the plan\'s system objects through');
+    const clients = new SystemClients(entry.address!);
+    try {
+      const system = resolveSystem(plan, known);
+      await applySystem(clients, system, { applyTimeoutMs: o.applyTimeoutMs, pollMs: o.pollMs, deadlineMs: 10_000 }, (line) => progress.line(`  ${line}`));
+    } catch (err) {
+      return fail(errorMessage(err));
+    } finally {
+      clients.close();
+    }
+  }
+  run.state = 'up';
+  await store.putRun(run);
+  const services = await store.services(runName);
+  progress.line(`run ${runName} is up (${services.length} services)`);
+  for (const s of services) progress.line(`  ${summaryLine(s)}`);
+  return { run, plan, services, ok: true };
+}
+
+export function summaryLine(s: ServiceRecord): string {
+  const where = s.address ? ` ${s.address}` : '';
+  const pid = s.pid !== undefined ? ` pid ${s.pid}` : '';
+  return `${s.level}/${s.name} ${s.kind}${where}${pid} ${s.state}${s.reason && s.state !== 'verified' ? `: ${s.reason}` : ''}`;
+}
+
+interface BootEvents {
+  started(): void;
+  verified(kept: boolean): void;
+  failed(): void;
+  line(text: string): void;
+}
+
+/** Boots the services of one level, each independently (they run in parallel). */
+class ServiceBoot {
+  constructor(
+    private readonly store: RunStore,
+    private readonly o: LaunchOptions,
+    private readonly run: RunRecord,
+    private readonly plan: Plan,
+    private readonly known: BootAttributes,
+    private readonly minRetries: number,
+    private readonly events: BootEvents,
+  ) {}
+
+  /** Keeps the service if it runs and passes its check, else (re)starts it; never throws. */
+  async boot(planned: PlanService, previous: ServiceRecord | undefined): Promise<ServiceRecord> {
+    if (previous?.state === 'verified') {
+      const check = await checkRecord(previous, this.o);
+      if (check.ok) {
+        this.events.started();
+        this.events.verified(true);
+        return previous;
+      }
+      this.events.line(`  ${planned.name}: recorded verified but ${check.reason}; starting it again`);
+    }
+    if (previous?.pid !== undefined && previous.kind !== 'remote') await stopProcess(previous.pid, processMarker(previous), this.o.stopGraceMs, this.o.pollMs);
+
+    const record: ServiceRecord = {
+      run: this.run.name,
+      name: planned.name,
+      level: planned.level,
+      levelIndex: planned.levelIndex,
+      kind: planned.kind,
+      state: 'started',
+      attributes: { name: planned.name },
+      updatedAt: Date.now(),
+    };
+    let service: PlanService;
+    try {
+      service = resolveService(this.plan, planned.levelIndex, planned.name, this.known);
+    } catch (err) {
+      return this.failed(record, errorMessage(err));
+    }
+    record.ready = service.ready;
+    record.log = join(this.run.dir, 'logs', `${service.name}.log`);
+    if (service.kind === 'node') {
+      record.data_dir = service.data_dir;
+      record.attributes = { ...record.attributes, role: service.role, listen: service.listen, data_dir: service.data_dir };
+      record.env = service.env;
+    } else if (service.kind === 'command') {
+      record.command = service.run;
+      record.terminate = service.terminate;
+      record.cwd = service.cwd;
+      record.env = service.env;
+    } else {
+      record.address = service.address;
+      record.attributes.address = service.address;
+      delete record.log;
+    }
+    const attempts = Math.max(service.retries, this.minRetries) + 1;
+    let reason = '';
+    for (let attempt = 1; attempt <= attempts; attempt++) {
+      const r = await this.attempt(service, record, attempt === 1);
+      if (r.ok) {
+        record.state = 'verified';
+        record.verifiedAt = Date.now();
+        delete record.reason;
+        await this.store.putService(record);
+        this.events.verified(false);
+        return record;
+      }
+      reason = r.reason;
+      if (record.pid !== undefined) await stopProcess(record.pid, processMarker(record), this.o.stopGraceMs, this.o.pollMs);
+      if (attempt < attempts) this.events.line(`  ${service.name}: not ready (${reason}); restarting (${attempt}/${attempts - 1})`);
+    }
+    return this.failed(record, attempts > 1 ? `${reason} (after ${attempts} attempts)` : reason);
+  }
+
+  private async failed(record: ServiceRecord, reason: string): Promise<ServiceRecord> {
+    record.state = 'failed';
+    record.reason = reason;
+    await this.store.putService(record);
+    this.events.failed();
+    return record;
+  }
+
+  /** Starts the service once and waits for it to be ready within its timeout. */
+  private async attempt(service: PlanService, record: ServiceRecord, first: boolean): Promise<CheckResult> {
+    const deadline = Date.now() + service.timeout * 1000;
+    let proc: Started | undefined;
+    const offset = record.log ? logOffset(record.log) : 0;
+    try {
+      if (service.kind === 'node') proc = startNodeProcess(service, record.log!);
+      else if (service.kind === 'command') proc = startCommandProcess(service, record.log!);
+    } catch (err) {
+      return { ok: false, reason: `cannot start: ${errorMessage(err)}` };
+    }
+    record.state = 'started';
+    record.startedAt = Date.now();
+    if (service.kind === 'node') {
+      // A new process: its address and id come from its own ready line.
+      delete record.address;
+      delete record.nodeId;
+      delete record.attributes.address;
+    }
+    if (proc) {
+      record.pid = proc.pid;
+      record.attributes.pid = String(proc.pid);
+    }
+    await this.store.putService(record);
+    if (first) this.events.started();
+    try {
+      return await this.waitReady(service, record, proc, offset, deadline);
+    } finally {
+      proc?.release();
+    }
+  }
+
+  private async waitReady(service: PlanService, record: ServiceRecord, proc: Started | undefined, offset: number, deadline: number): Promise<CheckResult> {
+    let last: CheckResult = { ok: false, reason: 'not checked yet' };
+    const timeoutMs = () => Math.max(100, Math.min(this.o.commandTimeoutMs, deadline - Date.now()));
+    for (;;) {
+      const exited = proc?.exit();
+      if (service.kind === 'node') {
+        if (record.address === undefined || record.nodeId === undefined) {
+          const line = readyLine(record.log!, offset);
+          if (line) {
+            record.address = line.address;
+            record.nodeId = line.nodeId;
+            record.attributes.address = line.address;
+            await this.store.putService(record);
+          }
+        }
+        if (exited !== undefined) return { ok: false, reason: `exited (${exited}) before it was ready; see ${record.log}` };
+        if (record.address !== undefined) {
+          last = service.ready ? await commandCheck(service.ready, { env: service.env, timeoutMs: timeoutMs() }) : await healthCheck(record.address, Math.min(this.o.checkDeadlineMs, timeoutMs()));
+          if (last.ok) return last;
+        } else {
+          last = { ok: false, reason: `no ready line in ${record.log}` };
+        }
+      } else if (service.kind === 'command') {
+        if (!service.ready) {
+          return exited === undefined || exited === 'exit code 0' ? { ok: true } : { ok: false, reason: `exited (${exited}); see ${record.log}` };
+        }
+        last = await commandCheck(service.ready, { cwd: service.cwd, env: service.env, timeoutMs: timeoutMs() });
+        if (last.ok) return last;
+        if (exited !== undefined && exited !== 'exit code 0') return { ok: false, reason: `exited (${exited}) before it was ready; see ${record.log}` };
+      } else {
+        last = service.ready ? await commandCheck(service.ready, { timeoutMs: timeoutMs() }) : await healthCheck(service.address, Math.min(this.o.checkDeadlineMs, timeoutMs()));
+        if (last.ok) return last;
+      }
+      if (Date.now() >= deadline) return { ok: false, reason: `not ready within ${service.timeout} s: ${last.ok ? '' : last.reason}` };
+      await pause(Math.min(this.o.pollMs, Math.max(0, deadline - Date.now())));
+    }
+  }
+}

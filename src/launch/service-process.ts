@@ -1,0 +1,148 @@
+/**
+ * The processes behind a plan's services on this machine: starting a `cei node` or a command
+ * detached (its own process group, stdout and stderr appended to a log file, so it outlives the
+ * `cei launch` that started it), reading a node's ready line, telling whether a recorded pid is still
+ * that service, and stopping one (SIGTERM to its group, a deadline, then SIGKILL).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, statSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { CommandService, NodeService } from '../plans/plan.js';
+
+/** dist/cli.js (or src/cli.ts under tsx): the `cei` a node service runs. */
+export const CEI_CLI = fileURLToPath(new URL(import.meta.url.endsWith('.ts') ? '../cli.ts' : '../cli.js', import.meta.url));
+
+const HAS_PROC = existsSync('/proc/self/cmdline');
+
+/** A service process just started, watched until it is ready or gone. */
+export interface Started {
+  pid: number;
+  child: ChildProcess;
+  /** Set once the process has exited: its code or signal. */
+  exit(): string | undefined;
+  /** Stop watching, so that this process may exit while the service runs on. */
+  release(): void;
+}
+
+function startDetached(command: string, args: string[], opts: { log: string; cwd?: string; env: Record<string, string> }): Started {
+  mkdirSync(dirname(opts.log), { recursive: true });
+  const fd = openSync(opts.log, 'a');
+  let exited: string | undefined;
+  try {
+    const child = spawn(command, args, { detached: true, cwd: opts.cwd, env: { ...process.env, ...opts.env }, stdio: ['ignore', fd, fd] });
+    child.on('exit', (code, signal) => (exited = signal ?? `exit code ${code}`));
+    child.on('error', (err) => (exited = err.message));
+    if (child.pid === undefined) throw new Error(`cannot start ${command}`);
+    return { pid: child.pid, child, exit: () => exited, release: () => child.unref() };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** The `cei node` command line of a resolved node service. */
+export function nodeArgs(s: NodeService): string[] {
+  const args = [CEI_CLI, 'node', '--role', s.role, '--listen', s.listen, '--data', s.data_dir];
+  if (s.join.length > 0) args.push('--join', s.join.join(','));
+  if (s.replicas !== undefined) args.push('--replicas', String(s.replicas));
+  if (s.slots !== undefined) args.push('--slots', String(s.slots));
+  if (s.engine_type !== undefined) args.push('--engine-type', s.engine_type);
+  return [...args, ...s.args];
+}
+
+export function startNodeProcess(s: NodeService, log: string): Started {
+  mkdirSync(s.data_dir, { recursive: true });
+  return startDetached(process.execPath, nodeArgs(s), { log, env: s.env });
+}
+
+export function startCommandProcess(s: CommandService, log: string): Started {
+  return startDetached('sh', ['-c', s.run], { log, cwd: s.cwd, env: s.env });
+}
+
+/** Where the log ends now: a ready line is looked for after it. */
+export function logOffset(log: string): number {
+  try {
+    return statSync(log).size;
+  } catch {
+    return 0;
+  }
+}
+
+/** The `ready <id> <address>` line a node printed after `offset` of its log, if any. */
+export function readyLine(log: string, offset: number): { nodeId: string; address: string } | undefined {
+  let text: string;
+  try {
+    text = readFileSync(log).subarray(offset).toString('utf8');
+  } catch {
+    return undefined;
+  }
+  const m = /^ready (\S+) (\S+)$/m.exec(text);
+  return m ? { nodeId: m[1]!, address: m[2]! } : undefined;
+}
+
+/**
+ * True while `pid` is a live process and, when `marker` is given and /proc exists, its command line
+ * contains it (a node's data directory): a pid recycled by an unrelated process is not the service.
+ */
+export function isServiceProcess(pid: number | undefined, marker?: string): boolean {
+  if (pid === undefined || !Number.isSafeInteger(pid) || pid <= 0) return false;
+  if (HAS_PROC) {
+    let cmdline: string;
+    try {
+      cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    } catch {
+      return false;
+    }
+    if (cmdline === '') return false; // a zombie
+    return marker === undefined || cmdline.split('\0').includes(marker);
+  }
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Signals the process group `pid` leads (services start detached), else the process alone; a gone process is not an error. */
+export function signalGroup(pid: number, signal: NodeJS.Signals): void {
+  for (const target of [-pid, pid]) {
+    try {
+      process.kill(target, signal);
+      return;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
+    }
+  }
+}
+
+/** True if the process group `pid` led has no process left. */
+export function groupGone(pid: number): boolean {
+  try {
+    process.kill(-pid, 0);
+    return false;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ESRCH';
+  }
+}
+
+const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * SIGTERM to the service's group, then SIGKILL if anything of it is left after `graceMs`.
+ * Resolves with how it ended: 'gone' (was not running), 'terminated' or 'killed'.
+ */
+export async function stopProcess(pid: number, marker: string | undefined, graceMs: number, pollMs: number): Promise<'gone' | 'terminated' | 'killed'> {
+  const alive = () => isServiceProcess(pid, marker) || !groupGone(pid);
+  if (!alive()) return 'gone';
+  signalGroup(pid, 'SIGTERM');
+  const deadline = Date.now() + graceMs;
+  while (Date.now() < deadline) {
+    if (!alive()) return 'terminated';
+    await pause(pollMs);
+  }
+  signalGroup(pid, 'SIGKILL');
+  const killDeadline = Date.now() + 2_000;
+  while (alive() && Date.now() < killDeadline) await pause(pollMs);
+  return 'killed';
+}

@@ -1,0 +1,181 @@
+/**
+ * `cei launch / status / runs / teardown` with real processes: plans/local.yaml booted in a
+ * temporary home (three nodes, the sleeper domain with two local workers), a control node killed
+ * and repaired, then torn down with nothing left; and a service whose `ready` fails the boot at its level, then a launch of the same
+ * run after the fix continues from that level with the earlier level's node kept.
+ */
+import { afterAll, describe, expect, it } from 'vitest';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { removeDir, runCli, tempDir } from '../support/node-process.js';
+import { waitFor } from '../support/wait.js';
+
+const LOCAL_PLAN = resolve(import.meta.dirname, '../../plans/local.yaml');
+
+/** Every pid a test saw (services, workers): killed in afterAll whatever happened. */
+const seen = new Set<number>();
+const homes: string[] = [];
+
+/** A live process; a zombie (exited, not yet reaped) is not. */
+function alive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+function killGroup(pid: number): void {
+  for (const target of [-pid, pid]) {
+    try {
+      process.kill(target, 'SIGKILL');
+    } catch {
+      // Gone.
+    }
+  }
+}
+
+afterAll(() => {
+  for (const pid of seen) if (alive(pid)) killGroup(pid);
+  for (const home of homes) removeDir(home);
+});
+
+interface StatusJson {
+  run: { name: string; state: string; dir: string };
+  services: Array<{ name: string; level: string; state: string; ready: boolean; pid?: number; address?: string; reason?: string }>;
+  system?: { domains: Array<{ id: string; instances: Array<{ instance_id: string; state: string }> }>; processes: unknown[] };
+}
+
+async function status(home: string, run: string): Promise<StatusJson> {
+  const r = await runCli(['status', run, '--json', '--home', home]);
+  expect(r.code, r.stderr).toBe(0);
+  const s = JSON.parse(r.stdout) as StatusJson;
+  for (const v of s.services) if (v.pid !== undefined) seen.add(v.pid);
+  return s;
+}
+
+/** Worker pids from the local driver's instance records under `dir`. */
+function workerPids(dir: string): number[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir).flatMap((id) => {
+    try {
+      const pid = (JSON.parse(readFileSync(join(dir, id, 'instance.json'), 'utf8')) as { pid?: number }).pid;
+      return typeof pid === 'number' ? [pid] : [];
+    } catch {
+      return [];
+    }
+  });
+}
+
+describe('cei launch', () => {
+  it('boots plans/local.yaml, shows it in status, repairs a killed control node, and tears it down leaving no process', async () => {
+    const home = tempDir('cei-launch-');
+    homes.push(home);
+    const launched = await runCli(['launch', LOCAL_PLAN, '--name', 'boot', '--home', home], 60_000);
+    expect(launched.code, launched.stdout + launched.stderr).toBe(0);
+    expect(launched.stdout).toMatch(/level 1 seed: 1\/1 started, 1\/1 verified .* done/);
+    expect(launched.stdout).toMatch(/level 2 control: 2\/2 started, 2\/2 verified .* done/);
+    expect(launched.stdout).toMatch(/domain sleeper: created/);
+    expect(launched.stdout).toMatch(/control\/control-1 node 127\.0\.0\.1:\d+ pid \d+ verified/);
+
+    const up = (await waitFor(
+      async () => {
+        const s = await status(home, 'boot');
+        const sleeper = s.system?.domains.find((d) => d.id === 'sleeper');
+        return sleeper?.instances.filter((i) => i.state === 'RUNNING').length === 2 ? s : undefined;
+      },
+      { timeoutMs: 30_000, what: 'the sleeper domain with 2 RUNNING instances in cei status' },
+    ))!;
+    expect(up.run.state).toBe('up');
+    expect(up.services.map((s) => [s.level, s.name, s.state, s.ready])).toEqual([
+      ['seed', 'bootstrap', 'verified', true],
+      ['control', 'control-0', 'verified', true],
+      ['control', 'control-1', 'verified', true],
+    ]);
+    const servicePids = up.services.map((s) => s.pid!);
+    const workers = workerPids(join(up.run.dir, 'sleepers'));
+    expect(workers).toHaveLength(2);
+    for (const pid of workers) seen.add(pid);
+    expect([...servicePids, ...workers].every(alive)).toBe(true);
+
+    // A control node dies: status reports it, repair starts it again (same data, a new pid).
+    const victim = up.services.find((s) => s.name === 'control-1')!;
+    killGroup(victim.pid!);
+    await waitFor(() => !alive(victim.pid!), { timeoutMs: 5_000, what: 'control-1 gone after SIGKILL' });
+    const hurt = await status(home, 'boot');
+    expect(hurt.services.find((s) => s.name === 'control-1')).toMatchObject({ ready: false, reason: `process ${victim.pid} is gone` });
+    const repaired = await runCli(['repair', 'boot', '--home', home], 60_000);
+    expect(repaired.code, repaired.stdout + repaired.stderr).toBe(0);
+    expect(repaired.stdout).toMatch(/control-1: recorded verified but process \d+ is gone; starting it again/);
+    const healed = await status(home, 'boot');
+    expect(healed.services.map((s) => s.ready)).toEqual([true, true, true]);
+    const reborn = healed.services.find((s) => s.name === 'control-1')!;
+    expect(reborn.pid).not.toBe(victim.pid);
+    expect(healed.services.filter((s) => s.name !== 'control-1').map((s) => s.pid)).toEqual(servicePids.filter((p) => p !== victim.pid));
+    servicePids.push(reborn.pid!);
+
+    const down = await runCli(['teardown', 'boot', '--home', home], 60_000);
+    expect(down.code, down.stdout + down.stderr).toBe(0);
+    expect(down.stdout).toMatch(/domains removed: sleeper/);
+    expect(down.stdout).toMatch(/nothing left behind/);
+    for (const pid of [...servicePids, ...workers]) expect(alive(pid), `pid ${pid}`).toBe(false);
+
+    const runs = await runCli(['runs', '--json', '--home', home]);
+    expect((JSON.parse(runs.stdout) as Array<{ name: string; state: string }>).map((r) => [r.name, r.state])).toEqual([['boot', 'torn-down']]);
+  }, 90_000);
+
+  it('fails the boot at the level whose service never gets ready, and continues from there once fixed', async () => {
+    const home = tempDir('cei-launch-');
+    homes.push(home);
+    const plan = join(home, 'gated.yaml');
+    writeFileSync(
+      plan,
+      [
+        'name: gated',
+        'levels:',
+        '  - name: seed',
+        '    services:',
+        '      - name: bootstrap',
+        '        node: {role: bootstrap}',
+        '  - name: gate',
+        '    services:',
+        '      - name: gate',
+        '        run: exec sleep 300',
+        '        ready: test -f ${vars.flag}',
+        '        timeout: 2',
+        '',
+      ].join('\n'),
+    );
+    const flag = join(home, 'gate.ok');
+    const failed = await runCli(['launch', plan, '--var', `flag=${flag}`, '--home', home], 30_000);
+    expect(failed.code).toBe(1);
+    expect(failed.stdout).toMatch(/launch of gated failed: level 2 gate: service gate: not ready within 2 s: ready command "test -f [^"]*gate\.ok": exit code 1/);
+    const broken = await status(home, 'gated');
+    expect(broken.run.state).toBe('failed');
+    expect(broken.services.map((s) => [s.name, s.state])).toEqual([
+      ['bootstrap', 'verified'],
+      ['gate', 'failed'],
+    ]);
+    const bootstrapPid = broken.services[0]!.pid!;
+    // The failed service's process was stopped.
+    expect(alive(broken.services[1]!.pid!)).toBe(false);
+
+    writeFileSync(flag, 'ok\n');
+    const fixed = await runCli(['launch', plan, '--home', home], 30_000);
+    expect(fixed.code, fixed.stdout + fixed.stderr).toBe(0);
+    expect(fixed.stdout).toMatch(/continuing run gated/);
+    expect(fixed.stdout).toMatch(/level 1 seed: 1\/1 started, 1\/1 verified \(1 kept\)/);
+    const up = await status(home, 'gated');
+    expect(up.run.state).toBe('up');
+    expect(up.services.map((s) => [s.name, s.state, s.ready])).toEqual([
+      ['bootstrap', 'verified', true],
+      ['gate', 'verified', true],
+    ]);
+    expect(up.services[0]!.pid).toBe(bootstrapPid);
+
+    const down = await runCli(['teardown', 'gated', '--home', home], 30_000);
+    expect(down.code, down.stdout + down.stderr).toBe(0);
+    for (const s of up.services) expect(alive(s.pid!), s.name).toBe(false);
+  }, 60_000);
+});
