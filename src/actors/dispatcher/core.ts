@@ -992,7 +992,9 @@ export class DispatcherCore {
       }
       const ofType = fleet.agents;
       const plan = planNeed({ queued, running, workers: fleet.workers, capacity: fleet.capacity, previous: previous?.preserveN });
-      if (previous && previous.preserveN === plan.preserveN) continue;
+      // The same size may come with other retirees (none, say, once the work is back): a worker no
+      // longer named must take work again, or a process could wait on it forever.
+      if (previous && previous.preserveN === plan.preserveN && sameList(previous.retire, plan.retire)) continue;
       this.s.needs[type] = plan;
       for (const a of ofType) {
         const retiring = plan.retire.includes(a.nodeId);
@@ -1138,4 +1140,8 @@ function canonical(value: unknown): string {
   return JSON.stringify(value ?? null, (_key, v: unknown) =>
     isObject(v) ? Object.fromEntries(Object.entries(v).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0))) : v,
   );
+}
+
+function sameList(a: readonly string[] | undefined, b: readonly string[]): boolean {
+  return (a ?? []).length === b.length && b.every((x, i) => a![i] === x);
 }

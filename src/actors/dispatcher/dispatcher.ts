@@ -389,7 +389,9 @@ export function dispatcherType(env: RoleEnv, options: Partial<DispatcherRoleOpti
       reply = { agents: ids } satisfies DispatcherReplies['evacuate'];
     } else if ('boot' in msg) {
       run(core.setBooting(msg.boot.booting, now));
-      reply = { booting: msg.boot.booting } satisfies DispatcherReplies['boot'];
+      // After the flag: while booting, recovered processes are held (UNSCHEDULED_PENDING) until boot ends.
+      const recovered = msg.boot.recover === true ? run(core.recover(now)).recovered : [];
+      reply = { booting: msg.boot.booting, recovered } satisfies DispatcherReplies['boot'];
     } else if ('status' in msg) {
       return read(statusOf(state, core) satisfies DispatcherReplies['status']);
     } else if ('heartbeat' in msg) {

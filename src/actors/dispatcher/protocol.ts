@@ -13,7 +13,7 @@
  *   list {states?}                                                  -> {processes}
  *   terminate | restart {upid}                                      -> ProcessRecord
  *   evacuate {nodeId} | {instanceId}                                -> {agents}: the agents dropped
- *   boot {booting}                                                  -> {booting}
+ *   boot {booting, recover?}                                        -> {booting, recovered}
  *   status true                                                     -> DispatcherStatus
  *
  * Tells:
@@ -142,7 +142,13 @@ export const DispatcherMessageSchema = z.union([
       .strictObject({ nodeId: Id.optional(), instanceId: Id.optional() })
       .refine((e) => (e.nodeId === undefined) !== (e.instanceId === undefined), { error: 'give exactly one of nodeId and instanceId' }),
   }),
-  z.strictObject({ boot: z.strictObject({ booting: z.boolean({ error: 'must be true or false' }) }) }),
+  z.strictObject({
+    boot: z.strictObject({
+      booting: z.boolean({ error: 'must be true or false' }),
+      // The whole system restarted: every live process is from before it (see DispatcherCore.recover).
+      recover: z.boolean({ error: 'must be true or false' }).optional(),
+    }),
+  }),
   z.strictObject({ status: z.literal(true) }),
   z.strictObject({ timer: TimerSchema }),
   z.strictObject({ cancelTimer: z.strictObject({ name: Id }) }),
@@ -224,7 +230,7 @@ export interface DispatcherReplies {
   terminate: ProcessRecord;
   restart: ProcessRecord;
   evacuate: { agents: string[] };
-  boot: { booting: boolean };
+  boot: { booting: boolean; recovered: string[] };
   status: DispatcherStatus;
   timer: TimerRecord;
   cancelTimer: { cancelled: string };

@@ -238,6 +238,31 @@ describe('the dispatcher actor', () => {
     await expect(ask(node, 'cancelTimer', { name: 'x' })).rejects.toMatchObject({ code: 'NOT_FOUND' });
   });
 
+  it('holds the processes from before a system restart while the system boots, and places them when boot ends', async () => {
+    const node = await start();
+    await ask(node, 'createDefinition', SLEEP);
+    await beat(node, 'a1');
+    await ask(node, 'schedule', { upid: 'keep', definitionId: 'sleep' });
+    await ask(node, 'schedule', { upid: 'once', definitionId: 'sleep', restartMode: 'NEVER' });
+    await until(node, 'keep', 'keep ASSIGNED', (p) => p.state === 'ASSIGNED');
+    // The whole system went down and boots again: what ran before is from before the restart.
+    const booting = await ask(node, 'boot', { booting: true, recover: true });
+    expect(booting.recovered).toEqual(['keep']);
+    expect(await ask(node, 'describe', { upid: 'keep' })).toMatchObject({ state: 'UNSCHEDULED_PENDING', round: 1 });
+    expect(await ask(node, 'describe', { upid: 'once' })).toMatchObject({ state: 'FAILED' });
+    // An agent heartbeating meanwhile gets nothing: the process waits for the boot to end.
+    await beat(node, 'a2');
+    node.clock.advance(500);
+    expect((await ask(node, 'describe', { upid: 'keep' })).state).toBe('UNSCHEDULED_PENDING');
+    await ask(node, 'boot', { booting: false });
+    // Its old round holds a1's slot until a1 reports it gone or goes missing (a1 stays silent here).
+    const placed = await until(node, 'keep', 'placed after the boot', (p) => p.state === 'ASSIGNED', () => {
+      node.clock.advance(100);
+      void beat(node, 'a2');
+    });
+    expect(placed.round).toBe(1);
+  });
+
   it('keeps a need no EPU domain takes, with the reason, and tries it again', async () => {
     const node = await start();
     await ask(node, 'createDefinition', SLEEP);
