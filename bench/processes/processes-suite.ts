@@ -35,8 +35,11 @@ export interface ProcessesBenchOptions {
   elasticRounds: number;
   /** Describe interval while waiting (the granularity of the time figures). */
   pollMs: number;
-  /** `placement`: only the two placement figures (env CEI_BENCH_PROCESSES_ONLY=placement). */
-  only?: 'placement';
+  /**
+   * `placement`: only the two placement figures; `stream`: only the two stream figures (env
+   * CEI_BENCH_PROCESSES_ONLY=placement or stream).
+   */
+  only?: 'placement' | 'stream';
 }
 
 export const PROCESSES_BENCH_DEFAULTS: ProcessesBenchOptions = {
@@ -107,9 +110,17 @@ function deliveryFigure(r: DeliveryResult, o: ProcessesBenchOptions, raw: Figure
 async function runProcesses(ctx: BenchContext, o: ProcessesBenchOptions): Promise<void> {
   ensureBuilt((line) => ctx.note(line));
   if (distIsStale()) ctx.note('dist/ is older than src/: the cluster figures measure the last build (npx tsc -p tsconfig.build.json to refresh)');
-  const size = `${n(o.processes)} proc, ${n(o.agents)}x${o.slots} slots`;
 
-  // 1. Placement: the pure core (the ceiling), then the dispatcher actor with stand-in agents.
+  if (o.only !== 'stream') await placement(ctx, o);
+  if (o.only === 'placement') return;
+  await streamFigures(ctx, o);
+  if (o.only === 'stream') return;
+  await elastic(ctx, o);
+}
+
+/** 1. Placement: the pure core (the ceiling), then the dispatcher actor with stand-in agents. */
+async function placement(ctx: BenchContext, o: ProcessesBenchOptions): Promise<void> {
+  const size = `${n(o.processes)} proc, ${n(o.agents)}x${o.slots} slots`;
   const core = await measure(ctx, SUITE, 'placement_core', `placement, DispatcherCore alone (${size})`, async () =>
     placementFigure(ctx, 'core alone', coreAlone({ agents: o.agents, slots: o.slots, processes: o.processes, budgetMs: o.coreBudgetMs }), o, o.coreBudgetMs, false),
   );
@@ -129,9 +140,10 @@ async function runProcesses(ctx: BenchContext, o: ProcessesBenchOptions): Promis
     });
     return core.error === undefined && core.value > 0 ? { ...m, ratio: { to: 'core alone', toKey: core.key, value: r.rate / core.value } } : m;
   });
-  if (o.only === 'placement') return;
+}
 
-  // 2. Streams on a real cluster: the raw stream, then through a window-average transform.
+/** 2. Streams on a real cluster: the raw stream, then through a window-average transform. */
+async function streamFigures(ctx: BenchContext, o: ProcessesBenchOptions): Promise<void> {
   const cluster = new LocalCluster(ctx.tmp, 'streams', process.env.CEI_BENCH_NODE_LOGS ?? ctx.tmp.make('streams-logs'), { logLevel: 'info', args: [], readyDeadlineMs: 30_000 });
   let streams: StreamsClient | undefined;
   let dispatcher: DispatcherClient | undefined;
@@ -164,8 +176,10 @@ async function runProcesses(ctx: BenchContext, o: ProcessesBenchOptions): Promis
     dispatcher?.close();
     await cluster.destroy();
   }
+}
 
-  // 3. A queued process to RUNNING when its worker must be started first; a fresh node per round.
+/** 3. A queued process to RUNNING when its worker must be started first; a fresh node per round. */
+async function elastic(ctx: BenchContext, o: ProcessesBenchOptions): Promise<void> {
   await measure(ctx, SUITE, 'queued_to_running', `queued -> RUNNING, new local worker (${o.elasticRounds} rounds)`, async () => {
     if (!HAS_PROC) throw new Error('needs Linux /proc to find and kill worker processes');
     const rounds: number[] = [];
@@ -222,12 +236,18 @@ async function runProcesses(ctx: BenchContext, o: ProcessesBenchOptions): Promis
   }
 }
 
+function onlyFromEnv(value: string | undefined): { only?: 'placement' | 'stream' } {
+  if (value === undefined || value === '') return {};
+  if (value === 'placement' || value === 'stream') return { only: value };
+  throw new Error(`CEI_BENCH_PROCESSES_ONLY: placement or stream, not ${JSON.stringify(value)}`);
+}
+
 export const processesSuite: Suite = {
   name: SUITE,
   description: 'dispatcher placement rate (core and actor), stream throughput and p99 through a window-average transform, queued-to-RUNNING with a new worker',
   run: (ctx) =>
     runProcesses(ctx, {
       ...(ctx.quick ? PROCESSES_BENCH_QUICK : PROCESSES_BENCH_DEFAULTS),
-      ...(process.env.CEI_BENCH_PROCESSES_ONLY === 'placement' ? { only: 'placement' as const } : {}),
+      ...onlyFromEnv(process.env.CEI_BENCH_PROCESSES_ONLY),
     }),
 };

@@ -95,7 +95,8 @@ export function streamsService(service: ActorService, options: StreamsServiceOpt
         const ack = await service.tell(streamRef(stream), message, { messageId: req.message_id });
         return { first: -1, last: -1, duplicate: ack.duplicate };
       }
-      return ask<{ first: number; last: number; duplicate: boolean }>(stream, message, call);
+      // Checked above already: asked straight, not through `ask` (a publish is the hot path).
+      return askRole<{ first: number; last: number; duplicate: boolean }>(service, streamRef(stream), message, remainingMs(call));
     }),
 
     Subscribe: (call: grpc.ServerWritableStream<StreamSubscribeRequest__Output, StreamMessage>) => {
@@ -162,10 +163,20 @@ export function streamsService(service: ActorService, options: StreamsServiceOpt
       if (!Number.isSafeInteger(from) || from < 0) throw new InvalidArgumentError(`from: "earliest", "latest" or an offset, not ${JSON.stringify(req.from)}`);
     }
     const { cursor } = await ask<{ cursor: number }>(stream, { subscribe: { subscription, from } });
+    type Read = { messages: StreamEntry[]; cursor: number };
+    const read = (at: number): Promise<Read> => {
+      const r = ask<Read>(stream, { read: { subscription, max: batch, from: at } });
+      r.catch(() => undefined); // awaited below, unless the call ends first
+      return r;
+    };
     let next = cursor;
     let idle = 0;
+    // The read of the next batch, in flight while this one is written: each read is a round trip
+    // through the stream's durable mailbox, and this overlaps it with the writes to the client.
+    let ahead: Promise<Read> | undefined;
     while (!call.cancelled) {
-      const r = await ask<{ messages: StreamEntry[]; cursor: number }>(stream, { read: { subscription, max: batch, from: next } });
+      const r = await (ahead ?? read(next));
+      ahead = undefined;
       if (r.messages.length === 0) {
         // Acks by another reader (or retention) may have moved the cursor past what we sent.
         next = Math.max(next, r.cursor);
@@ -173,13 +184,14 @@ export function streamsService(service: ActorService, options: StreamsServiceOpt
         continue;
       }
       idle = 0;
+      next = r.messages.at(-1)!.offset + 1;
+      ahead = read(next);
       for (const m of r.messages) {
         if (call.cancelled) return;
         const more = call.write({ offset: m.offset, time_ms: m.time, data_json: JSON.stringify(m.data) });
         // Respect the client's flow control: a slow reader must not grow this node's buffers.
         if (!more) await new Promise((resolve) => call.once('drain', resolve));
       }
-      next = r.messages.at(-1)!.offset + 1;
     }
     log.debug({ stream, subscription }, 'subscribe ended');
   }

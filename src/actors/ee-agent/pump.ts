@@ -13,7 +13,7 @@
  * producer's seq must rise and offsets of different streams do not). The engine's state is one, so
  * each checkpoint carries a counter `n` of the acks so far: at a start the checkpoint with the
  * highest `n` is the state after the last completed ack, which covers every input's acked batches
- * (a batch is acked before the next one is read), and at most one input has a batch to rebuild.
+ * (with several inputs a batch is acked before the next one is processed), and at most one input has a batch to rebuild.
  *
  * A batch the engine fails (the module throws, the program answers an error) is fed again one message
  * at a time, so that one bad message costs only itself: the good ones are published as usual, and each
@@ -29,8 +29,18 @@
  * the file's highest seq per producer (dropping a torn last line) and appends only batches past it,
  * also when rebuilding: the file, like the output stream, holds each output once.
  *
- * Waits run on the injected clock. stop() ends the loop after the call in progress; it does not
- * stop the engine (the runner does, after the pump ended).
+ * Pipelining: each step's stream calls are round trips through durable, replicated mailboxes, so the
+ * pump keeps the next batch's read in flight while it processes and publishes the current one (a
+ * read has no effect; it names `from`, the offset past what the pump has read, since the cursor only
+ * moves by acks). With a single input the ack of a batch also runs while the next batch is processed
+ * and published: its publish has gone out, so the order publish-then-ack of each batch holds, and a
+ * crash before that ack is the case above, the high-water mark then up to two batches past the cursor.
+ * At most one ack is in flight, and acks go out in order. With several inputs each ack is awaited
+ * before the next step, so the checkpoint with the highest `n` stays the state after every published
+ * batch but at most one (the rebuild above does not know the order the inputs were read in).
+ *
+ * Waits run on the injected clock. stop() ends the loop after the call in progress (and the ack in
+ * flight); it does not stop the engine (the runner does, after the pump ended).
  */
 import { appendFile, readFile, truncate } from 'node:fs/promises';
 import { errorMessage } from '../../errors.js';
@@ -109,13 +119,22 @@ export interface PumpDeps {
 interface Input {
   stream: string;
   producer: string;
+  /** The subscription's cursor as last seen (moved by the pump's acks). */
   cursor: number;
+  /** The next offset to read: past every batch read, acked or not. */
+  next: number;
+  /** The read of the batch from `next`, issued while the previous batch is handled. */
+  ahead?: Promise<ReadReply> | undefined;
 }
 
 export class Pump {
   private stopping = false;
-  private wake: (() => void) | undefined;
-  private timer: TimerHandle | undefined;
+  /** Waits in progress (the loop's idle wait, retries of calls): stop() ends them all. */
+  private readonly sleepers = new Set<() => void>();
+  /** The last ack issued; settles when it is done and never rejects (see step). */
+  private acking: Promise<void> = Promise.resolve();
+  /** An ack that failed other than by stop(): the loop rethrows it. */
+  private ackFailure: unknown;
   private inputs: Input[] = [];
   private n = 0;
   private failures = 0;
@@ -146,7 +165,7 @@ export class Pump {
     let raw: unknown;
     for (const stream of this.config.inputs) {
       const sub = await this.call<SubscribeReply>(stream, { subscribe: { subscription: this.upid, from: this.config.from ?? 'earliest' } });
-      this.inputs.push({ stream, producer: multi ? `${this.upid}.${stream}` : this.upid, cursor: sub.cursor });
+      this.inputs.push({ stream, producer: multi ? `${this.upid}.${stream}` : this.upid, cursor: sub.cursor, next: sub.cursor });
       if (isPumpCheckpoint(sub.checkpoint)) {
         if (!best || sub.checkpoint.n > best.n) best = sub.checkpoint;
       } else if (sub.checkpoint !== undefined && sub.checkpoint !== null) {
@@ -171,8 +190,7 @@ export class Pump {
   /** Ends the loop after the call in progress; resolves when it has ended. Idempotent. */
   async stop(): Promise<void> {
     this.stopping = true;
-    this.timer?.cancel();
-    this.wake?.();
+    for (const wake of [...this.sleepers]) wake();
     await this.loop;
   }
 
@@ -208,6 +226,17 @@ export class Pump {
   }
 
   private async run(): Promise<void> {
+    try {
+      await this.pump();
+    } finally {
+      // The last ack goes on (or ends on stop()) before the loop counts as ended.
+      await this.acking;
+      for (const input of this.inputs) void input.ahead?.catch(() => undefined);
+    }
+  }
+
+  private async pump(): Promise<void> {
+    for (const input of this.inputs) input.next = input.cursor;
     let idle = this.deps.options.idleMinMs;
     let next = 0;
     while (!this.stopping) {
@@ -226,15 +255,28 @@ export class Pump {
     }
   }
 
+  /** Reads the batch from `input.next`; the promise is marked handled so that a stop mid-read is no unhandled rejection. */
+  private readFrom(input: Input): Promise<ReadReply> {
+    const read = this.call<ReadReply>(input.stream, { read: { subscription: this.upid, max: this.batch, from: input.next } });
+    read.catch(() => undefined);
+    return read;
+  }
+
   /** One batch of one input; false when there was nothing to read. */
   private async step(input: Input): Promise<boolean> {
-    const read = await this.call<ReadReply>(input.stream, { read: { subscription: this.upid, max: this.batch } });
+    if (this.ackFailure !== undefined) throw this.ackFailure;
+    const read = await (input.ahead ?? this.readFrom(input));
+    input.ahead = undefined;
     if (read.messages.length === 0) {
-      input.cursor = read.cursor;
+      // Retention may have moved the cursor past what was read.
+      input.cursor = Math.max(input.cursor, read.cursor);
+      input.next = Math.max(input.next, read.cursor);
       return false;
     }
     const batch = read.messages;
     const last = batch[batch.length - 1]!.offset;
+    input.next = last + 1;
+    input.ahead = this.readFrom(input);
     let outputs: EngineOutput[];
     try {
       outputs = await this.engine.process(this.inputsOf(input, batch));
@@ -252,7 +294,17 @@ export class Pump {
       await this.call(this.config.output, { publish: { messages, producer: input.producer, seq: last } });
     }
     await this.sink(input, last, outputs);
-    await this.ack(input, last, snapshot);
+    // This batch's ack waits for the previous one (acks in order, at most one in flight).
+    await this.acking;
+    if (this.ackFailure !== undefined) throw this.ackFailure;
+    const acked = this.ack(input, last, snapshot);
+    this.acking = acked.catch((err: unknown) => {
+      if (!(err instanceof Stopped)) this.ackFailure = err;
+    });
+    if (this.inputs.length > 1) {
+      await this.acking;
+      if (this.ackFailure !== undefined) throw this.ackFailure;
+    }
     return true;
   }
 
@@ -340,17 +392,18 @@ export class Pump {
     }
   }
 
+  /** Waits `ms` on the clock, or until stop(); several waits may run at once (the loop's, an ack's retry). */
   private sleep(ms: number): Promise<void> {
     this.throwIfStopped();
     return new Promise<void>((resolve) => {
+      let timer: TimerHandle | undefined;
       const done = (): void => {
-        this.timer?.cancel();
-        this.timer = undefined;
-        this.wake = undefined;
+        timer?.cancel();
+        this.sleepers.delete(done);
         resolve();
       };
-      this.wake = done;
-      this.timer = this.deps.clock.setTimer(ms, done);
+      this.sleepers.add(done);
+      timer = this.deps.clock.setTimer(ms, done);
     });
   }
 

@@ -1,0 +1,163 @@
+/**
+ * The pump alone, over the real stream actor on a real store, with an in-process engine (the
+ * window-average module, no worker thread) and an ActorService that records every stream call the
+ * pump makes, in the order they start and finish, and can lose an ack. These check the pipelining
+ * of pump.ts: the next batch's read in flight while a batch is handled, a single input's ack
+ * overlapping the next batch, and exactly-once outputs through a stop that lost an ack.
+ */
+import { describe, expect, it } from 'vitest';
+import { Pump } from '../../../../src/actors/ee-agent/pump.js';
+import { EE_AGENT_TEST_PRESET } from '../../../../src/actors/ee-agent/options.js';
+import type { TransformConfig } from '../../../../src/actors/ee-agent/protocol.js';
+import { askRole } from '../../../../src/actors/role-reply.js';
+import { stream, type StreamDescription } from '../../../../src/actors/stream.js';
+import type { Engine, EngineExit, EngineInput, EngineOutput } from '../../../../src/engines/engine.js';
+import { ProcessLog } from '../../../../src/engines/process-log.js';
+import { UnavailableError } from '../../../../src/errors.js';
+import type { ActorService } from '../../../../src/runtime/actor-service.js';
+import type { ActorRef } from '../../../../src/runtime/ref.js';
+import createWindowAverage from '../../../../src/transforms/window-average.js';
+import { useTestNodes, type TestNode } from '../../../support/runtime-node.js';
+import { waitFor } from '../../../support/wait.js';
+
+const nodes = useTestNodes();
+const WINDOW = 5;
+const COUNT = 40;
+const readings = Array.from({ length: COUNT }, (_, i) => ({ time: i * 0.75, value: Math.sin(i) * 10 + i }));
+/** The uninterrupted computation the pumped one must equal. */
+const reference = (): unknown[] =>
+  createWindowAverage({ window: WINDOW })
+    .process(readings.map((data, offset) => ({ stream: 'in', offset, time: 0, data })))
+    .map((o) => o.data);
+
+/** The window-average module run in this thread, as an Engine. */
+class InProcessEngine implements Engine {
+  readonly log = new ProcessLog();
+  readonly exited = new Promise<EngineExit>(() => undefined);
+  private module: ReturnType<typeof createWindowAverage> | undefined;
+
+  async start(config: unknown, checkpoint: unknown): Promise<void> {
+    this.module = createWindowAverage(config as { window: number }, checkpoint as never);
+  }
+  async process(batch: EngineInput[]): Promise<EngineOutput[]> {
+    return this.module!.process(batch);
+  }
+  async snapshot(): Promise<unknown> {
+    return JSON.parse(JSON.stringify(this.module!.snapshot())) as unknown;
+  }
+  async stop(): Promise<EngineExit> {
+    return { code: 0, signal: null };
+  }
+}
+
+interface Call {
+  op: 'read' | 'publish' | 'ack' | 'other';
+  stream: string;
+  /** read: `from`; publish: `seq`; ack: `offset`. */
+  at: number | undefined;
+  event: 'start' | 'end';
+}
+
+/** The node's ActorSystem, recording each call; `loseAck(offset)` makes that ack fail without reaching the stream. */
+function recordingService(node: TestNode): { service: ActorService; calls: Call[]; loseAck(offset: number): void } {
+  const calls: Call[] = [];
+  const lost = new Set<number>();
+  const service = {
+    async ask<T>(ref: ActorRef, payload: unknown, timeoutMs?: number): Promise<T> {
+      const m = payload as { read?: { from?: number }; publish?: { seq?: number }; ack?: { offset: number } };
+      const op = m.read ? 'read' : m.publish ? 'publish' : m.ack ? 'ack' : 'other';
+      const at = m.read?.from ?? m.publish?.seq ?? m.ack?.offset;
+      calls.push({ op, stream: ref.id, at, event: 'start' });
+      if (m.ack && lost.has(m.ack.offset)) throw new UnavailableError('ack lost (test)');
+      const reply = await node.system.ask<T>(ref, payload, timeoutMs);
+      calls.push({ op, stream: ref.id, at, event: 'end' });
+      return reply;
+    },
+  } as unknown as ActorService;
+  return { service, calls, loseAck: (offset) => lost.add(offset) };
+}
+
+function pumpOn(node: TestNode, service: ActorService, config: TransformConfig): Pump {
+  return new Pump('t', config, new InProcessEngine(), { window: WINDOW }, {
+    service: () => service,
+    clock: node.clock,
+    options: EE_AGENT_TEST_PRESET.pump,
+    onBatchError: () => undefined,
+    onFatal: (error) => {
+      throw new Error(`pump failed: ${error}`);
+    },
+  });
+}
+
+const S = (id: string): ActorRef => ({ type: 'stream', id });
+
+async function outputs(node: TestNode): Promise<unknown[]> {
+  await askRole(node.system, S('out'), { subscribe: { subscription: 'check', from: 'earliest' } });
+  const r = await askRole<{ messages: Array<{ data: unknown }> }>(node.system, S('out'), { read: { subscription: 'check', max: 10_000 } });
+  return r.messages.map((m) => m.data);
+}
+
+async function untilConsumed(node: TestNode, count: number): Promise<void> {
+  await waitFor(
+    async () => (await askRole<StreamDescription>(node.system, S('in'), { describe: true })).subscriptions.find((s) => s.name === 't')?.cursor === count,
+    { step: () => node.clock.advance(5), what: `t consumed ${count} inputs`, timeoutMs: 20_000 },
+  );
+}
+
+describe('pump pipelining', () => {
+  it('reads the next batch while a batch is handled, publishes each batch before its ack, and acks in order', async () => {
+    const node = await nodes.node([stream]);
+    await askRole(node.system, S('in'), { publish: { messages: readings.map((data) => ({ data })) } });
+    const { service, calls } = recordingService(node);
+    const pump = pumpOn(node, service, { inputs: ['in'], output: 'out', batch: 8 });
+    await pump.start();
+    await untilConsumed(node, COUNT);
+    await pump.stop();
+    expect(await outputs(node)).toEqual(reference());
+
+    const index = (op: Call['op'], at: number, event: Call['event']): number => calls.findIndex((c) => c.op === op && c.at === at && c.event === event);
+    const lasts = [7, 15, 23, 31, 39];
+    for (const [i, last] of lasts.entries()) {
+      // The batch's outputs went out before its ack was sent.
+      expect(index('publish', last, 'end')).toBeLessThan(index('ack', last, 'start'));
+      // The read of the next batch (from past this one, before its ack) was sent before this batch was published.
+      expect(index('read', last + 1, 'start')).toBeGreaterThanOrEqual(0);
+      expect(index('read', last + 1, 'start')).toBeLessThan(index('publish', last, 'start'));
+      if (i > 0) {
+        // Acks in order, one at a time.
+        expect(index('ack', lasts[i - 1]!, 'end')).toBeLessThan(index('ack', last, 'start'));
+      }
+    }
+  });
+
+  it('publishes each output once through a stop after an ack was lost with the next batch already published', async () => {
+    const node = await nodes.node([stream]);
+    await askRole(node.system, S('in'), { publish: { messages: readings.map((data) => ({ data })) } });
+    const first = recordingService(node);
+    // The ack of the second batch never arrives: the third batch is published meanwhile.
+    first.loseAck(15);
+    const pump = pumpOn(node, first.service, { inputs: ['in'], output: 'out', batch: 8 });
+    await pump.start();
+    await waitFor(() => first.calls.some((c) => c.op === 'publish' && c.at === 23 && c.event === 'end'), {
+      step: () => node.clock.advance(5),
+      what: 'the third batch published',
+      timeoutMs: 20_000,
+    });
+    const stopping = pump.stop();
+    node.clock.advance(1_000);
+    await stopping;
+    const d = await askRole<StreamDescription>(node.system, S('in'), { describe: true });
+    expect(d.subscriptions.find((s) => s.name === 't')?.cursor).toBe(8);
+    const published = (await askRole<StreamDescription>(node.system, S('out'), { describe: true })).producers.t!;
+    expect(published).toBeGreaterThanOrEqual(23);
+
+    // A new run rebuilds 8..published without publishing them again, then goes on.
+    const second = recordingService(node);
+    const again = pumpOn(node, second.service, { inputs: ['in'], output: 'out', batch: 8 });
+    await again.start();
+    await untilConsumed(node, COUNT);
+    await again.stop();
+    expect(await outputs(node)).toEqual(reference());
+    expect(second.calls.filter((c) => c.op === 'publish' && c.event === 'start' && (c.at ?? 0) <= published)).toEqual([]);
+  });
+});
