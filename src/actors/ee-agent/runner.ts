@@ -68,14 +68,15 @@ export interface EngineSpecOf {
 
 /**
  * The engine a definition asks for; throws (with a reason for lastError) when the definition cannot
- * describe one.
+ * describe one. An exec program that does not say its protocol speaks line-delimited JSON when it
+ * is a transform (fed messages) and none otherwise: a plain program would never answer the handshake.
  */
-export function engineSpec(definition: AgentDefinition): EngineSpecOf {
+export function engineSpec(definition: AgentDefinition, transform = false): EngineSpecOf {
   switch (definition.type) {
     case 'exec': {
       const r = ExecExecutableSchema.safeParse(definition.executable);
       if (!r.success) throw new Error(`definition "${definition.id}": exec needs executable {argv: [program, ...args], env?, cwd?, protocol?}`);
-      return { kind: 'exec', spec: r.data };
+      return { kind: 'exec', spec: { ...r.data, protocol: r.data.protocol ?? (transform ? 'jsonl' : 'none') } };
     }
     case 'js': {
       const r = JsExecutableSchema.safeParse(definition.executable);
@@ -208,7 +209,7 @@ export class Runner {
     let transform: TransformConfig | undefined;
     try {
       transform = transformOf(configuration);
-      const { kind, spec } = engineSpec(definition);
+      const { kind, spec } = engineSpec(definition, transform !== undefined);
       engine = createEngine(kind, spec, this.options.engine);
     } catch (err) {
       l.phase = 'ended';

@@ -161,6 +161,14 @@ describe('ee-agent: exec processes', () => {
     expect([h.agent.name, h.agent.placement, h.agent.durability, h.agent.idleMs]).toEqual(['ee-agent', 'pinned', 'sync', 0]);
   });
 
+  it('runs an exec program that names no protocol as a plain program (no handshake) when it is not a transform', async () => {
+    const h = await harness();
+    await h.tell(launch('plain', 0, { id: 'plain', type: 'exec', executable: { argv: ['sleep', '30'] }, config: {} }));
+    await h.until('plain RUNNING', (x) => stateOf(x, 'plain') === 'RUNNING');
+    await h.tell({ terminate: { upid: 'plain', round: 0 } });
+    await h.until('plain TERMINATED', (x) => stateOf(x, 'plain') === 'TERMINATED');
+  });
+
   it('runs a launched program, heartbeats it RUNNING, and terminates it with its process gone', async () => {
     const h = await harness({ instanceId: 'i-123' });
     await h.tell(launch('p1', 0, sleeper()));
