@@ -12,7 +12,7 @@ import type { ProcessDefinition, ProcessRecord, ScheduleRequest } from './actors
 import type { ProcessState, QueueingMode, RestartMode } from './actors/dispatcher/states.js';
 import type { ProcessLogsReply__Output } from './generated/cei/v1/ProcessLogsReply.js';
 import type { LogEntry } from './engines/process-log.js';
-import type { ProcessTimer__Output } from './generated/cei/v1/ProcessTimer.js';
+import type { ProcessTimer, ProcessTimer__Output } from './generated/cei/v1/ProcessTimer.js';
 import type { TimerRecord, TimerSpec } from './actors/dispatcher/protocol.js';
 import { publicApi } from './api/proto.js';
 import { unary } from './client.js';
@@ -177,16 +177,8 @@ export class DispatcherClient {
   }
 
   async createTimer(t: TimerSpec, deadlineMs?: number): Promise<TimerRecord> {
-    const req = {
-      name: t.name,
-      definition_id: t.definitionId,
-      configuration_json: t.configuration === undefined ? '' : JSON.stringify(t.configuration),
-      at_ms: t.at ?? 0,
-      every_ms: t.every ?? 0,
-      count: t.count ?? 0,
-      constraints_json: t.constraints === undefined ? '' : JSON.stringify(t.constraints),
-      execution_engine: t.executionEngine ?? '',
-    };
+    // next and runs are the dispatcher's to fill: the request's are ignored.
+    const req = timerOut({ ...t, next: 0, runs: 0 });
     return timerIn(await unary<ProcessTimer__Output>((o, cb) => this.raw.CreateTimer(req, o, cb), deadlineMs));
   }
 
@@ -214,6 +206,23 @@ export class DispatcherClient {
   close(): void {
     this.raw.close();
   }
+}
+
+/** A timer as the proto carries it (the service's replies and the client's requests alike). */
+export function timerOut(t: TimerRecord): ProcessTimer {
+  return {
+    name: t.name,
+    definition_id: t.definitionId,
+    configuration_json: t.configuration === undefined ? '' : JSON.stringify(t.configuration),
+    at_ms: t.at ?? 0,
+    every_ms: t.every ?? 0,
+    count: t.count ?? 0,
+    constraints_json: t.constraints === undefined ? '' : JSON.stringify(t.constraints),
+    execution_engine: t.executionEngine ?? '',
+    next_ms: t.next,
+    runs: t.runs,
+    last_error: t.lastError ?? '',
+  };
 }
 
 function timerIn(t: ProcessTimer__Output): TimerRecord {

@@ -11,7 +11,6 @@
 import type { ProcessDispatcherHandlers } from '../generated/cei/v1/ProcessDispatcher.js';
 import type { ProcessDefinition as DefinitionProto } from '../generated/cei/v1/ProcessDefinition.js';
 import type { ProcessInfo } from '../generated/cei/v1/ProcessInfo.js';
-import type { ProcessTimer } from '../generated/cei/v1/ProcessTimer.js';
 import type { DispatcherStatus as StatusProto } from '../generated/cei/v1/DispatcherStatus.js';
 import type { ActorService } from '../runtime/actor-service.js';
 import type { Logger } from '../runtime/logger.js';
@@ -20,7 +19,8 @@ import { DeadlineExceededError, FailedPreconditionError, InvalidArgumentError, N
 import type { LogsReply } from '../actors/ee-agent/protocol.js';
 import type { ProcessDefinition, ProcessRecord } from '../actors/dispatcher/core.js';
 import { isFinal, isProcessState, type ProcessState } from '../actors/dispatcher/states.js';
-import { DISPATCHER_REF, agentRef, parseDispatcherMessage, type DispatcherAsk, type DispatcherReplies, type DispatcherStatus, type TimerRecord } from '../actors/dispatcher/protocol.js';
+import { DISPATCHER_REF, agentRef, parseDispatcherMessage, type DispatcherAsk, type DispatcherReplies, type DispatcherStatus } from '../actors/dispatcher/protocol.js';
+import { timerOut } from '../client-dispatcher.js';
 import { handlerFactory, jsonField, remainingMs, type UnaryCall } from './unary.js';
 
 export interface DispatcherServiceOptions {
@@ -40,22 +40,6 @@ export function definitionOut(d: ProcessDefinition): DefinitionProto {
     executable_json: JSON.stringify(d.executable),
     config_json: JSON.stringify(d.config),
     description: d.description ?? '',
-  };
-}
-
-export function timerOut(t: TimerRecord): ProcessTimer {
-  return {
-    name: t.name,
-    definition_id: t.definitionId,
-    configuration_json: t.configuration === undefined ? '' : JSON.stringify(t.configuration),
-    at_ms: t.at ?? 0,
-    every_ms: t.every ?? 0,
-    count: t.count ?? 0,
-    constraints_json: t.constraints === undefined ? '' : JSON.stringify(t.constraints),
-    execution_engine: t.executionEngine ?? '',
-    next_ms: t.next,
-    runs: t.runs,
-    last_error: t.lastError ?? '',
   };
 }
 
