@@ -6,36 +6,22 @@
  * deployable type is stored, so a lookup can only fail for a missing variable, never for syntax.
  */
 
+import { scanTemplate, type ScanRules } from '../template-scan.js';
+
 /** Variable names: what a shell accepts for an environment variable, so a var can name one. */
 export const VAR_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 type Part = { text: string } | { var: string };
 
+const RULES: ScanRules = {
+  check: (name) => (VAR_NAME.test(name) ? undefined : `"\${${name}}" is not a variable name (letters, digits and _, not starting with a digit)`),
+  escape: '${',
+};
+
 /** Splits a template into literal text and variable references; a reason string when malformed. */
 function parse(template: string): Part[] | string {
-  const parts: Part[] = [];
-  let text = '';
-  let i = 0;
-  while (i < template.length) {
-    if (template.startsWith('$${', i)) {
-      text += '${';
-      i += 3;
-    } else if (template.startsWith('${', i)) {
-      const end = template.indexOf('}', i + 2);
-      if (end < 0) return `unterminated "\${" at position ${i}`;
-      const name = template.slice(i + 2, end);
-      if (!VAR_NAME.test(name)) return `"\${${name}}" is not a variable name (letters, digits and _, not starting with a digit)`;
-      if (text) parts.push({ text });
-      text = '';
-      parts.push({ var: name });
-      i = end + 1;
-    } else {
-      text += template[i];
-      i += 1;
-    }
-  }
-  if (text) parts.push({ text });
-  return parts;
+  const parts = scanTemplate(template, RULES);
+  return typeof parts === 'string' ? parts : parts.map((p) => ('text' in p ? p : { var: p.inner }));
 }
 
 /** Why `template` is malformed, or undefined when it is a valid template. */

@@ -9,6 +9,7 @@
 import type { Plan, PlanService, PlanSystem, PlanProblem, SystemSection } from './plan.js';
 import { PlanError, RUN_ATTRIBUTES, SYSTEM_SECTIONS } from './plan.js';
 import { formatPath } from '../actors/zod-reason.js';
+import { scanTemplate, type ScanRules } from '../template-scan.js';
 
 export type Scalar = string | number | boolean;
 
@@ -16,32 +17,16 @@ type Part = { text: string } | { ref: string[]; raw: string };
 
 const PART = /^[A-Za-z0-9_-]+$/;
 
+const RULES: ScanRules = {
+  check: (inner) => (inner.split('.').every((p) => PART.test(p)) ? undefined : `"\${${inner}}" is not a reference (parts of letters, digits, "_" or "-", joined by ".")`),
+  // Kept: a value put into a template must never be read as a reference by a later pass.
+  escape: '$${',
+};
+
 /** Splits a template into text (escapes kept verbatim) and references; a reason when malformed. */
 export function parseTemplate(template: string): Part[] | string {
-  const parts: Part[] = [];
-  let text = '';
-  let i = 0;
-  while (i < template.length) {
-    if (template.startsWith('$${', i)) {
-      text += '$${';
-      i += 3;
-    } else if (template.startsWith('${', i)) {
-      const end = template.indexOf('}', i + 2);
-      if (end < 0) return `unterminated "\${" at position ${i}`;
-      const inner = template.slice(i + 2, end);
-      const ref = inner.split('.');
-      if (!ref.every((p) => PART.test(p))) return `"\${${inner}}" is not a reference (parts of letters, digits, "_" or "-", joined by ".")`;
-      if (text) parts.push({ text });
-      text = '';
-      parts.push({ ref, raw: template.slice(i, end + 1) });
-      i = end + 1;
-    } else {
-      text += template[i];
-      i += 1;
-    }
-  }
-  if (text) parts.push({ text });
-  return parts;
+  const parts = scanTemplate(template, RULES);
+  return typeof parts === 'string' ? parts : parts.map((p) => ('text' in p ? p : { ref: p.inner.split('.'), raw: p.raw }));
 }
 
 /** What to do with one reference: put a value in, leave it for a later pass, or refuse it. */
