@@ -14,6 +14,7 @@
  * Deadlines here run on real timers on purpose: they bound how long a real OS process may take,
  * which a fake clock could not make it do faster.
  */
+import { errorMessage } from '../errors.js';
 import { spawn, type ChildProcess, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import {
@@ -102,8 +103,8 @@ export class ExecEngine implements Engine {
       });
     } catch (err) {
       // spawn throws synchronously only for bad arguments (e.g. a NUL byte); ENOENT comes as an event.
-      this.finish({ code: null, signal: null, reason: `could not spawn: ${errorText(err)}` });
-      throw new EngineStartError(`cannot start ${program}: ${errorText(err)}`, { cause: err, exit: this.exit });
+      this.finish({ code: null, signal: null, reason: `could not spawn: ${errorMessage(err)}` });
+      throw new EngineStartError(`cannot start ${program}: ${errorMessage(err)}`, { cause: err, exit: this.exit });
     }
     this.child = child;
     this.wire(child);
@@ -133,7 +134,7 @@ export class ExecEngine implements Engine {
       }
       const exit = this.exit!;
       const stderr = this.log.tail(this.options.stderrTailLines, 'stderr');
-      const why = err instanceof EngineExitedError ? describeExit(exit) + ' during start' : errorText(err);
+      const why = err instanceof EngineExitedError ? describeExit(exit) + ' during start' : errorMessage(err);
       throw new EngineStartError(`cannot start ${program}: ${why}${stderr.length > 0 ? `; stderr: ${stderr.join(' | ')}` : ''}`, {
         cause: err,
         exit,
@@ -340,7 +341,7 @@ function startLifeline(pid: number, graceMs: number, note: (line: string) => voi
     (lifeline.stdin as unknown as { unref?: () => void } | null)?.unref?.();
     return lifeline;
   } catch (err) {
-    note(`lifeline: ${errorText(err)}`);
+    note(`lifeline: ${errorMessage(err)}`);
     return undefined;
   }
 }
@@ -363,9 +364,6 @@ function isOutput(value: unknown): value is EngineOutput {
   return typeof value === 'object' && value !== null && 'data' in value;
 }
 
-function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
 
 function truncate(text: string, max = 200): string {
   return text.length <= max ? text : `${text.slice(0, max)}...`;

@@ -6,6 +6,7 @@
  * A comlink call to a worker that died never settles, so every call here races the worker's exit
  * and a deadline; deadlines run on real timers because they bound real work in another thread.
  */
+import { errorMessage } from '../errors.js';
 import { createRequire } from 'node:module';
 import { createInterface } from 'node:readline';
 import { Worker, type WorkerOptions } from 'node:worker_threads';
@@ -84,7 +85,7 @@ export class JsEngine implements Engine {
         await worker.terminate();
       }
       const exit = await this.exited;
-      const why = err instanceof EngineExitedError ? `the worker ${exit.reason ?? describeExit(exit)} during start` : errorText(err);
+      const why = err instanceof EngineExitedError ? `the worker ${exit.reason ?? describeExit(exit)} during start` : errorMessage(err);
       throw new EngineStartError(`cannot start ${this.spec.module}: ${why}`, { cause: err, exit });
     }
     if (this.state === 'starting') this.state = 'running';
@@ -124,7 +125,7 @@ export class JsEngine implements Engine {
       await this.call('stop', (r) => r.stop(), graceMs);
       this.stoppedGracefully = true;
     } catch (err) {
-      this.stopNote = `terminated: the module did not stop within ${graceMs} ms (${errorText(err)})`;
+      this.stopNote = `terminated: the module did not stop within ${graceMs} ms (${errorMessage(err)})`;
       this.log.append(this.stopNote, 'engine');
     }
     await this.worker!.terminate();
@@ -171,7 +172,7 @@ export class JsEngine implements Engine {
       return await this.race(what, fn(this.remote!), timeoutMs);
     } catch (err) {
       if (err instanceof EngineExitedError || err instanceof EngineTimeoutError) throw err;
-      throw new EngineProcessError(`${what}: ${errorText(err)}`, { cause: err });
+      throw new EngineProcessError(`${what}: ${errorMessage(err)}`, { cause: err });
     }
   }
 
@@ -232,6 +233,3 @@ function workerEntry(): { filename: string | URL; options: WorkerOptions } {
   return { filename: bootstrap, options: { eval: true } };
 }
 
-function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}

@@ -9,6 +9,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, statSync } fr
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { CommandService, NodeService } from '../plans/plan.js';
+import { signalInstance } from '../iaas/local-process.js';
 
 /** dist/cli.js (or src/cli.ts under tsx): the `cei` a node service runs. */
 export const CEI_CLI = fileURLToPath(new URL(import.meta.url.endsWith('.ts') ? '../cli.ts' : '../cli.js', import.meta.url));
@@ -104,18 +105,6 @@ export function isServiceProcess(pid: number | undefined, marker?: string): bool
   }
 }
 
-/** Signals the process group `pid` leads (services start detached), else the process alone; a gone process is not an error. */
-export function signalGroup(pid: number, signal: NodeJS.Signals): void {
-  for (const target of [-pid, pid]) {
-    try {
-      process.kill(target, signal);
-      return;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
-    }
-  }
-}
-
 /** True if the process group `pid` led has no process left. */
 export function groupGone(pid: number): boolean {
   try {
@@ -135,13 +124,13 @@ const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export async function stopProcess(pid: number, marker: string | undefined, graceMs: number, pollMs: number): Promise<'gone' | 'terminated' | 'killed'> {
   const alive = () => isServiceProcess(pid, marker) || !groupGone(pid);
   if (!alive()) return 'gone';
-  signalGroup(pid, 'SIGTERM');
+  signalInstance(pid, 'SIGTERM');
   const deadline = Date.now() + graceMs;
   while (Date.now() < deadline) {
     if (!alive()) return 'terminated';
     await pause(pollMs);
   }
-  signalGroup(pid, 'SIGKILL');
+  signalInstance(pid, 'SIGKILL');
   const killDeadline = Date.now() + 2_000;
   while (alive() && Date.now() < killDeadline) await pause(pollMs);
   return 'killed';

@@ -4,6 +4,7 @@
  */
 import { DEFAULT_ENGINE_OPTIONS, TEST_ENGINE_OPTIONS, type EngineOptions } from '../../engines/engine.js';
 import type { ActorRef } from '../../runtime/ref.js';
+import { DISPATCHER_REF } from '../dispatcher/protocol.js';
 
 export interface PumpOptions {
   /** Messages read per batch when the process's configuration names no `batch` (default 500). */
@@ -41,7 +42,6 @@ export interface EeAgentOptions {
   maxLogLines: number;
 }
 
-export const DISPATCHER_REF: ActorRef = { type: 'dispatcher', id: 'main' };
 
 export const EE_AGENT_DEFAULTS: EeAgentOptions = {
   slots: 8,

@@ -47,8 +47,8 @@ import { errorMessage } from '../../errors.js';
 import { EngineProcessError, type Engine, type EngineInput, type EngineOutput } from '../../engines/engine.js';
 import type { ActorService } from '../../runtime/actor-service.js';
 import type { Clock, TimerHandle } from '../../runtime/clock.js';
-import type { ActorRef } from '../../runtime/ref.js';
 import { askRole } from '../role-reply.js';
+import { streamRef } from '../stream.js';
 import type { PumpOptions } from './options.js';
 import type { TransformConfig } from './protocol.js';
 
@@ -94,9 +94,6 @@ function isPumpCheckpoint(v: unknown): v is PumpCheckpoint {
   return typeof v === 'object' && v !== null && (v as PumpCheckpoint).cei_pump === 1 && typeof (v as PumpCheckpoint).n === 'number';
 }
 
-export function streamRef(name: string): ActorRef {
-  return { type: 'stream', id: name };
-}
 
 /** Thrown inside the loop when stop() was called; never leaves the pump. */
 class Stopped extends Error {
