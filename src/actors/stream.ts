@@ -213,6 +213,16 @@ function subscriptionOf(state: StreamState, name: string, stream: string): Subsc
 
 /** One turn: the new state (a copy; the old one stays as it was for a refusal) and the reply. */
 function apply(name: string, before: StreamState, m: StreamMessage, ctx: ActorContext): { state: StreamState; reply: unknown } {
+  // Reads first, on the state as it is: the pump and Subscribe poll `read` all the time.
+  if ('read' in m) {
+    const sub = subscriptionOf(before, m.read.subscription, name);
+    // `from` skips what a reader already has in flight; never before the cursor.
+    const start = Math.max(sub.cursor, m.read.from ?? 0);
+    const messages = entriesFrom(ctx, start, Math.min(before.head, start + m.read.max));
+    return { state: before, reply: { messages, cursor: sub.cursor, head: before.head } };
+  }
+  if ('producer' in m) return { state: before, reply: { seq: before.producers[m.producer.name] ?? -1 } };
+  if ('describe' in m) return { state: before, reply: describe(name, before) };
   const state: StreamState = structuredClone(before);
   if ('publish' in m) {
     const { messages, producer, seq } = m.publish;
@@ -240,13 +250,6 @@ function apply(name: string, before: StreamState, m: StreamMessage, ctx: ActorCo
     push(name, state, ctx);
     return { state, reply: { cursor, checkpoint: null } };
   }
-  if ('read' in m) {
-    const sub = subscriptionOf(state, m.read.subscription, name);
-    // `from` skips what a reader already has in flight; never before the cursor.
-    const start = Math.max(sub.cursor, m.read.from ?? 0);
-    const messages = entriesFrom(ctx, start, Math.min(state.head, start + m.read.max));
-    return { state: before, reply: { messages, cursor: sub.cursor, head: state.head } };
-  }
   if ('ack' in m) {
     const sub = subscriptionOf(state, m.ack.subscription, name);
     if (m.ack.offset >= state.head) throw new FailedPreconditionError(`ack of offset ${m.ack.offset}: stream ${name} ends at ${state.head - 1}`);
@@ -263,7 +266,6 @@ function apply(name: string, before: StreamState, m: StreamMessage, ctx: ActorCo
     delete state.subscriptions[m.unsubscribe.subscription];
     return { state, reply: {} };
   }
-  if ('producer' in m) return { state: before, reply: { seq: state.producers[m.producer.name] ?? -1 } };
   if ('configure' in m) {
     state.retention = { ...m.configure.retention };
     if (state.retention.maxCount === undefined && state.retention.maxAgeMs === undefined) state.retention = { ...DEFAULT_RETENTION };
@@ -271,13 +273,11 @@ function apply(name: string, before: StreamState, m: StreamMessage, ctx: ActorCo
     armSweep(state, ctx);
     return { state, reply: describe(name, state) };
   }
-  if ('sweep' in m) {
-    state.sweeping = false;
-    evict(state, ctx);
-    armSweep(state, ctx);
-    return { state, reply: {} };
-  }
-  return { state: before, reply: describe(name, before) };
+  // The age sweep's timer: every other message returned above.
+  state.sweeping = false;
+  evict(state, ctx);
+  armSweep(state, ctx);
+  return { state, reply: {} };
 }
 
 export const stream = defineActor<StreamState>({
