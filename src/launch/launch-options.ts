@@ -35,15 +35,6 @@ export const LAUNCH_DEFAULTS: LaunchOptions = {
   repairRetries: 2,
 };
 
-/** Short waits for tests on loopback. */
-export const LAUNCH_TEST_PRESET: Partial<LaunchOptions> = {
-  checkDeadlineMs: 1_000,
-  pollMs: 100,
-  commandTimeoutMs: 5_000,
-  stopGraceMs: 5_000,
-  drainTimeoutMs: 30_000,
-};
-
 export function launchOptions(overrides: Partial<LaunchOptions> = {}): LaunchOptions {
   const defined = Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined));
   return { ...LAUNCH_DEFAULTS, ...defined };

@@ -37,8 +37,6 @@ export interface LaunchRequest {
   name?: string;
   /** `--var k=v`; over the vars the run was launched with before. */
   vars: Record<string, string>;
-  /** Validate and describe only: nothing is started or recorded. */
-  dryRun?: boolean;
   /** Restarts per service at least this many (repair). */
   minRetries?: number;
   /** Why: 'launch' (default) or 'repair' (the run must exist). */
@@ -105,7 +103,6 @@ export async function launch(store: RunStore, req: LaunchRequest, o: LaunchOptio
   const run: RunRecord = existing
     ? { ...existing, vars, state: 'booting', reason: undefined, updatedAt: now }
     : { name: runName, plan: path, planName: plan.name, vars, dir: runDir(o.home, runName), state: 'booting', createdAt: now, updatedAt: now };
-  if (req.dryRun) return { run, plan, services: [], ok: true };
   await store.putRun(run);
   progress.line(`${existing ? (req.mode === 'repair' ? 'repairing' : 'continuing') : 'launching'} run ${runName} from ${path} (${run.dir})`);
 

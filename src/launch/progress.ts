@@ -66,5 +66,3 @@ export function ttyProgress(write: (s: string) => void): Progress {
   };
 }
 
-/** A progress that prints nothing (status, teardown, tests that read the records). */
-export const silentProgress: Progress = { line: () => {}, level: () => {}, levelDone: () => {} };

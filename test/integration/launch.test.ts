@@ -158,7 +158,8 @@ describe('cei launch', () => {
       ['gate', 'failed'],
     ]);
     const bootstrapPid = broken.services[0]!.pid!;
-    // The failed service's process was stopped.
+    // The failed service's process was started, and stopped.
+    expect(broken.services[1]!.pid).toBeDefined();
     expect(alive(broken.services[1]!.pid!)).toBe(false);
 
     writeFileSync(flag, 'ok\n');

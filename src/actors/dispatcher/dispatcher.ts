@@ -64,6 +64,7 @@ import {
   type DispatcherMessage,
   type DispatcherReplies,
   type DispatcherStatus,
+  type ProcessNotice,
   type TimerRecord,
 } from './protocol.js';
 import { parseConstraints } from './constraints.js';
@@ -217,7 +218,7 @@ export function dispatcherType(env: RoleEnv, options: Partial<DispatcherRoleOpti
             ctx.log.debug({ upid: e.upid, subscriber: e.subscriber }, 'dispatcher: subscriber is not an actor ref; not told');
             break;
           }
-          ctx.tell(to, { process: { upid: e.upid, state: e.state, round: e.round } });
+          ctx.tell(to, { process: { upid: e.upid, state: e.state, round: e.round } } satisfies ProcessNotice);
           break;
         }
         case 'need': {

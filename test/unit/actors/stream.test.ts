@@ -130,7 +130,9 @@ describe('stream actor', () => {
     expect(beyond.message).toMatch(/ends at 0/);
     await expect(system.tell(S, { publish: { messages: [] } })).rejects.toThrow(/messages/);
     await expect(system.tell(S, { subscribe: { subscription: 'bad name!' } })).rejects.toThrow(/subscription/);
-    await expect(system.tell(S, { publish: { messages: [{ data: 1 }], producer: 'p' } })).resolves.toBeDefined();
+    const half = await refusal(ask(system, { publish: { messages: [{ data: 1 }], producer: 'p' } }));
+    expect(half.code).toBe('FAILED_PRECONDITION');
+    expect(half.message).toMatch(/producer and seq go together/);
     await expect(system.tell(S, { nonsense: true })).rejects.toThrow();
     const d = await ask<StreamDescription>(system, { describe: true });
     expect(d.head).toBe(1);
