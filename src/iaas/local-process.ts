@@ -4,7 +4,7 @@
  * and read what it wrote to its log. All synchronous: they are a few small reads and a signal, and
  * keeping them synchronous makes each state change of an instance one uninterrupted step.
  */
-import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 
 /** Linux exposes each process's argv; elsewhere only liveness can be checked (see isInstanceProcess). */
 const HAS_PROC = existsSync('/proc/self/cmdline');
@@ -78,6 +78,17 @@ export class ReadyScanner {
   ready: ReadyLine | undefined;
 
   constructor(private readonly path: string) {}
+
+  /** A scanner of what is appended to `path` from now on (a log a restarted process appends to). */
+  static fromEnd(path: string): ReadyScanner {
+    const scanner = new ReadyScanner(path);
+    try {
+      scanner.offset = statSync(path).size;
+    } catch {
+      // No log yet: from its start.
+    }
+    return scanner;
+  }
 
   /** Reads what is new; returns the ready line once it has been seen (and from then on). */
   scan(): ReadyLine | undefined {

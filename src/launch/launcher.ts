@@ -27,7 +27,8 @@ import { runDir } from './launch-options.js';
 import type { RunRecord, RunStore, ServiceRecord } from './run-store.js';
 import type { LevelProgress, Progress } from './progress.js';
 import { checkRecord, commandCheck, healthCheck, processMarker, type CheckResult } from './readiness.js';
-import { logOffset, readyLine, startCommandProcess, startNodeProcess, stopProcess, type Started } from './service-process.js';
+import { ReadyScanner } from '../iaas/local-process.js';
+import { startCommandProcess, startNodeProcess, stopProcess, type Started } from './service-process.js';
 import { applySystem, SystemClients } from './system.js';
 
 export interface LaunchRequest {
@@ -274,7 +275,7 @@ class ServiceBoot {
   private async attempt(service: PlanService, record: ServiceRecord, first: boolean): Promise<CheckResult> {
     const deadline = Date.now() + service.timeout * 1000;
     let proc: Started | undefined;
-    const offset = record.log ? logOffset(record.log) : 0;
+    const scanner = record.log ? ReadyScanner.fromEnd(record.log) : undefined;
     try {
       if (service.kind === 'node') proc = startNodeProcess(service, record.log!);
       else if (service.kind === 'command') proc = startCommandProcess(service, record.log!);
@@ -296,20 +297,20 @@ class ServiceBoot {
     await this.store.putService(record);
     if (first) this.events.started();
     try {
-      return await this.waitReady(service, record, proc, offset, deadline);
+      return await this.waitReady(service, record, proc, scanner, deadline);
     } finally {
       proc?.release();
     }
   }
 
-  private async waitReady(service: PlanService, record: ServiceRecord, proc: Started | undefined, offset: number, deadline: number): Promise<CheckResult> {
+  private async waitReady(service: PlanService, record: ServiceRecord, proc: Started | undefined, scanner: ReadyScanner | undefined, deadline: number): Promise<CheckResult> {
     let last: CheckResult = { ok: false, reason: 'not checked yet' };
     const timeoutMs = () => Math.max(100, Math.min(this.o.commandTimeoutMs, deadline - Date.now()));
     for (;;) {
       const exited = proc?.exit();
       if (service.kind === 'node') {
         if (record.address === undefined || record.nodeId === undefined) {
-          const line = readyLine(record.log!, offset);
+          const line = scanner?.scan();
           if (line) {
             record.address = line.address;
             record.nodeId = line.nodeId;

@@ -5,7 +5,7 @@
  * that service, and stopping one (SIGTERM to its group, a deadline, then SIGKILL).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, statSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { CommandService, NodeService } from '../plans/plan.js';
@@ -58,27 +58,6 @@ export function startNodeProcess(s: NodeService, log: string): Started {
 
 export function startCommandProcess(s: CommandService, log: string): Started {
   return startDetached('sh', ['-c', s.run], { log, cwd: s.cwd, env: s.env });
-}
-
-/** Where the log ends now: a ready line is looked for after it. */
-export function logOffset(log: string): number {
-  try {
-    return statSync(log).size;
-  } catch {
-    return 0;
-  }
-}
-
-/** The `ready <id> <address>` line a node printed after `offset` of its log, if any. */
-export function readyLine(log: string, offset: number): { nodeId: string; address: string } | undefined {
-  let text: string;
-  try {
-    text = readFileSync(log).subarray(offset).toString('utf8');
-  } catch {
-    return undefined;
-  }
-  const m = /^ready (\S+) (\S+)$/m.exec(text);
-  return m ? { nodeId: m[1]!, address: m[2]! } : undefined;
 }
 
 /**
