@@ -6,12 +6,12 @@
  */
 import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import type { BenchContext, Suite } from '../suite.js';
 import { measure } from '../suite.js';
 import { formatMs } from '../support/figure.js';
 import { summarize } from '../support/percentiles.js';
-import { distIsStale, ensureBuilt } from '../support/cei-node.js';
+import { CLI, PACKAGE_ROOT, distIsStale, ensureBuilt } from '../support/cei-node.js';
 
 export interface LaunchBenchOptions {
   /** Boot + teardown rounds of plans/local.yaml. */
@@ -24,16 +24,14 @@ export const LAUNCH_BENCH_DEFAULTS: LaunchBenchOptions = { rounds: 5, parallelRo
 export const LAUNCH_BENCH_QUICK: LaunchBenchOptions = { rounds: 1, parallelRounds: 1 };
 
 const SUITE = 'launch';
-const ROOT = resolve(import.meta.dirname, '../..');
-const CLI = join(ROOT, 'dist/cli.js');
-const LOCAL_PLAN = join(ROOT, 'plans/local.yaml');
+const LOCAL_PLAN = join(PACKAGE_ROOT, 'plans/local.yaml');
 const COMMAND_TIMEOUT_MS = 120_000;
 
 /** Runs `cei ...args` to its end; the wall time it took, or an error with its output. */
 function cei(args: string[]): Promise<number> {
   const started = performance.now();
   return new Promise((resolvePromise, reject) => {
-    const proc = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(process.execPath, [CLI, ...args], { cwd: PACKAGE_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     proc.stdout.on('data', (d) => (out += d));
     proc.stderr.on('data', (d) => (out += d));
