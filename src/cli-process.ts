@@ -383,6 +383,21 @@ export function registerProcessCommands(program: Command): void {
     );
 
   cmd
+    .command('boot')
+    .description('start or end the system boot: while it lasts, processes recovered from before a whole-system restart wait in UNSCHEDULED_PENDING; ending it places them (cei launch does both when it brings a whole run back)')
+    .argument('<phase>', 'start or end')
+    .option('--recover', 'with start: every live process is from before the restart and goes to its next round (held), or FAILED when its restart mode or configuration says it does not come back')
+    .option('--json', 'print JSON')
+    .action(
+      run(async (client, phase: string, opts: { recover?: boolean; json?: boolean }) => {
+        if (phase !== 'start' && phase !== 'end') throw new InvalidArgumentError(`phase: "${phase}" is not start or end`);
+        if (phase === 'end' && opts.recover) throw new InvalidArgumentError('--recover goes with start only');
+        const r = await client.setSystemBoot(phase === 'start', opts.recover === true);
+        print(opts.json ? r : `system boot ${r.booting ? 'started' : 'ended'}${r.recovered.length > 0 ? `; ${r.recovered.length} process(es) recovered: ${r.recovered.join(', ')}` : ''}`);
+      }),
+    );
+
+  cmd
     .command('status')
     .description('the dispatcher: its agents, the queue, and the capacity it wants of each EPU domain')
     .option('--json', 'print JSON')

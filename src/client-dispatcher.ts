@@ -176,6 +176,11 @@ export class DispatcherClient {
     return statusIn(await unary<DispatcherStatus__Output>((o, cb) => this.raw.DescribeDispatcher({}, o, cb), deadlineMs));
   }
 
+  /** Starts (`booting`, optionally recovering every live process) or ends the system boot. */
+  async setSystemBoot(booting: boolean, recover = false, deadlineMs?: number): Promise<{ booting: boolean; recovered: string[] }> {
+    return unary((o, cb) => this.raw.SetSystemBoot({ booting, recover }, o, cb), deadlineMs);
+  }
+
   async createTimer(t: TimerSpec, deadlineMs?: number): Promise<TimerRecord> {
     // next and runs are the dispatcher's to fill: the request's are ignored.
     const req = timerOut({ ...t, next: 0, runs: 0 });

@@ -169,6 +169,7 @@ export function dispatcherService(system: ActorService, options: DispatcherServi
       }
     }),
     DescribeDispatcher: h('DescribeDispatcher', async (_req, call) => statusOut(await ask(call, 'status', true))),
+    SetSystemBoot: h('SetSystemBoot', async (req, call) => ask(call, 'boot', { booting: req.booting, recover: req.recover })),
     CreateTimer: h('CreateTimer', async (req, call) => {
       const spec: Record<string, unknown> = { name: req.name, definitionId: req.definition_id };
       const configuration = optionalJson(req.configuration_json, 'configuration_json');

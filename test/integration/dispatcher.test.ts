@@ -174,4 +174,35 @@ describe('the process dispatcher on a real node', () => {
     expect(help.stdout).toMatch(/schedule/);
     expect(help.stdout).toMatch(/wait/);
   });
+
+  it('starts and ends the system boot through the client and the CLI: recovered processes are held, then queued again', async () => {
+    await client.createDefinition({ id: 'nap3', type: 'exec', executable: { argv: ['sleep', '60'] } });
+    const before = await client.schedule({ upid: 'b1', definitionId: 'nap3' });
+    await client.schedule({ upid: 'b2', definitionId: 'nap3', configuration: { process: { omit_from_system_restart: true } } });
+
+    const started = await cli('boot', 'start', '--recover', '--json');
+    expect(started.code, started.stderr).toBe(0);
+    const reply = JSON.parse(started.stdout) as { booting: boolean; recovered: string[] };
+    expect(reply.booting).toBe(true);
+    expect(reply.recovered).toContain('b1');
+    expect(reply.recovered).not.toContain('b2');
+    expect(await client.describe('b1')).toMatchObject({ state: 'UNSCHEDULED_PENDING', round: before.round + 1 });
+    expect(await client.describe('b2')).toMatchObject({ state: 'FAILED', lastError: 'not restarted after a system restart' });
+    expect((await client.status()).booting).toBe(true);
+    expect((await cli('status')).stdout).toMatch(/queued; booting/);
+
+    const ended = await client.setSystemBoot(false);
+    expect(ended).toEqual({ booting: false, recovered: [] });
+    expect(await client.describe('b1')).toMatchObject({ state: 'WAITING', round: before.round + 1 });
+    const text = await cli('status');
+    expect(text.stdout).not.toMatch(/booting/i);
+
+    const badPhase = await cli('boot', 'begin');
+    expect(badPhase.code).toBe(1);
+    expect(badPhase.stderr).toMatch(/phase: "begin" is not start or end/);
+    const badFlag = await cli('boot', 'end', '--recover');
+    expect(badFlag.code).toBe(1);
+    expect(badFlag.stderr).toMatch(/--recover goes with start only/);
+    expect((await client.status()).booting).toBe(false);
+  });
 });
