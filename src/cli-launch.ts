@@ -60,7 +60,7 @@ export function registerLaunchCommands(program: Command): void {
   homeOption(
     program
       .command('launch <plan>')
-      .description('boot a launch plan level by level (a run that exists continues where it stopped)')
+      .description('boot a launch plan level by level (a run that exists continues where it stopped; its nodes that died are started again at once, and when none survived, the dispatcher holds their processes until the boot is done)')
       .option('--name <run>', 'the run\'s name (default: the plan\'s name)')
       .option('--dry-run', 'validate and show the levels and services; start nothing', false)
       .option('--var <k=v>', 'a plan variable, ${vars.k} (repeatable)', collect, []),

@@ -11,9 +11,17 @@
  *
  * Launching a run that exists continues it: a service recorded verified whose process is still the
  * one recorded and still passes its check is kept (same pid, same address); every other service is
- * stopped if anything of it runs, and started again. Then the plan's system objects are applied
+ * stopped if anything of it runs, and started again. A node comes back at the address it had when
+ * its port is free (others know it by that address). Then the plan's system objects are applied
  * idempotently through a node's public API. `repair` is the same walk over an up run, with at
  * least `repairRetries` restarts per service.
+ *
+ * Nodes that had joined and whose processes are gone are all started at once before the walk (see
+ * `restartGoneNodes`). When none of the run's nodes survived, the whole system restarted: the
+ * dispatcher's system boot is started once the first node is up (its processes from before are
+ * held for a new round) and ended after the system objects are applied, so they are placed only on
+ * the system as it now is. The run record remembers a boot not yet ended, so a launch that fails in
+ * between leaves it to the next one to end.
  */
 import { readFile } from 'node:fs/promises';
 import { join, resolve as resolvePath } from 'node:path';
@@ -28,8 +36,8 @@ import type { RunRecord, RunStore, ServiceRecord } from './run-store.js';
 import type { LevelProgress, Progress } from './progress.js';
 import { checkRecord, commandCheck, healthCheck, processMarker, type CheckResult } from './readiness.js';
 import { ReadyScanner } from '../iaas/local-process.js';
-import { startCommandProcess, startNodeProcess, stopProcess, type Started } from './service-process.js';
-import { applySystem, SystemClients } from './system.js';
+import { isServiceProcess, startCommandProcess, startNodeProcess, stopProcess, type Started } from './service-process.js';
+import { applySystem, setSystemBoot, SystemClients } from './system.js';
 
 export interface LaunchRequest {
   /** The plan file. */
@@ -107,7 +115,8 @@ export async function launch(store: RunStore, req: LaunchRequest, o: LaunchOptio
   await store.putRun(run);
   progress.line(`${existing ? (req.mode === 'repair' ? 'repairing' : 'continuing') : 'launching'} run ${runName} from ${path} (${run.dir})`);
 
-  const records = new Map((await store.services(runName)).map((s) => [s.name, s]));
+  const recorded = await store.services(runName);
+  const records = new Map(recorded.map((s) => [s.name, s]));
   const known: BootAttributes = { run: { dir: run.dir, name: runName }, services: {} };
   const booted: ServiceRecord[] = [];
   const fail = async (reason: string): Promise<LaunchResult> => {
@@ -117,6 +126,17 @@ export async function launch(store: RunStore, req: LaunchRequest, o: LaunchOptio
     progress.line(`launch of ${runName} failed: ${reason}`);
     return { run, plan, services: await store.services(runName), ok: false, reason };
   };
+
+  const quiet: BootEvents = { started: () => {}, verified: () => {}, failed: () => {}, line: (text) => progress.line(text) };
+  const recordedAttributes: BootAttributes = { ...known, services: Object.fromEntries(recorded.filter((r) => r.state === 'verified').map((r) => [r.name, r.attributes])) };
+  const restart =
+    existing && existing.state !== 'torn-down'
+      ? restartGoneNodes(new ServiceBoot(store, o, run, plan, recordedAttributes, req.minRetries ?? 0, quiet, false), plan, recorded)
+      : { early: new Map<string, Promise<ServiceRecord>>(), cold: false };
+  if (restart.early.size > 0) {
+    progress.line(`${restart.cold ? 'no node of the run is left: ' : ''}starting ${[...restart.early.keys()].join(', ')} again at once, each at its recorded address`);
+  }
+  let bootStarted: Promise<void> | undefined;
 
   for (const level of plan.levels) {
     const started = Date.now();
@@ -139,8 +159,20 @@ export async function launch(store: RunStore, req: LaunchRequest, o: LaunchOptio
         show();
       },
       line: (text) => progress.line(text),
-    });
-    const results = await Promise.all(level.services.map((s) => boot.boot(s, records.get(s.name))));
+    }, restart.early.size > 0);
+    const results = await Promise.all(
+      level.services.map(async (s) => {
+        const early = restart.early.get(s.name);
+        if (!early) return boot.boot(s, records.get(s.name));
+        // Started before the walk reached its level: counted now.
+        const r = await early;
+        p.started += 1;
+        if (r.state === 'verified') p.verified += 1;
+        else p.failed += 1;
+        show();
+        return r;
+      }),
+    );
     clearInterval(ticker);
     progress.levelDone({ ...p, elapsedMs: Date.now() - started });
     for (const r of results) {
@@ -148,23 +180,45 @@ export async function launch(store: RunStore, req: LaunchRequest, o: LaunchOptio
       if (r.state === 'verified') known.services = { ...known.services, [r.name]: r.attributes };
     }
     const fatal = results.find((r, i) => r.state !== 'verified' && !level.services[i]!.continue_on_error);
-    if (fatal) return fail(`level ${level.index + 1} ${level.name}: service ${fatal.name}: ${fatal.reason ?? fatal.state}`);
+    if (fatal) {
+      await bootStarted?.catch(() => {});
+      return fail(`level ${level.index + 1} ${level.name}: service ${fatal.name}: ${fatal.reason ?? fatal.state}`);
+    }
     for (const r of results) if (r.state !== 'verified') progress.line(`  ${r.name} failed (continue_on_error): ${r.reason}`);
+    const firstNode = entryOf(booted);
+    if (restart.cold && !bootStarted && firstNode) {
+      // Recorded before it is sent: should this launch stop before the end, the next one ends it.
+      run.systemBoot = true;
+      await store.putRun(run);
+      bootStarted = withClients(firstNode, (c) => setSystemBoot(c, true, bootTiming(o), (line) => progress.line(`  ${line}`)));
+      // Awaited before the system objects; a failure until then is reported there.
+      bootStarted.catch(() => {});
+    }
   }
 
-  const entry = booted.find((s) => s.state === 'verified' && (s.kind === 'node' || s.kind === 'remote') && s.address);
+  const entry = entryOf(booted);
+  try {
+    await bootStarted;
+  } catch (err) {
+    return fail(errorMessage(err));
+  }
   const hasObjects = Object.values(plan.system).some((objs) => Object.keys(objs as object).length > 0);
+  if ((hasObjects || run.systemBoot) && !entry) return fail('no node is up to apply the plan\'s system objects through');
   if (hasObjects) {
-    if (!entry) return fail('no node is up to apply the plan\'s system objects through');
-    const clients = new SystemClients(entry.address!);
     try {
       const system = resolveSystem(plan, known);
-      await applySystem(clients, system, { applyTimeoutMs: o.applyTimeoutMs, pollMs: o.pollMs, deadlineMs: 10_000 }, (line) => progress.line(`  ${line}`));
+      await withClients(entry!, (c) => applySystem(c, system, { applyTimeoutMs: o.applyTimeoutMs, pollMs: o.pollMs, deadlineMs: 10_000 }, (line) => progress.line(`  ${line}`)));
     } catch (err) {
       return fail(errorMessage(err));
-    } finally {
-      clients.close();
     }
+  }
+  if (run.systemBoot) {
+    try {
+      await withClients(entry!, (c) => setSystemBoot(c, false, bootTiming(o), (line) => progress.line(`  ${line}`)));
+    } catch (err) {
+      return fail(errorMessage(err));
+    }
+    delete run.systemBoot;
   }
   run.state = 'up';
   await store.putRun(run);
@@ -174,11 +228,51 @@ export async function launch(store: RunStore, req: LaunchRequest, o: LaunchOptio
   return { run, plan, services, ok: true };
 }
 
+/** The first verified service that is a node (launched or given by address): where the public API is reached. */
+function entryOf(booted: ServiceRecord[]): string | undefined {
+  return booted.find((s) => s.state === 'verified' && (s.kind === 'node' || s.kind === 'remote') && s.address)?.address;
+}
+
+async function withClients<T>(address: string, fn: (c: SystemClients) => Promise<T>): Promise<T> {
+  const clients = new SystemClients(address);
+  try {
+    return await fn(clients);
+  } finally {
+    clients.close();
+  }
+}
+
+const bootTiming = (o: LaunchOptions) => ({ timeoutMs: o.applyTimeoutMs, pollMs: o.pollMs, deadlineMs: o.checkDeadlineMs });
+
+/**
+ * Starts the run's nodes that had joined (a ready line is recorded) and whose processes are gone,
+ * all at once, before the levels are walked. A node restarted on its data directory rejoins the
+ * members it knew and serves only once it reaches a majority of the voters among them: brought
+ * back one level at a time, a run whose voters span levels would wait forever on its first level.
+ * `cold` says none of the run's nodes survived (and it has no node given by address): the whole
+ * system restarted.
+ */
+function restartGoneNodes(boot: ServiceBoot, plan: Plan, recorded: ServiceRecord[]): { early: Map<string, Promise<ServiceRecord>>; cold: boolean } {
+  const members = recorded.filter((r) => r.kind === 'node' && r.nodeId !== undefined && r.state !== 'stopped');
+  const gone = members.filter((r) => !isServiceProcess(r.pid, processMarker(r)));
+  const planned = new Map(plan.levels.flatMap((l) => l.services.map((s) => [s.name, s] as const)));
+  const early = new Map<string, Promise<ServiceRecord>>();
+  for (const r of gone) {
+    const s = planned.get(r.name);
+    if (s?.kind === 'node') early.set(r.name, boot.boot(s, r));
+  }
+  const cold = early.size > 0 && early.size === members.length && !recorded.some((r) => r.kind === 'remote');
+  return { early, cold };
+}
+
 export function summaryLine(s: ServiceRecord): string {
   const where = s.address ? ` ${s.address}` : '';
   const pid = s.pid !== undefined ? ` pid ${s.pid}` : '';
   return `${s.level}/${s.name} ${s.kind}${where}${pid} ${s.state}${s.reason && s.state !== 'verified' ? `: ${s.reason}` : ''}`;
 }
+
+/** A start's outcome; `exited` when the process ended before it was ready. */
+type AttemptResult = CheckResult | { ok: false; reason: string; exited: true };
 
 interface BootEvents {
   started(): void;
@@ -197,12 +291,21 @@ class ServiceBoot {
     private readonly known: BootAttributes,
     private readonly minRetries: number,
     private readonly events: BootEvents,
+    /**
+     * Nodes of the run are coming back: a node still running whose check fails is given its
+     * timeout before it is restarted, since it may be waiting for a majority of the voters.
+     */
+    private readonly recovering: boolean,
   ) {}
 
   /** Keeps the service if it runs and passes its check, else (re)starts it; never throws. */
   async boot(planned: PlanService, previous: ServiceRecord | undefined): Promise<ServiceRecord> {
     if (previous?.state === 'verified') {
-      const check = await checkRecord(previous, this.o);
+      let check = await checkRecord(previous, this.o);
+      if (!check.ok && this.recovering && previous.kind === 'node' && isServiceProcess(previous.pid, processMarker(previous))) {
+        this.events.line(`  ${planned.name}: running but ${check.reason}; waiting for it while the run's nodes come back`);
+        check = await this.waitRecorded(previous, Date.now() + planned.timeout * 1000);
+      }
       if (check.ok) {
         this.events.started();
         this.events.verified(true);
@@ -244,10 +347,14 @@ class ServiceBoot {
       record.attributes.address = service.address;
       delete record.log;
     }
+    // Back at its old address while that port is free: the run's other nodes know it by that one.
+    let reuse = service.kind === 'node' && previous?.address !== undefined && /:0$/.test(service.listen) ? previous.address : undefined;
     const attempts = Math.max(service.retries, this.minRetries) + 1;
     let reason = '';
+    let first = true;
     for (let attempt = 1; attempt <= attempts; attempt++) {
-      const r = await this.attempt(service, record, attempt === 1);
+      const r = await this.attempt(reuse !== undefined && service.kind === 'node' ? { ...service, listen: reuse } : service, record, first);
+      first = false;
       if (r.ok) {
         record.state = 'verified';
         record.verifiedAt = Date.now();
@@ -258,6 +365,13 @@ class ServiceBoot {
       }
       reason = r.reason;
       if (record.pid !== undefined) await stopProcess(record.pid, processMarker(record), this.o.stopGraceMs, this.o.pollMs);
+      if (reuse !== undefined && 'exited' in r) {
+        // Most likely the port is someone else's by now: a free one, as the plan says, on the same try.
+        this.events.line(`  ${service.name}: did not come back at ${reuse} (${reason}); starting it on ${service.kind === 'node' ? service.listen : ''}`);
+        reuse = undefined;
+        attempt -= 1;
+        continue;
+      }
       if (attempt < attempts) this.events.line(`  ${service.name}: not ready (${reason}); restarting (${attempt}/${attempts - 1})`);
     }
     return this.failed(record, attempts > 1 ? `${reason} (after ${attempts} attempts)` : reason);
@@ -271,8 +385,17 @@ class ServiceBoot {
     return record;
   }
 
+  /** Re-checks a recorded service that still runs until it passes or `deadline`. */
+  private async waitRecorded(previous: ServiceRecord, deadline: number): Promise<CheckResult> {
+    for (;;) {
+      const check = await checkRecord(previous, this.o);
+      if (check.ok || Date.now() >= deadline || !isServiceProcess(previous.pid, processMarker(previous))) return check;
+      await pause(Math.min(this.o.pollMs, Math.max(0, deadline - Date.now())));
+    }
+  }
+
   /** Starts the service once and waits for it to be ready within its timeout. */
-  private async attempt(service: PlanService, record: ServiceRecord, first: boolean): Promise<CheckResult> {
+  private async attempt(service: PlanService, record: ServiceRecord, first: boolean): Promise<AttemptResult> {
     const deadline = Date.now() + service.timeout * 1000;
     let proc: Started | undefined;
     const scanner = record.log ? ReadyScanner.fromEnd(record.log) : undefined;
@@ -303,7 +426,7 @@ class ServiceBoot {
     }
   }
 
-  private async waitReady(service: PlanService, record: ServiceRecord, proc: Started | undefined, scanner: ReadyScanner | undefined, deadline: number): Promise<CheckResult> {
+  private async waitReady(service: PlanService, record: ServiceRecord, proc: Started | undefined, scanner: ReadyScanner | undefined, deadline: number): Promise<AttemptResult> {
     let last: CheckResult = { ok: false, reason: 'not checked yet' };
     const timeoutMs = () => Math.max(100, Math.min(this.o.commandTimeoutMs, deadline - Date.now()));
     for (;;) {
@@ -318,7 +441,7 @@ class ServiceBoot {
             await this.store.putService(record);
           }
         }
-        if (exited !== undefined) return { ok: false, reason: `exited (${exited}) before it was ready; see ${record.log}` };
+        if (exited !== undefined) return { ok: false, reason: `exited (${exited}) before it was ready; see ${record.log}`, exited: true };
         if (record.address !== undefined) {
           last = service.ready ? await commandCheck(service.ready, { env: service.env, timeoutMs: timeoutMs() }) : await healthCheck(record.address, Math.min(this.o.checkDeadlineMs, timeoutMs()));
           if (last.ok) return last;

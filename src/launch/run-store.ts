@@ -40,6 +40,11 @@ export interface RunRecord {
   state: RunState;
   /** Why the run failed, when it did. */
   reason?: string;
+  /**
+   * Set while the dispatcher's system boot that a whole-run restart started has not been ended: the
+   * launch that ends the boot (this one or a later one, if this one fails) clears it.
+   */
+  systemBoot?: boolean;
   createdAt: number;
   updatedAt: number;
 }

@@ -117,6 +117,26 @@ export async function applySystem(c: SystemClients, system: PlanSystem, o: { app
   }
 }
 
+/**
+ * Starts (`booting`, recovering every live process from before the restart) or ends the
+ * dispatcher's system boot, asked again until `o.timeoutMs` while the restarted cluster settles
+ * (its owner may still be coming up). Throws the last error after that.
+ */
+export async function setSystemBoot(c: SystemClients, booting: boolean, o: { timeoutMs: number; pollMs: number; deadlineMs: number }, say: (line: string) => void): Promise<void> {
+  const deadline = Date.now() + o.timeoutMs;
+  for (;;) {
+    try {
+      const r = await c.dispatcher.setSystemBoot(booting, booting, o.deadlineMs);
+      if (!booting) say('system boot ended: held processes are placed');
+      else say(`system boot started: ${r.recovered.length === 0 ? 'no process' : `${r.recovered.length} process(es)`} from before the restart held until the boot ends${r.recovered.length > 0 ? ` (${r.recovered.join(', ')})` : ''}`);
+      return;
+    } catch (err) {
+      if (Date.now() > deadline) throw new Error(`cannot ${booting ? 'start' : 'end'} the dispatcher's system boot through ${c.address}: ${errorMessage(err)}`, { cause: err });
+      await pause(o.pollMs);
+    }
+  }
+}
+
 export interface SystemView {
   domains: DomainDescription[];
   processes: ProcessRecord[];

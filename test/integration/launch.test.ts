@@ -2,11 +2,15 @@
  * `cei launch / status / runs / teardown` with real processes: plans/local.yaml booted in a
  * temporary home (three nodes, the sleeper domain with two local workers), a control node killed
  * and repaired, then torn down with nothing left; and a service whose `ready` fails the boot at its level, then a launch of the same
- * run after the fix continues from that level with the earlier level's node kept.
+ * run after the fix continues from that level with the earlier level's node kept; and a run none of
+ * whose nodes survived (voters in two levels, a worker with processes), brought back whole by a launch,
+ * its processes recovered through the dispatcher's system boot.
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
 import { join, resolve } from 'node:path';
+import { DispatcherClient } from '../../src/client-dispatcher.js';
 import { removeDir, runCli, tempDir } from '../support/node-process.js';
 import { waitFor } from '../support/wait.js';
 
@@ -112,6 +116,8 @@ describe('cei launch', () => {
     expect(healed.services.map((s) => s.ready)).toEqual([true, true, true]);
     const reborn = healed.services.find((s) => s.name === 'control-1')!;
     expect(reborn.pid).not.toBe(victim.pid);
+    // Back at its old address, the one the other members know it by.
+    expect(reborn.address).toBe(victim.address);
     expect(healed.services.filter((s) => s.name !== 'control-1').map((s) => s.pid)).toEqual(servicePids.filter((p) => p !== victim.pid));
     servicePids.push(reborn.pid!);
 
@@ -178,5 +184,121 @@ describe('cei launch', () => {
     const down = await runCli(['teardown', 'gated', '--home', home], 30_000);
     expect(down.code, down.stdout + down.stderr).toBe(0);
     for (const s of up.services) expect(alive(s.pid!), s.name).toBe(false);
+  }, 60_000);
+
+  it('brings back a run none of whose nodes survived: every node at once, its processes through the system boot', async () => {
+    const home = tempDir('cei-launch-');
+    homes.push(home);
+    const plan = join(home, 'whole.yaml');
+    // The voters span two levels (bootstrap, control): alone, the restarted bootstrap is no majority.
+    writeFileSync(
+      plan,
+      [
+        'name: whole',
+        'levels:',
+        '  - name: seed',
+        '    services:',
+        '      - name: bootstrap',
+        '        node: {role: bootstrap}',
+        '        timeout: 20',
+        '  - name: control',
+        '    services:',
+        '      - name: control',
+        '        node: {role: control}',
+        '        timeout: 20',
+        '  - name: workers',
+        '    services:',
+        '      - name: worker',
+        '        node: {role: worker, slots: 2}',
+        '        timeout: 20',
+        'process_definitions:',
+        '  sleeper:',
+        '    type: exec',
+        '    executable: {argv: [sleep, "300"], protocol: none}',
+        'processes:',
+        '  kept: {definitionId: sleeper}',
+        '  omitted: {definitionId: sleeper, configuration: {process: {omit_from_system_restart: true}}}',
+        '',
+      ].join('\n'),
+    );
+    const first = await runCli(['launch', plan, '--home', home], 60_000);
+    expect(first.code, first.stdout + first.stderr).toBe(0);
+    const before = await status(home, 'whole');
+    const entry = before.services[0]!.address!;
+    let dispatcher = new DispatcherClient(entry);
+    const running = (await waitFor(
+      async () => {
+        const ps = await dispatcher.list(['RUNNING']).catch(() => []);
+        return ps.length === 2 ? ps : undefined;
+      },
+      { timeoutMs: 30_000, what: 'both processes RUNNING' },
+    ))!;
+    dispatcher.close();
+    const roundBefore = running.find((p) => p.upid === 'kept')!.round;
+
+    for (const s of before.services) killGroup(s.pid!);
+    await waitFor(() => before.services.every((s) => !alive(s.pid!)), { timeoutMs: 5_000, what: 'every node gone after SIGKILL' });
+
+    const again = await runCli(['launch', plan, '--home', home], 60_000);
+    expect(again.code, again.stdout + again.stderr).toBe(0);
+    expect(again.stdout).toMatch(/no node of the run is left: starting bootstrap, control, worker again at once/);
+    // `omitted` is not among them: its configuration keeps it from coming back after a system restart.
+    expect(again.stdout).toMatch(/system boot started: 1 process\(es\) from before the restart held until the boot ends \(kept\)/);
+    expect(again.stdout).toMatch(/system boot ended/);
+    const after = await status(home, 'whole');
+    expect(after.services.map((s) => [s.name, s.state, s.ready])).toEqual([
+      ['bootstrap', 'verified', true],
+      ['control', 'verified', true],
+      ['worker', 'verified', true],
+    ]);
+    expect(after.services.map((s) => s.address)).toEqual(before.services.map((s) => s.address));
+
+    dispatcher = new DispatcherClient(entry);
+    try {
+      const kept = await dispatcher.wait('kept', ['RUNNING'], 30_000);
+      expect(kept.round).toBeGreaterThan(roundBefore);
+      const omitted = await dispatcher.describe('omitted');
+      expect(omitted).toMatchObject({ state: 'FAILED', lastError: 'not restarted after a system restart' });
+      expect((await dispatcher.status()).booting).toBe(false);
+    } finally {
+      dispatcher.close();
+    }
+
+    const down = await runCli(['teardown', 'whole', '--home', home], 60_000);
+    expect(down.code, down.stdout + down.stderr).toBe(0);
+    for (const s of after.services) expect(alive(s.pid!), s.name).toBe(false);
+  }, 150_000);
+
+  it('starts a node again on a free port when the one it had is taken', async () => {
+    const home = tempDir('cei-launch-');
+    homes.push(home);
+    const plan = join(home, 'solo.yaml');
+    writeFileSync(plan, ['name: solo', 'levels:', '  - services:', '      - name: seed', '        node: {role: bootstrap}', '        timeout: 20', ''].join('\n'));
+    const first = await runCli(['launch', plan, '--home', home], 30_000);
+    expect(first.code, first.stdout + first.stderr).toBe(0);
+    const [before] = (await status(home, 'solo')).services;
+    killGroup(before!.pid!);
+    await waitFor(() => !alive(before!.pid!), { timeoutMs: 5_000, what: 'the node gone after SIGKILL' });
+    const [host, port] = before!.address!.split(':');
+    let squatter: Server | undefined;
+    const listens = () =>
+      new Promise<boolean>((resolve) => {
+        const server = createServer();
+        server.once('error', () => resolve(false)).listen(Number(port), host, () => resolve(Boolean((squatter = server))));
+      });
+    // The port is freed a moment after the process is gone.
+    await waitFor(listens, { timeoutMs: 5_000, what: `listening on ${before!.address} in the node's place` });
+    try {
+      const again = await runCli(['launch', plan, '--home', home], 30_000);
+      expect(again.code, again.stdout + again.stderr).toBe(0);
+      expect(again.stdout).toMatch(new RegExp(`seed: did not come back at ${before!.address!.replace(/\./g, '\\.')} \\(exited .*\\); starting it on 127\\.0\\.0\\.1:0`));
+      const [after] = (await status(home, 'solo')).services;
+      expect(after).toMatchObject({ state: 'verified', ready: true });
+      expect(after!.address).not.toBe(before!.address);
+    } finally {
+      squatter!.close();
+    }
+    const down = await runCli(['teardown', 'solo', '--home', home], 30_000);
+    expect(down.code, down.stdout + down.stderr).toBe(0);
   }, 60_000);
 });
