@@ -34,9 +34,9 @@ import type { LaunchOptions } from './launch-options.js';
 import { runDir } from './launch-options.js';
 import type { RunRecord, RunStore, ServiceRecord } from './run-store.js';
 import type { LevelProgress, Progress } from './progress.js';
-import { checkRecord, commandCheck, healthCheck, processMarker, type CheckResult } from './readiness.js';
+import { checkRecord, commandCheck, healthCheck, processMarker, serviceRuns, type CheckResult } from './readiness.js';
 import { ReadyScanner } from '../iaas/local-process.js';
-import { isServiceProcess, startCommandProcess, startNodeProcess, stopProcess, type Started } from './service-process.js';
+import { startCommandProcess, startNodeProcess, stopProcess, type Started } from './service-process.js';
 import { applySystem, setSystemBoot, SystemClients } from './system.js';
 
 export interface LaunchRequest {
@@ -254,7 +254,7 @@ const bootTiming = (o: LaunchOptions) => ({ timeoutMs: o.applyTimeoutMs, pollMs:
  */
 function restartGoneNodes(boot: ServiceBoot, plan: Plan, recorded: ServiceRecord[]): { early: Map<string, Promise<ServiceRecord>>; cold: boolean } {
   const members = recorded.filter((r) => r.kind === 'node' && r.nodeId !== undefined && r.state !== 'stopped');
-  const gone = members.filter((r) => !isServiceProcess(r.pid, processMarker(r)));
+  const gone = members.filter((r) => !serviceRuns(r));
   const planned = new Map(plan.levels.flatMap((l) => l.services.map((s) => [s.name, s] as const)));
   const early = new Map<string, Promise<ServiceRecord>>();
   for (const r of gone) {
@@ -302,7 +302,7 @@ class ServiceBoot {
   async boot(planned: PlanService, previous: ServiceRecord | undefined): Promise<ServiceRecord> {
     if (previous?.state === 'verified') {
       let check = await checkRecord(previous, this.o);
-      if (!check.ok && this.recovering && previous.kind === 'node' && isServiceProcess(previous.pid, processMarker(previous))) {
+      if (!check.ok && this.recovering && previous.kind === 'node' && serviceRuns(previous)) {
         this.events.line(`  ${planned.name}: running but ${check.reason}; waiting for it while the run's nodes come back`);
         check = await this.waitRecorded(previous, Date.now() + planned.timeout * 1000);
       }
@@ -389,7 +389,7 @@ class ServiceBoot {
   private async waitRecorded(previous: ServiceRecord, deadline: number): Promise<CheckResult> {
     for (;;) {
       const check = await checkRecord(previous, this.o);
-      if (check.ok || Date.now() >= deadline || !isServiceProcess(previous.pid, processMarker(previous))) return check;
+      if (check.ok || Date.now() >= deadline || !serviceRuns(previous)) return check;
       await pause(Math.min(this.o.pollMs, Math.max(0, deadline - Date.now())));
     }
   }
@@ -420,7 +420,9 @@ class ServiceBoot {
     await this.store.putService(record);
     if (first) this.events.started();
     try {
-      return await this.waitReady(service, record, proc, scanner, deadline);
+      const ready = await this.waitReady(service, record, proc, scanner, deadline);
+      if (ready.ok && service.kind === 'command') record.longRunning = proc?.exit() === undefined;
+      return ready;
     } finally {
       proc?.release();
     }

@@ -9,7 +9,7 @@ import * as grpc from '@grpc/grpc-js';
 import { service as healthService } from 'grpc-health-check';
 import { errorMessage } from '../errors.js';
 import type { ServiceRecord } from './run-store.js';
-import { isServiceProcess } from './service-process.js';
+import { groupRuns, isServiceProcess } from './service-process.js';
 
 export type CheckResult = { ok: true } | { ok: false; reason: string };
 
@@ -74,14 +74,24 @@ export function processMarker(s: Pick<ServiceRecord, 'kind' | 'data_dir' | 'comm
 }
 
 /**
+ * Whether the recorded service still runs: a node's process (its data directory in its command
+ * line, so a recycled pid is not taken for it), or anything of a command's process group (its shell
+ * may have exec'd into another program, or left children that are the service).
+ */
+export function serviceRuns(s: Pick<ServiceRecord, 'kind' | 'pid' | 'data_dir' | 'command'>): boolean {
+  if (s.kind === 'command') return s.pid !== undefined && groupRuns(s.pid);
+  return isServiceProcess(s.pid, processMarker(s));
+}
+
+/**
  * Re-checks a recorded service as it runs now: its process is still the one recorded (when it has
- * one), and its readiness check passes (its `ready` command, else for a node or an address the
+ * one; a one-shot command's may have ended), and its readiness check passes (its `ready` command, else for a node or an address the
  * gRPC health check; a command without `ready` is ready while its process runs).
  */
 export async function checkRecord(s: ServiceRecord, o: { checkDeadlineMs: number; commandTimeoutMs: number }): Promise<CheckResult> {
-  if (s.kind !== 'remote' && !isServiceProcess(s.pid, processMarker(s))) {
-    // A command that ran to completion may still pass its ready command.
-    if (!(s.kind === 'command' && s.ready)) return { ok: false, reason: s.pid === undefined ? 'never started' : `process ${s.pid} is gone` };
+  if (s.kind !== 'remote' && !serviceRuns(s)) {
+    // A one-shot command that ran to completion may still pass its ready command.
+    if (!(s.kind === 'command' && s.ready && !s.longRunning)) return { ok: false, reason: s.pid === undefined ? 'never started' : `process ${s.pid} is gone` };
   }
   if (s.ready) return commandCheck(s.ready, { cwd: s.cwd, env: s.env, timeoutMs: o.commandTimeoutMs });
   if (s.kind === 'command') return { ok: true };

@@ -72,6 +72,12 @@ export interface ServiceRecord {
   env?: Record<string, string>;
   /** The attributes later levels may refer to (`${level.service.attr}`), as strings. */
   attributes: Record<string, string>;
+  /**
+   * A command whose process still ran when it was verified: a long-running service (a feeder, a
+   * server), not ready once its process is gone whatever its `ready` command says. A command that
+   * had exited 0 by then was a one-shot job, judged by its `ready` command alone.
+   */
+  longRunning?: boolean;
   reason?: string;
   startedAt?: number;
   verifiedAt?: number;

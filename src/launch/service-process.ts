@@ -5,7 +5,7 @@
  * that service, and stopping one (SIGTERM to its group, a deadline, then SIGKILL).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { CommandService, NodeService } from '../plans/plan.js';
@@ -84,14 +84,34 @@ export function isServiceProcess(pid: number | undefined, marker?: string): bool
   }
 }
 
-/** True if the process group `pid` led has no process left. */
-export function groupGone(pid: number): boolean {
-  try {
-    process.kill(-pid, 0);
-    return false;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'ESRCH';
+/**
+ * True while a process of the group `pgid` led runs. A zombie (exited, not yet reaped, which may
+ * take long when the launcher that started it has exited) does not run, though it keeps the group
+ * alive for kill(2); with /proc it is told apart, without /proc it counts.
+ */
+export function groupRuns(pgid: number): boolean {
+  if (!Number.isSafeInteger(pgid) || pgid <= 0) return false;
+  if (!HAS_PROC) {
+    try {
+      process.kill(-pgid, 0);
+      return true;
+    } catch (err) {
+      return (err as NodeJS.ErrnoException).code !== 'ESRCH';
+    }
   }
+  for (const entry of readdirSync('/proc')) {
+    if (entry.charCodeAt(0) < 48 || entry.charCodeAt(0) > 57) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+    } catch {
+      continue; // Gone meanwhile.
+    }
+    // After "pid (comm) ": state, ppid, pgrp, ...; comm may hold spaces and parentheses.
+    const [state, , pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (pgrp === String(pgid) && state !== 'Z') return true;
+  }
+  return false;
 }
 
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -101,7 +121,7 @@ const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * Resolves with how it ended: 'gone' (was not running), 'terminated' or 'killed'.
  */
 export async function stopProcess(pid: number, marker: string | undefined, graceMs: number, pollMs: number): Promise<'gone' | 'terminated' | 'killed'> {
-  const alive = () => isServiceProcess(pid, marker) || !groupGone(pid);
+  const alive = () => isServiceProcess(pid, marker) || groupRuns(pid);
   if (!alive()) return 'gone';
   signalInstance(pid, 'SIGTERM');
   const deadline = Date.now() + graceMs;

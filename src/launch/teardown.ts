@@ -17,9 +17,9 @@ import type { PlanSystem } from '../plans/plan.js';
 import type { LaunchOptions } from './launch-options.js';
 import { loadRunPlan } from './launcher.js';
 import type { RunStore } from './run-store.js';
-import { commandCheck, processMarker } from './readiness.js';
+import { commandCheck, processMarker, serviceRuns } from './readiness.js';
 import { reachableNode } from './status.js';
-import { isServiceProcess, stopProcess } from './service-process.js';
+import { stopProcess } from './service-process.js';
 import { removeSystem, SystemClients } from './system.js';
 
 export interface TeardownResult {
@@ -105,7 +105,7 @@ export async function teardown(store: RunStore, name: string, o: LaunchOptions, 
     );
   }
   for (const s of records) {
-    if (s.pid !== undefined && isServiceProcess(s.pid, processMarker(s))) leftBehind.push(`${s.name} (pid ${s.pid}) is still running`);
+    if (s.pid !== undefined && serviceRuns(s)) leftBehind.push(`${s.name} (pid ${s.pid}) is still running`);
   }
   run.state = 'torn-down';
   delete run.reason;

@@ -27,7 +27,8 @@
  *         address: 10.0.0.5:7000     # an already running node: not launched, only verified
  *       - name: feeder
  *         run: node feeder.js ${control-0.address}   # a command (through `sh -c`), e.g. a sensor feeder
- *         ready: test -f /tmp/feeder.ok             # exit 0 = ready (nodes: the gRPC health check by default)
+ *         ready: test -f /tmp/feeder.ok             # exit 0 = ready (nodes: the gRPC health check by default);
+ *                                    # a command still running when ready is long-running: not ready once it dies
  *         terminate: pkill -F /tmp/feeder.pid       # run at teardown before the signals
  *         cwd: ...                   # optional, commands only;  env: {K: v} for commands and nodes
  *         timeout: 60                # seconds readiness may take (default 60)

@@ -181,6 +181,13 @@ describe('cei launch', () => {
     ]);
     expect(up.services[0]!.pid).toBe(bootstrapPid);
 
+    // The gate still ran when it was verified: a long-running service, not ready once it dies, even
+    // though its ready command still passes.
+    killGroup(up.services[1]!.pid!);
+    await waitFor(() => !alive(up.services[1]!.pid!), { timeoutMs: 5_000, what: 'the gate gone after SIGKILL' });
+    const dead = await status(home, 'gated');
+    expect(dead.services[1]).toMatchObject({ name: 'gate', ready: false, reason: `process ${up.services[1]!.pid} is gone` });
+
     const down = await runCli(['teardown', 'gated', '--home', home], 30_000);
     expect(down.code, down.stdout + down.stderr).toBe(0);
     for (const s of up.services) expect(alive(s.pid!), s.name).toBe(false);
