@@ -8,13 +8,16 @@
  *
  * The store is opened for one command and closed after (`withRunStore`): LevelDB allows one
  * process at a time, so two commands on the same home run one after the other, and a second one
- * fails fast with a clear error instead of waiting.
+ * fails fast with a clear error instead of waiting. Every record read is checked against its
+ * schema: a damaged one is refused with its key and field (fields added by later versions pass).
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Level } from 'level';
+import { z } from 'zod';
 import { FailedPreconditionError, NotFoundError, errorMessage } from '../errors.js';
 import type { PlanService } from '../plans/plan.js';
+import { zodReason } from '../actors/zod-reason.js';
 
 /**
  * A run's lifecycle: booting -> up | failed; failed -> booting (launched again); up -> booting
@@ -84,23 +87,80 @@ export interface ServiceRecord {
   updatedAt: number;
 }
 
+const Strings = z.record(z.string(), z.string());
+const Time = z.number().nonnegative();
+
+const RunRecordSchema = z.object({
+  name: z.string().min(1),
+  plan: z.string().min(1),
+  planName: z.string(),
+  vars: Strings,
+  dir: z.string().min(1),
+  state: z.enum(['booting', 'up', 'failed', 'torn-down']),
+  reason: z.string().optional(),
+  systemBoot: z.boolean().optional(),
+  createdAt: Time,
+  updatedAt: Time,
+}) satisfies z.ZodType<RunRecord>;
+
+const ServiceRecordSchema = z.object({
+  run: z.string().min(1),
+  name: z.string().min(1),
+  level: z.string(),
+  levelIndex: z.number().int().nonnegative(),
+  kind: z.enum(['node', 'remote', 'command']),
+  state: z.enum(['started', 'verified', 'failed', 'stopped']),
+  pid: z.number().int().positive().optional(),
+  address: z.string().optional(),
+  nodeId: z.string().optional(),
+  data_dir: z.string().optional(),
+  log: z.string().optional(),
+  command: z.string().optional(),
+  terminate: z.string().optional(),
+  ready: z.string().optional(),
+  cwd: z.string().optional(),
+  env: Strings.optional(),
+  attributes: Strings,
+  longRunning: z.boolean().optional(),
+  reason: z.string().optional(),
+  startedAt: Time.optional(),
+  verifiedAt: Time.optional(),
+  updatedAt: Time,
+}) satisfies z.ZodType<ServiceRecord>;
+
 const runKey = (run: string) => `run/${run}`;
 const svcPrefix = (run: string) => `svc/${run}/`;
 const svcKey = (s: Pick<ServiceRecord, 'run' | 'levelIndex' | 'name'>) => `${svcPrefix(s.run)}${String(s.levelIndex).padStart(3, '0')}/${s.name}`;
 
 export class RunStore {
-  private constructor(private readonly db: Level<string, unknown>) {}
+  private constructor(
+    private readonly db: Level<string, string>,
+    private readonly home: string,
+  ) {}
+
+  /** The record under `key` as its schema has it; a damaged one is refused, naming it. */
+  private checked<T>(schema: z.ZodType<T>, key: string, text: string): T {
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch (err) {
+      throw new FailedPreconditionError(`the run records in ${this.home} hold a damaged entry "${key}": not JSON (${errorMessage(err)})`);
+    }
+    const r = schema.safeParse(value);
+    if (!r.success) throw new FailedPreconditionError(`the run records in ${this.home} hold a damaged entry "${key}": ${zodReason(r.error)}`);
+    return r.data;
+  }
 
   static async open(home: string): Promise<RunStore> {
     mkdirSync(home, { recursive: true });
-    const db = new Level<string, unknown>(join(home, 'runs.db'), { valueEncoding: 'json' });
+    const db = new Level<string, string>(join(home, 'runs.db'), { valueEncoding: 'utf8' });
     try {
       await db.open();
     } catch (err) {
       const cause = (err as { cause?: unknown }).cause;
       throw new FailedPreconditionError(`cannot open the run records in ${home}: ${errorMessage(cause ?? err)} (is another cei command using this home?)`);
     }
-    return new RunStore(db);
+    return new RunStore(db, home);
   }
 
   async close(): Promise<void> {
@@ -108,7 +168,8 @@ export class RunStore {
   }
 
   async getRun(name: string): Promise<RunRecord | undefined> {
-    return (await this.db.get(runKey(name))) as RunRecord | undefined;
+    const value = await this.db.get(runKey(name));
+    return value === undefined ? undefined : this.checked(RunRecordSchema, runKey(name), value);
   }
 
   async requireRun(name: string): Promise<RunRecord> {
@@ -118,24 +179,24 @@ export class RunStore {
   }
 
   async putRun(run: RunRecord): Promise<void> {
-    await this.db.put(runKey(run.name), { ...run, updatedAt: Date.now() });
+    await this.db.put(runKey(run.name), JSON.stringify({ ...run, updatedAt: Date.now() }));
   }
 
   async listRuns(): Promise<RunRecord[]> {
     const out: RunRecord[] = [];
-    for await (const value of this.db.values({ gte: 'run/', lt: 'run0' })) out.push(value as RunRecord);
+    for await (const [key, value] of this.db.iterator({ gte: 'run/', lt: 'run0' })) out.push(this.checked(RunRecordSchema, key, value));
     return out;
   }
 
   /** The run's services, in level order. */
   async services(run: string): Promise<ServiceRecord[]> {
     const out: ServiceRecord[] = [];
-    for await (const value of this.db.values({ gte: svcPrefix(run), lt: `${svcPrefix(run)}\xff` })) out.push(value as ServiceRecord);
+    for await (const [key, value] of this.db.iterator({ gte: svcPrefix(run), lt: `${svcPrefix(run)}\xff` })) out.push(this.checked(ServiceRecordSchema, key, value));
     return out;
   }
 
   async putService(s: ServiceRecord): Promise<void> {
-    await this.db.put(svcKey(s), { ...s, updatedAt: Date.now() });
+    await this.db.put(svcKey(s), JSON.stringify({ ...s, updatedAt: Date.now() }));
   }
 
   async deleteService(s: ServiceRecord): Promise<void> {

@@ -1,4 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
+import { join } from 'node:path';
+import { Level } from 'level';
 import { removeDir, tempDir } from '../../support/node-process.js';
 import { RunStore, withRunStore, type ServiceRecord } from '../../../src/launch/run-store.js';
 import { plainProgress } from '../../../src/launch/progress.js';
@@ -41,6 +43,31 @@ describe('RunStore', () => {
       expect(await store.services('r10')).toEqual([]);
       await store.deleteService(service('b', 2));
       expect((await store.services('r1')).map((s) => s.name)).toEqual(['a', 'late']);
+    });
+  });
+});
+
+describe('RunStore on damaged records', () => {
+  it('refuses a record that is not JSON or breaks its schema, naming the entry and the field, and reads the sound ones', async () => {
+    const home = tempDir('cei-runs-');
+    homes.push(home);
+    await withRunStore(home, async (store) => {
+      await store.putRun({ name: 'ok', plan: '/p.yaml', planName: 'p', vars: {}, dir: '/d', state: 'up', createdAt: 1, updatedAt: 1 });
+      await store.putService({ ...service('a', 0), run: 'ok' });
+    });
+    const db = new Level<string, string>(join(home, 'runs.db'), { valueEncoding: 'utf8' });
+    await db.put('run/bad', JSON.stringify({ name: 'bad', plan: '/p.yaml', planName: 'p', vars: {}, dir: '/d', state: 'sleeping', createdAt: 1, updatedAt: 1 }));
+    await db.put('svc/bad/000/x', '{"run": "bad", "name": ');
+    await db.put('svc/odd/000/y', JSON.stringify({ ...service('y', 0), run: 'odd', pid: -3 }));
+    await db.close();
+
+    await withRunStore(home, async (store) => {
+      expect((await store.getRun('ok'))?.state).toBe('up');
+      expect((await store.services('ok')).map((s) => s.name)).toEqual(['a']);
+      await expect(store.getRun('bad')).rejects.toMatchObject({ code: 'FAILED_PRECONDITION', message: expect.stringMatching(/damaged entry "run\/bad": state: /) });
+      await expect(store.listRuns()).rejects.toThrow(/damaged entry "run\/bad"/);
+      await expect(store.services('bad')).rejects.toThrow(/damaged entry "svc\/bad\/000\/x": not JSON/);
+      await expect(store.services('odd')).rejects.toThrow(/damaged entry "svc\/odd\/000\/y": pid: /);
     });
   });
 });
