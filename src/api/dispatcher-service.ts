@@ -20,7 +20,7 @@ import type { LogsReply } from '../actors/ee-agent/protocol.js';
 import type { ProcessDefinition, ProcessRecord } from '../actors/dispatcher/core.js';
 import { isFinal, isProcessState, type ProcessState } from '../actors/dispatcher/states.js';
 import { DISPATCHER_REF, agentRef, parseDispatcherMessage, type DispatcherAsk, type DispatcherReplies, type DispatcherStatus } from '../actors/dispatcher/protocol.js';
-import { timerOut } from '../client-dispatcher.js';
+import { timerOut } from './process-timer-proto.js';
 import { handlerFactory, jsonField, remainingMs, type UnaryCall } from './unary.js';
 
 export interface DispatcherServiceOptions {

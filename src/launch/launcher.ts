@@ -100,9 +100,10 @@ export function describePlan(plan: Plan): string[] {
 
 export async function launch(store: RunStore, req: LaunchRequest, o: LaunchOptions, progress: Progress): Promise<LaunchResult> {
   const path = resolvePath(req.plan);
-  const before = await store.getRun(req.name ?? (await defaultRunName(path)) ?? '');
+  const named = req.name ?? (await defaultRunName(path));
+  const before = named === undefined ? undefined : await store.getRun(named);
   const vars = { ...before?.vars, ...req.vars };
-  const { plan, name: runName } = await loadRunPlan(path, req.name, vars, o.home);
+  const { plan, name: runName } = await loadRunPlan(path, named, vars, o.home);
   const existing = before?.name === runName ? before : await store.getRun(runName);
   if (req.mode === 'repair' && !existing) throw new FailedPreconditionError(`no run "${runName}" to repair`);
   if (existing && existing.plan !== path) {

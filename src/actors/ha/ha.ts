@@ -186,7 +186,7 @@ export function haTypes(env: RoleEnv, options: Partial<HaOptions> = {}): HaTypes
     return config.tick_seconds !== undefined ? Math.round(config.tick_seconds * 1000) : opts.tickMs;
   }
 
-  /** Moves final processes out of the live set; returns how many failed. */
+  /** Moves a final process out of the live set into the last few shown. */
   function retire(s: HaServiceState, upid: string): void {
     const p = s.processes[upid]!;
     delete s.processes[upid];
@@ -291,7 +291,8 @@ export function haTypes(env: RoleEnv, options: Partial<HaOptions> = {}): HaTypes
           if (JSON.stringify(state.config) === JSON.stringify(config) && !state.removing) return { state, reply: describeService(name, state) };
           throw new CeiError('ALREADY_EXISTS', state.removing ? `HA service "${name}" is being removed` : `HA service "${name}" exists with a different config; reconfigure it, or remove it first`);
         }
-        if (!ResourceName.safeParse(name).success) throw new InvalidArgumentError(`"${name}" is not an HA service name: ${ResourceName.safeParse(name).error!.issues[0]!.message}`);
+        const named = ResourceName.safeParse(name);
+        if (!named.success) throw new InvalidArgumentError(`"${name}" is not an HA service name: ${named.error.issues[0]!.message}`);
         Object.assign(s, emptyService(), { config, created_at: ctx.now });
         ctx.every('tick', tickMs(config), { op: 'tick' });
         apply(name, s, ctx.now);
@@ -317,7 +318,7 @@ export function haTypes(env: RoleEnv, options: Partial<HaOptions> = {}): HaTypes
       case 'remove': {
         const terminating = Object.keys(s.processes).length;
         s.removing = true;
-        if (terminating === 0) return finishRemoval(name, s, ctx, { name, terminating });
+        if (terminating === 0) return finishRemoval(name, ctx, { name, terminating });
         apply(name, s, ctx.now);
         return { state: s, reply: { name, terminating } satisfies HaRemoveReply };
       }
@@ -327,7 +328,7 @@ export function haTypes(env: RoleEnv, options: Partial<HaOptions> = {}): HaTypes
         return { state: s, reply: null };
       case 'observed':
         observed(name, s, msg, ctx.now);
-        if (s.removing && Object.keys(s.processes).length === 0) return finishRemoval(name, s, ctx, null);
+        if (s.removing && Object.keys(s.processes).length === 0) return finishRemoval(name, ctx, null);
         return { state: s, reply: null };
       case 'scheduled': {
         const p = s.processes[msg.upid];
@@ -355,7 +356,7 @@ export function haTypes(env: RoleEnv, options: Partial<HaOptions> = {}): HaTypes
     }
   }
 
-  function finishRemoval(name: string, _s: HaServiceState, ctx: ActorContext, reply: unknown): { state: HaServiceState; reply: unknown } {
+  function finishRemoval(name: string, ctx: ActorContext, reply: unknown): { state: HaServiceState; reply: unknown } {
     ctx.cancelTimer('tick');
     ctx.tell(HA_REGISTRY_REF, { op: 'removed', name });
     return { state: emptyService(), reply };
