@@ -71,7 +71,10 @@ function parseValue(key: string, value: unknown): ConstraintValue {
 
 /** Whether an agent's properties satisfy every constraint. */
 export function matchConstraints(constraints: Constraints, properties: Readonly<Record<string, unknown>>): boolean {
-  for (const [key, want] of Object.entries(constraints)) {
+  // for-in over own keys (Object.entries' keys, in its order) allocates nothing: matching calls this per agent per pick.
+  for (const key in constraints) {
+    if (!Object.hasOwn(constraints, key)) continue;
+    const want = constraints[key]!;
     if (want === null) continue;
     const have = properties[key];
     if (have === undefined || have === null) return false;

@@ -18,7 +18,8 @@
  *
  * Cost: a call costs what it changes, not what the core holds. The core keeps, beside the state and
  * derived from it (rebuilt by the constructor), which agents hold each upid, each upid's part in the
- * need counts, the counts by engine type, and the slot table of the last matching pass. Matching
+ * need counts, the counts by engine type (busy workers too), and the slot table of the last matching
+ * pass, from which nodes leave as they fill. Matching
  * looks only at the queue entries added since the last pass, unless capacity may have grown since
  * (an agent came, changed, recovered or freed a slot; a retiree was kept; a throttled start fell
  * due): the entries judged before cannot fit in less room than they failed in. A need is planned
@@ -37,7 +38,7 @@ import { CeiError, InvalidArgumentError, NotFoundError } from '../../errors.js';
 import { parseConstraints, type Constraints } from './constraints.js';
 import { ENGINE_HEALTH_DEFAULTS, nextHealthChangeAt, sweep, type EngineHealthOptions } from './engine-health.js';
 import { occupy, pickPlacement, type SlotNode, type SlotTable } from './matching.js';
-import { CAPACITY_DEFAULTS, domainOf, planNeed, type EngineCapacity, type WorkerView } from './need.js';
+import { CAPACITY_DEFAULTS, domainOf, planCountedNeed, type EngineCapacity, type WorkerView } from './need.js';
 import {
   DEFAULT_QUEUEING_MODE,
   DEFAULT_RESTART_MODE,
@@ -273,10 +274,23 @@ export class DispatcherCore {
   private readonly recount = new Set<string>();
   /** Moves on any change to the agents that the need plans read (set, nodes, slots, busy). */
   private agentsEpoch = 0;
+  /** Moves on a change to the agents that the fleets hold (set, nodes, engine types, slots); not on busy. */
+  private fleetEpoch = 0;
   /** Engine type -> the inputs of its last plan. */
   private readonly planned = new Map<string, string>();
-  /** Engine type -> its agents, workers and capacity as of `agentsEpoch` (the plan's slow inputs). */
-  private readonly fleets = new Map<string, { epoch: number; agents: AgentRecord[]; workers: WorkerView[]; capacity: EngineCapacity }>();
+  /** Engine type -> its agents and capacity as of `fleetEpoch` (the plan's slow inputs). */
+  private readonly fleets = new Map<string, { epoch: number; agents: AgentRecord[]; capacity: EngineCapacity }>();
+  /**
+   * The busy workers the plans count, kept as agents change so that a plan does not scan the fleet:
+   * agent id -> the worker (engine type and node) its held rounds keep busy, and engine type -> node
+   * -> the busy agents of that type there (the type's busy workers are that map's size).
+   */
+  private readonly busyAt = new Map<string, { type: string; nodeId: string }>();
+  private readonly busyAgents = new Map<string, Map<string, number>>();
+  /** Agents named for retirement (`retiring`), so a plan that names none looks only at them. */
+  private readonly retiringAgents = new Set<string>();
+  /** `Object.values(state.agents)` until the set of agents changes (that call is slow on a large set). */
+  private agentList: AgentRecord[] | undefined;
   /** The slot table as the last matching pass left it; undefined once an agent changed. */
   private table: SlotTable | undefined;
   /** Capacity may have grown since the last full pass: the next pass looks at the whole queue. */
@@ -299,6 +313,8 @@ export class DispatcherCore {
       this.hear(a.agentId, a.lastHeardAt);
       this.countAgentType(a.engineType, 1);
       for (const e of a.assigned) this.hold(e.upid, a.agentId);
+      this.rebusy(a.agentId);
+      if (a.retiring) this.retiringAgents.add(a.agentId);
     }
     for (const upid of Object.keys(state.processes)) this.recount.add(upid);
     for (const e of state.queue) this.queued.add(e.upid);
@@ -466,14 +482,19 @@ export class DispatcherCore {
         assigned: [],
       };
       this.s.agents[agent.agentId] = agent;
+      // Object.values lists an id that looks like an array index before the others, not last.
+      if (this.agentList && !/^(0|[1-9][0-9]*)$/.test(agent.agentId)) this.agentList.push(agent);
+      else this.agentList = undefined;
       this.countAgentType(agent.engineType, 1);
       this.changes.agentSetChanged = true;
       this.agentsEpoch++;
+      this.fleetEpoch++;
       this.capacityChanged();
     } else {
       agent = known;
       if (agent.nodeId !== beat.nodeId || agent.engineType !== beat.engineType || agent.slots !== beat.slots) {
         this.agentsEpoch++;
+        this.fleetEpoch++;
         this.capacityChanged();
       }
       if (agent.engineType !== beat.engineType) {
@@ -481,9 +502,10 @@ export class DispatcherCore {
         this.countAgentType(beat.engineType, 1);
         for (const e of agent.assigned) this.recount.add(e.upid);
       }
-      if (agent.health !== 'OK' || canonical(agent.properties) !== canonical(properties)) this.capacityChanged();
+      if (agent.health !== 'OK' || !sameJson(agent.properties, properties)) this.capacityChanged();
       this.unhear(agent.agentId, agent.lastHeardAt);
       Object.assign(agent, { nodeId: beat.nodeId, engineType: beat.engineType, slots: beat.slots, properties, lastHeardAt: now, lastBeatAt: beat.at, health: 'OK' });
+      this.rebusy(agent.agentId);
     }
     this.hear(agent.agentId, now);
     this.changes.agents.add(agent.agentId);
@@ -520,7 +542,7 @@ export class DispatcherCore {
 
   /** Judges agent health (WARNING stops new work, MISSING evacuates), then matches what is due. */
   tick(now: number): Outcome<{ missing: string[] }> {
-    const verdict = sweep(Object.values(this.s.agents), now, this.options);
+    const verdict = sweep(this.allAgents(), now, this.options);
     for (const id of verdict.warned) {
       this.s.agents[id]!.health = 'WARNING';
       this.changes.agents.add(id);
@@ -539,7 +561,7 @@ export class DispatcherCore {
    * as missing at once and remembered, so late heartbeats from them do not bring them back.
    */
   evacuate(nodeOrAgentId: string, now: number): Outcome<{ agents: string[] }> {
-    const ids = Object.values(this.s.agents)
+    const ids = this.allAgents()
       .filter((a) => a.agentId === nodeOrAgentId || a.nodeId === nodeOrAgentId)
       .map((a) => a.agentId);
     for (const id of ids) {
@@ -609,17 +631,14 @@ export class DispatcherCore {
   /** When `tick` should next run: a throttled start falls due or an agent's silence changes its health. */
   nextWakeAt(now: number): number | undefined {
     let next: number | undefined;
-    const consider = (t: number | undefined): void => {
-      if (t !== undefined && t > now && (next === undefined || t < next)) next = t;
-    };
     // Every queued start not due at the last pass is in `throttled` (each call ends with a pass).
-    for (const upid of this.throttled) consider(this.startDueAt(upid));
+    for (const upid of this.throttled) next = earlier(next, this.startDueAt(upid), now);
     // The earliest change is the first bound of the agent heard first after `now - warning - 1`, or
     // the second bound of the one heard first after `now - missing - 1`.
     const { heartbeatWarningMs: warning, heartbeatMissingMs: missing } = this.options;
     for (const bound of [warning, missing]) {
       const first = this.heard[this.firstHeardAfter(now - bound - 1)];
-      if (first) consider(nextHealthChangeAt(first.at, now, this.options));
+      if (first) next = earlier(next, nextHealthChangeAt(first.at, now, this.options), now);
     }
     return next;
   }
@@ -654,6 +673,31 @@ export class DispatcherCore {
   private capacityChanged(): void {
     this.table = undefined;
     this.capacityGrew = true;
+  }
+
+  /** The agents, in the state's order; the list is shared: do not change it. */
+  private allAgents(): AgentRecord[] {
+    return (this.agentList ??= Object.values(this.s.agents));
+  }
+
+  /** Counts the agent's worker busy or not as the agent now stands (gone: not). */
+  private rebusy(agentId: string): void {
+    const a = this.s.agents[agentId];
+    const now = a && a.assigned.length > 0 ? { type: a.engineType, nodeId: a.nodeId } : undefined;
+    const was = this.busyAt.get(agentId);
+    if (was?.type === now?.type && was?.nodeId === now?.nodeId) return;
+    if (was) {
+      this.busyAt.delete(agentId);
+      const nodes = this.busyAgents.get(was.type)!;
+      bump(nodes, was.nodeId, -1);
+      if (nodes.size === 0) this.busyAgents.delete(was.type);
+    }
+    if (now) {
+      this.busyAt.set(agentId, now);
+      let nodes = this.busyAgents.get(now.type);
+      if (!nodes) this.busyAgents.set(now.type, (nodes = new Map()));
+      bump(nodes, now.nodeId, 1);
+    }
   }
 
   /** Index of the first agent in `heard` heard after `t`. */
@@ -713,6 +757,7 @@ export class DispatcherCore {
     for (const e of next) this.hold(e.upid, agent.agentId);
     if ((before.length === 0) !== (next.length === 0)) this.agentsEpoch++;
     agent.assigned = next;
+    this.rebusy(agent.agentId);
     this.changes.agents.add(agent.agentId);
     this.capacityChanged();
   }
@@ -836,12 +881,16 @@ export class DispatcherCore {
     const agent = this.s.agents[agentId];
     if (!agent) return;
     delete this.s.agents[agentId];
+    this.agentList = undefined;
+    this.rebusy(agentId);
+    this.retiringAgents.delete(agentId);
     this.changes.agents.add(agentId);
     this.changes.agentSetChanged = true;
     this.unhear(agentId, agent.lastHeardAt);
     this.countAgentType(agent.engineType, -1);
     for (const e of agent.assigned) this.unhold(e.upid, agentId);
     this.agentsEpoch++;
+    this.fleetEpoch++;
     this.capacityChanged();
     for (const p of Object.values(this.s.processes)) {
       if (p.assigned?.agentId !== agentId) continue;
@@ -864,7 +913,7 @@ export class DispatcherCore {
   /** The slot table of agents that may take work now. */
   private slotTable(): SlotTable {
     const nodes = new Map<string, SlotNode>();
-    for (const a of Object.values(this.s.agents)) {
+    for (const a of this.allAgents()) {
       let node = nodes.get(a.nodeId);
       if (!node) nodes.set(a.nodeId, (node = { nodeId: a.nodeId, agents: [], occupied: false, exclusive: [] }));
       if (a.assigned.length > 0) node.occupied = true;
@@ -877,7 +926,8 @@ export class DispatcherCore {
         node.agents.push({ agentId: a.agentId, nodeId: a.nodeId, engineType: a.engineType, free, properties: a.properties });
       }
     }
-    return { nodes: [...nodes.values()] };
+    // A node none of whose agents may take work now is of no use to a pass.
+    return { nodes: [...nodes.values()].filter((n) => n.agents.length > 0) };
   }
 
   /**
@@ -900,7 +950,9 @@ export class DispatcherCore {
     this.passes.matching++;
     if (full) this.throttled.clear();
     const table = (this.table ??= this.slotTable());
-    const keep: typeof queue = queue.slice(0, start);
+    // The entries kept are moved down in place: those before `start` stay as they are, and copying
+    // them would make each pass cost the whole queue.
+    let kept = start;
     let throttledDue = full ? undefined : this.throttledDue;
     for (let i = start; i < queue.length; i++) {
       const entry = queue[i]!;
@@ -912,7 +964,7 @@ export class DispatcherCore {
       }
       const due = this.startDueAt(p.upid);
       if (due !== undefined && now < due) {
-        keep.push(entry);
+        queue[kept++] = entry;
         this.throttled.add(entry.upid);
         if (throttledDue === undefined || due < throttledDue) throttledDue = due;
         continue;
@@ -928,6 +980,7 @@ export class DispatcherCore {
         const agent = this.s.agents[placement.agentId]!;
         if (agent.assigned.length === 0) this.agentsEpoch++;
         agent.assigned.push({ upid: p.upid, round: p.round });
+        this.rebusy(agent.agentId);
         this.hold(p.upid, agent.agentId);
         this.changes.agents.add(agent.agentId);
         this.queued.delete(p.upid);
@@ -948,11 +1001,11 @@ export class DispatcherCore {
         continue;
       }
       if (p.state !== 'WAITING') this.setState(p, queueVerdict(p.queueingMode, p.starts), now);
-      if (p.state === 'WAITING') keep.push(entry);
+      if (p.state === 'WAITING') queue[kept++] = entry;
       else this.queued.delete(entry.upid);
     }
-    this.s.queue = keep;
-    this.judged = keep.length;
+    queue.length = kept;
+    this.judged = kept;
     this.capacityGrew = false;
     this.throttledDue = throttledDue;
   }
@@ -967,7 +1020,6 @@ export class DispatcherCore {
     const types = new Set<string>(Object.keys(this.options.engines));
     for (const type of this.agentTypes.keys()) types.add(type);
     for (const type of this.liveCount.keys()) types.add(type);
-    let agents: AgentRecord[] | undefined;
     for (const type of [...types].sort()) {
       const previous = this.s.needs[type];
       const queued = this.waitingCount.get(type) ?? 0;
@@ -978,28 +1030,32 @@ export class DispatcherCore {
       this.planned.set(type, inputs);
       this.passes.needs++;
       let fleet = this.fleets.get(type);
-      if (fleet?.epoch !== this.agentsEpoch) {
-        agents ??= Object.values(this.s.agents);
-        const ofType = agents.filter((a) => a.engineType === type);
-        const workers = new Map<string, WorkerView>();
-        for (const a of ofType) {
-          const w = workers.get(a.nodeId);
-          if (!w) workers.set(a.nodeId, { nodeId: a.nodeId, firstHeardAt: a.firstHeardAt, busy: a.assigned.length > 0 });
-          else workers.set(a.nodeId, { nodeId: a.nodeId, firstHeardAt: Math.min(w.firstHeardAt, a.firstHeardAt), busy: w.busy || a.assigned.length > 0 });
-        }
-        fleet = { epoch: this.agentsEpoch, agents: ofType, workers: [...workers.values()], capacity: this.capacityOf(type, ofType) };
+      if (fleet?.epoch !== this.fleetEpoch) {
+        const ofType = this.allAgents().filter((a) => a.engineType === type);
+        fleet = { epoch: this.fleetEpoch, agents: ofType, capacity: this.capacityOf(type, ofType) };
         this.fleets.set(type, fleet);
       }
       const ofType = fleet.agents;
-      const plan = planNeed({ queued, running, workers: fleet.workers, capacity: fleet.capacity, previous: previous?.preserveN });
+      const plan = planCountedNeed({
+        queued,
+        running,
+        busyWorkers: this.busyAgents.get(type)?.size ?? 0,
+        workers: () => workersOf(ofType),
+        capacity: fleet.capacity,
+        previous: previous?.preserveN,
+      });
       // The same size may come with other retirees (none, say, once the work is back): a worker no
       // longer named must take work again, or a process could wait on it forever.
       if (previous && previous.preserveN === plan.preserveN && sameList(previous.retire, plan.retire)) continue;
       this.s.needs[type] = plan;
-      for (const a of ofType) {
+      // With no retirees named, only the agents named before can change.
+      const named = plan.retire.length > 0 ? ofType : [...this.retiringAgents].map((id) => this.s.agents[id]!).filter((a) => a.engineType === type);
+      for (const a of named) {
         const retiring = plan.retire.includes(a.nodeId);
         if (a.retiring === retiring) continue;
         a.retiring = retiring;
+        if (retiring) this.retiringAgents.add(a.agentId);
+        else this.retiringAgents.delete(a.agentId);
         this.changes.agents.add(a.agentId);
         this.capacityChanged();
       }
@@ -1056,6 +1112,11 @@ export class DispatcherCore {
 }
 
 // --- helpers ---------------------------------------------------------------------------------------
+
+/** The earlier of `next` and `t`, where a `t` not after `now` does not count. */
+function earlier(next: number | undefined, t: number | undefined, now: number): number | undefined {
+  return t !== undefined && t > now && (next === undefined || t < next) ? t : next;
+}
 
 /** Adds `delta` to the count of `key` (none: nothing); a count that reaches 0 is removed. */
 function bump(counts: Map<string, number>, key: string | undefined, delta: number): void {
@@ -1122,8 +1183,50 @@ function isObject(v: unknown): v is JsonObject {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
+/**
+ * A deep copy. What the core copies is JSON (the state, and requests bound for it), which a walk
+ * copies several times faster than structuredClone; anything that is not plain data (a Date, a Map,
+ * a function) goes to structuredClone, which copies or refuses it as before.
+ */
 function clone<T>(v: T): T {
-  return structuredClone(v);
+  return copyJson(v) as T;
+}
+
+function copyJson(v: unknown): unknown {
+  if (typeof v !== 'object' || v === null) return typeof v === 'function' || typeof v === 'symbol' ? structuredClone(v) : v;
+  if (Array.isArray(v)) {
+    if (Object.getPrototypeOf(v) !== Array.prototype) return structuredClone(v);
+    return v.map(copyJson);
+  }
+  const proto: unknown = Object.getPrototypeOf(v);
+  if (proto !== Object.prototype && proto !== null) return structuredClone(v);
+  const out: JsonObject = {};
+  for (const k of Object.keys(v)) {
+    const x = copyJson((v as JsonObject)[k]);
+    // A "__proto__" key (JSON.parse makes one) must stay a key, not set the copy's prototype.
+    if (k === '__proto__') Object.defineProperty(out, k, { value: x, enumerable: true, writable: true, configurable: true });
+    else out[k] = x;
+  }
+  return out;
+}
+
+/** Whether two JSON objects are equal as canonical() sees them: first key by key (the usual case), else canonically. */
+function sameJson(a: JsonObject, b: JsonObject): boolean {
+  const ka = Object.keys(a);
+  const kb = Object.keys(b);
+  if (ka.length === kb.length && ka.every((k, i) => kb[i] === k && a[k] === b[k])) return true;
+  return canonical(a) === canonical(b);
+}
+
+/** The workers of a fleet as the need plan sees them: one per node, busy if any of its agents holds a round. */
+function workersOf(agents: readonly AgentRecord[]): WorkerView[] {
+  const workers = new Map<string, WorkerView>();
+  for (const a of agents) {
+    const w = workers.get(a.nodeId);
+    if (!w) workers.set(a.nodeId, { nodeId: a.nodeId, firstHeardAt: a.firstHeardAt, busy: a.assigned.length > 0 });
+    else workers.set(a.nodeId, { nodeId: a.nodeId, firstHeardAt: Math.min(w.firstHeardAt, a.firstHeardAt), busy: w.busy || a.assigned.length > 0 });
+  }
+  return [...workers.values()];
 }
 
 /** `over` on top of `base`, objects merged key by key, anything else (arrays too) replaced. */

@@ -7,7 +7,10 @@
  * turn changed is written as actor records, the rest as the (small) state:
  * - each process is the record `p:<upid>`, each agent `a:<agent id>`, written in the turn that changed
  *   it (the core's `takeChanges`); upids are listed, in the order they were scheduled, in the records
- *   `pi:<k>` (INDEX_CHUNK upids each; processes are never deleted), agent ids in the state;
+ *   `pi:<k>` (INDEX_CHUNK upids each; processes are never deleted), agent ids, in the order the
+ *   agents registered, in the records `ai:<k>` (AGENT_CHUNK ids each) but for the last partial
+ *   chunk, which is in the state: the state is written whole on every commit, so it holds a bounded
+ *   part of the list, and a chunk record is written only when its ids changed;
  * - the state holds the definitions, the queue, the needs, the evacuated agents, the boot flag and
  *   the capacity views: nothing that grows with the processes but the queue;
  * - on activation the core is rebuilt from the state and the records. A state from before the
@@ -28,7 +31,8 @@
  *   stays in the state (`capacity` in the status) and is tried again every `capacityRetryMs`. Once a
  *   domain took a need, the dispatcher subscribes to it, and a worker instance the domain reports
  *   TERMINATING, TERMINATED or FAILED has its agents evacuated.
- * - After every turn one timer (`tick`) is armed for the core's next wake time.
+ * - After every turn that changed the state, one timer (`tick`) is armed for the core's next wake
+ *   time, unless it is armed for that time already.
  *
  * A refusal (bad input, unknown upid or definition, a conflicting re-schedule) is a reply, and the
  * state stays as it was (./../role-reply.ts).
@@ -57,6 +61,7 @@ import {
   AgentHeartbeatSchema,
   DISPATCHER_REF,
   agentRef,
+  isWellFormedHeartbeat,
   parseDispatcherMessage,
   validateDispatcherMessage,
   type CapacityResult,
@@ -73,8 +78,13 @@ import { parseConstraints } from './constraints.js';
 export interface StoredCoreState extends Omit<DispatcherState, 'processes' | 'agents'> {
   /** Processes scheduled so far; their upids are in the records `pi:<k>`. */
   processCount: number;
-  /** The agents, each in the record `a:<agent id>`, in the order they registered. */
+  /**
+   * The agents, each in the record `a:<agent id>`, in the order they registered: those after the
+   * first `agentChunks` x AGENT_CHUNK, which are listed in the records `ai:<k>`.
+   */
   agentIds: string[];
+  /** Full chunks of agent ids in records (absent: none, as in states from before the chunks). */
+  agentChunks?: number;
 }
 
 export interface DispatcherActorState {
@@ -94,10 +104,14 @@ export function emptyDispatcherActorState(): DispatcherActorState {
 /** Upids per index record `pi:<k>`. */
 export const INDEX_CHUNK = 1_000;
 
+/** Agent ids per record `ai:<k>`. */
+export const AGENT_CHUNK = 64;
+
 /** Record names: `p:<upid>`, `a:<agent id>`, `pi:<k>`; `%` and NUL (not allowed in names) escaped. */
 export const processRecordName = (upid: string): string => `p:${escapeName(upid)}`;
 export const agentRecordName = (agentId: string): string => `a:${escapeName(agentId)}`;
 export const indexRecordName = (k: number): string => `pi:${k}`;
+export const agentIndexRecordName = (k: number): string => `ai:${k}`;
 
 function escapeName(id: string): string {
   return id.includes('%') || id.includes('\x00') ? id.replace(/%/g, '%25').replace(/\x00/g, '%00') : id;
@@ -120,6 +134,17 @@ const GONE_INSTANCE_STATES = new Set(['TERMINATING', 'TERMINATED', 'FAILED']);
  */
 type TurnResult = { state: DispatcherActorState; reply: unknown; changed: boolean; kick: string[] };
 
+/** Adds a core call's effects to the turn's and hands the outcome on (a module function: a closure made per turn costs on every message). */
+function collect<T extends { effects: DispatcherEffect[] }>(effects: DispatcherEffect[], out: T): T {
+  effects.push(...out.effects);
+  return out;
+}
+
+/** The result of a turn that only read. */
+function readOnly(state: DispatcherActorState, value: unknown): TurnResult {
+  return { state, reply: value, changed: false, kick: [] };
+}
+
 /**
  * The dispatcher actor type for a node. `env` gives it the router (for the domain asks it makes
  * outside its turns) and the logger; `options` over DISPATCHER_ROLE_DEFAULTS.
@@ -128,6 +153,11 @@ export function dispatcherType(env: RoleEnv, options: Partial<DispatcherRoleOpti
   const opts: DispatcherRoleOptions = { ...DISPATCHER_ROLE_DEFAULTS, ...options };
   /** Engine types whose domain reconfigure is under way on this node (memory only: a retry covers a lost one). */
   const inflight = new Set<string>();
+  /**
+   * The wake time the `tick` timer is armed for, by live core (null: none armed), as far as this
+   * incarnation armed it. A core rebuilt (activation, a crash) has none, so its first turn arms again.
+   */
+  const armed = new WeakMap<DispatcherCore, number | null>();
   /**
    * Nodes with agents, as of the last turn on this node (empty where the dispatcher is not hosted),
    * and those already reported gone: a worker the cluster declares down is evacuated at once rather
@@ -271,11 +301,14 @@ export function dispatcherType(env: RoleEnv, options: Partial<DispatcherRoleOpti
         }
       }
       const agents: Record<string, AgentRecord> = {};
-      for (const id of stored.agentIds) {
+      const agentIds: string[] = [];
+      for (let k = 0; k < (stored.agentChunks ?? 0); k++) agentIds.push(...((ctx.record(agentIndexRecordName(k)) as string[] | undefined) ?? []));
+      agentIds.push(...stored.agentIds);
+      for (const id of agentIds) {
         const a = ctx.record(agentRecordName(id));
         if (a !== undefined) agents[id] = structuredClone(a as AgentRecord);
       }
-      const { processCount: _n, agentIds: _ids, ...rest } = structuredClone(stored);
+      const { processCount: _n, agentIds: _ids, agentChunks: _c, ...rest } = structuredClone(stored);
       core = new DispatcherCore(opts, { ...rest, processes, agents });
     } else {
       // A snapshot from before the records: everything it holds is written as records now.
@@ -323,6 +356,20 @@ export function dispatcherType(env: RoleEnv, options: Partial<DispatcherRoleOpti
       if (a) ctx.putRecord(agentRecordName(id), a);
       else ctx.deleteRecord(agentRecordName(id));
     }
+    let agentIds = before.agentIds;
+    let agentChunks = before.agentChunks ?? 0;
+    if (changes.agentSetChanged) {
+      const ids = Object.keys(s.agents);
+      const full = Math.floor(ids.length / AGENT_CHUNK);
+      for (let k = 0; k < full; k++) {
+        const chunk = ids.slice(k * AGENT_CHUNK, (k + 1) * AGENT_CHUNK);
+        const was = k < agentChunks ? (ctx.record(agentIndexRecordName(k)) as string[] | undefined) : undefined;
+        if (!was || was.length !== chunk.length || was.some((id, i) => id !== chunk[i])) ctx.putRecord(agentIndexRecordName(k), chunk);
+      }
+      for (let k = full; k < agentChunks; k++) ctx.deleteRecord(agentIndexRecordName(k));
+      agentIds = ids.slice(full * AGENT_CHUNK);
+      agentChunks = full;
+    }
     state.core = {
       definitions: s.definitions,
       queue: s.queue,
@@ -330,20 +377,16 @@ export function dispatcherType(env: RoleEnv, options: Partial<DispatcherRoleOpti
       needs: s.needs,
       booting: s.booting,
       processCount: count,
-      agentIds: changes.agentSetChanged ? Object.keys(s.agents) : before.agentIds,
+      agentIds,
+      ...(agentChunks > 0 ? { agentChunks } : {}),
     };
   }
 
   function turn(state: DispatcherActorState, core: DispatcherCore, msg: DispatcherMessage, ctx: ActorContext): TurnResult {
     const now = ctx.now;
     const effects: DispatcherEffect[] = [];
-    const run = <T extends { effects: DispatcherEffect[] }>(out: T): T => {
-      effects.push(...out.effects);
-      return out;
-    };
     let reply: unknown = null;
     let kick: string[] = [];
-    const read = (value: unknown): TurnResult => ({ state, reply: value, changed: false, kick: [] });
 
     if ('op' in msg) {
       // domain.changed: evacuate the agents of worker instances that are going away.
@@ -355,7 +398,7 @@ export function dispatcherType(env: RoleEnv, options: Partial<DispatcherRoleOpti
         };
         for (const id of agentsOf(core.state, where)) {
           ctx.log.info({ agent: id, instance: i.instance_id, domain: msg.domain }, 'dispatcher: worker instance going away; evacuating its agent');
-          run(core.evacuate(id, now));
+          collect(effects, core.evacuate(id, now));
         }
       }
     } else if ('createDefinition' in msg) {
@@ -368,48 +411,55 @@ export function dispatcherType(env: RoleEnv, options: Partial<DispatcherRoleOpti
     } else if ('describeDefinition' in msg) {
       const def = core.describeDefinition(msg.describeDefinition.id);
       if (!def) throw new NotFoundError(`process definition "${msg.describeDefinition.id}" does not exist`);
-      return read(def satisfies DispatcherReplies['describeDefinition']);
+      return readOnly(state, def satisfies DispatcherReplies['describeDefinition']);
     } else if ('listDefinitions' in msg) {
-      return read({ definitions: core.listDefinitions() } satisfies DispatcherReplies['listDefinitions']);
+      return readOnly(state, { definitions: core.listDefinitions() } satisfies DispatcherReplies['listDefinitions']);
     } else if ('schedule' in msg) {
-      reply = run(core.schedule(msg.schedule, now)).process satisfies DispatcherReplies['schedule'];
+      reply = collect(effects, core.schedule(msg.schedule, now)).process satisfies DispatcherReplies['schedule'];
     } else if ('describe' in msg) {
       const p = core.describe(msg.describe.upid);
       if (!p) throw new NotFoundError(`process "${msg.describe.upid}" does not exist`);
-      return read(p satisfies DispatcherReplies['describe']);
+      return readOnly(state, p satisfies DispatcherReplies['describe']);
     } else if ('list' in msg) {
       const filter = msg.list.states !== undefined ? { states: msg.list.states } : {};
-      return read({ processes: core.list(filter) } satisfies DispatcherReplies['list']);
+      return readOnly(state, { processes: core.list(filter) } satisfies DispatcherReplies['list']);
     } else if ('terminate' in msg) {
-      reply = run(core.terminate(msg.terminate.upid, now)).process satisfies DispatcherReplies['terminate'];
+      reply = collect(effects, core.terminate(msg.terminate.upid, now)).process satisfies DispatcherReplies['terminate'];
     } else if ('restart' in msg) {
-      reply = run(core.restart(msg.restart.upid, now)).process satisfies DispatcherReplies['restart'];
+      reply = collect(effects, core.restart(msg.restart.upid, now)).process satisfies DispatcherReplies['restart'];
     } else if ('evacuate' in msg) {
       const ids = agentsOf(core.state, msg.evacuate);
-      for (const id of ids) run(core.evacuate(id, now));
+      for (const id of ids) collect(effects, core.evacuate(id, now));
       reply = { agents: ids } satisfies DispatcherReplies['evacuate'];
     } else if ('boot' in msg) {
-      run(core.setBooting(msg.boot.booting, now));
+      collect(effects, core.setBooting(msg.boot.booting, now));
       // After the flag: while booting, recovered processes are held (UNSCHEDULED_PENDING) until boot ends.
-      const recovered = msg.boot.recover === true ? run(core.recover(now)).recovered : [];
+      const recovered = msg.boot.recover === true ? collect(effects, core.recover(now)).recovered : [];
       reply = { booting: msg.boot.booting, recovered } satisfies DispatcherReplies['boot'];
     } else if ('status' in msg) {
-      return read(statusOf(state, core) satisfies DispatcherReplies['status']);
+      return readOnly(state, statusOf(state, core) satisfies DispatcherReplies['status']);
     } else if ('heartbeat' in msg) {
-      const beat = AgentHeartbeatSchema.safeParse(msg.heartbeat);
-      if (!beat.success) {
-        ctx.log.warn({ sender: ctx.sender, reason: zodReason(beat.error, 'heartbeat') }, 'dispatcher: malformed heartbeat dropped');
-        return read(null);
+      let beat: AgentHeartbeat;
+      if (isWellFormedHeartbeat(msg.heartbeat)) beat = msg.heartbeat;
+      else {
+        const parsed = AgentHeartbeatSchema.safeParse(msg.heartbeat);
+        if (!parsed.success) {
+          ctx.log.warn({ sender: ctx.sender, reason: zodReason(parsed.error, 'heartbeat') }, 'dispatcher: malformed heartbeat dropped');
+          return readOnly(state, null);
+        }
+        beat = parsed.data as AgentHeartbeat;
       }
       try {
-        run(core.heartbeat(beat.data as AgentHeartbeat, now));
+        collect(effects, core.heartbeat(beat, now));
       } catch (err) {
         if (!(err instanceof CeiError)) throw err;
-        ctx.log.warn({ agent: beat.data.agentId, err: err.message }, 'dispatcher: heartbeat refused');
-        return read(null);
+        ctx.log.warn({ agent: beat.agentId, err: err.message }, 'dispatcher: heartbeat refused');
+        return readOnly(state, null);
       }
     } else if ('tick' in msg) {
-      const out = run(core.tick(now));
+      // The timer fired: nothing is armed any more.
+      armed.set(core, null);
+      const out = collect(effects, core.tick(now));
       if (out.missing.length > 0) ctx.log.warn({ agents: out.missing }, 'dispatcher: execution engine agents missing; their processes move on');
     } else if ('capacity' in msg) {
       const r = msg.capacity;
@@ -450,13 +500,13 @@ export function dispatcherType(env: RoleEnv, options: Partial<DispatcherRoleOpti
       ctx.cancelTimer(`timer:${name}`);
       reply = { cancelled: name } satisfies DispatcherReplies['cancelTimer'];
     } else if ('listTimers' in msg) {
-      return read({ timers: Object.values(state.timers ?? {}) } satisfies DispatcherReplies['listTimers']);
+      return readOnly(state, { timers: Object.values(state.timers ?? {}) } satisfies DispatcherReplies['listTimers']);
     } else if ('fire' in msg) {
       const timer = state.timers?.[msg.fire.name];
-      if (!timer) return read(null);
+      if (!timer) return readOnly(state, null);
       const upid = `${timer.name}-${timer.runs}`;
       try {
-        run(
+        collect(effects, 
           core.schedule(
             {
               upid,
@@ -492,11 +542,17 @@ export function dispatcherType(env: RoleEnv, options: Partial<DispatcherRoleOpti
     return { state, reply, changed: true, kick };
   }
 
-  /** Arms the one `tick` timer for the core's next wake time (after a turn that changed the state). */
+  /**
+   * Arms the one `tick` timer for the core's next wake time (after a turn that changed the state).
+   * Most turns leave the wake time as it was, and arming the same time again would write the timer
+   * and set it again in the runtime for nothing, on every turn.
+   */
   function armTick(core: DispatcherCore, ctx: ActorContext): void {
-    const wake = core.nextWakeAt(ctx.now);
-    if (wake !== undefined) ctx.after('tick', Math.max(0, wake - ctx.now), { tick: true });
+    const wake = core.nextWakeAt(ctx.now) ?? null;
+    if (armed.has(core) && armed.get(core) === wake) return;
+    if (wake !== null) ctx.after('tick', Math.max(0, wake - ctx.now), { tick: true });
     else ctx.cancelTimer('tick');
+    armed.set(core, wake);
   }
 
   return defineActor<DispatcherActorState>({

@@ -55,27 +55,44 @@ export function agentFits(agent: SlotAgent, req: PlacementRequest): boolean {
 
 /**
  * The agent a process should go to, or undefined when none fits now. One scan over the nodes keeping
- * the best so far (the order is total, node ids being unique), so a pick costs O(nodes), no sort.
+ * the best so far (the order is total, node ids being unique), so a pick costs O(nodes), no sort; it
+ * allocates nothing per node, as a pass makes a pick per process placed.
  */
 export function pickPlacement(table: SlotTable, req: PlacementRequest): Placement | undefined {
-  let best: { node: SlotNode; fitting: SlotAgent[]; free: number } | undefined;
+  // Without an engine type or constraints an agent fits by its free slots alone.
+  const open = req.engineType === undefined && isEmpty(req.constraints);
+  let best: SlotNode | undefined;
+  let bestFree = 0;
   for (const node of table.nodes) {
     if (node.agents.length === 0) continue;
     if (req.nodeExclusive !== undefined && node.exclusive.includes(req.nodeExclusive)) continue;
-    const fitting = node.agents.filter((a) => agentFits(a, req));
-    if (fitting.length === 0) continue;
-    const candidate = { node, fitting, free: fitting.reduce((n, a) => n + a.free, 0) };
-    if (!best || better(candidate, best)) best = candidate;
+    let free = 0;
+    let fits = false;
+    for (const a of node.agents) {
+      if (a.free <= 0 || (!open && !agentFits(a, req))) continue;
+      fits = true;
+      free += a.free;
+    }
+    if (!fits) continue;
+    if (!best || better(node, free, best, bestFree)) {
+      best = node;
+      bestFree = free;
+    }
   }
   if (!best) return undefined;
-  let agent = best.fitting[0]!;
-  for (const a of best.fitting) if (roomier(a, agent)) agent = a;
-  return { agentId: agent.agentId, nodeId: agent.nodeId };
+  let agent: SlotAgent | undefined;
+  for (const a of best.agents) if (agentFits(a, req) && (!agent || roomier(a, agent))) agent = a;
+  return { agentId: agent!.agentId, nodeId: agent!.nodeId };
 }
 
-/** Busy nodes before empty ones, then the fewest free slots, then the smaller node id. */
-function better(x: { node: SlotNode; free: number }, y: { node: SlotNode; free: number }): boolean {
-  const order = Number(x.node.occupied === false) - Number(y.node.occupied === false) || x.free - y.free || cmp(x.node.nodeId, y.node.nodeId);
+function isEmpty(constraints: Constraints): boolean {
+  for (const key in constraints) if (Object.hasOwn(constraints, key)) return false;
+  return true;
+}
+
+/** Busy nodes before empty ones, then the fewest free slots (of the fitting agents), then the smaller node id. */
+function better(x: SlotNode, xFree: number, y: SlotNode, yFree: number): boolean {
+  const order = Number(x.occupied === false) - Number(y.occupied === false) || xFree - yFree || cmp(x.nodeId, y.nodeId);
   return order < 0;
 }
 
@@ -84,14 +101,23 @@ function roomier(a: SlotAgent, b: SlotAgent): boolean {
   return (b.free - a.free || cmp(a.agentId, b.agentId)) < 0;
 }
 
-/** Marks a slot of the placement taken (and the node's tag held) in the scratch table. */
+/**
+ * Marks a slot of the placement taken (and the node's tag held) in the scratch table. A node left
+ * with no free slot can take nothing more and leaves the table, so later picks do not scan it (the
+ * order of the nodes does not matter to a pick).
+ */
 export function occupy(table: SlotTable, placement: Placement, nodeExclusive?: string): void {
-  const node = table.nodes.find((n) => n.nodeId === placement.nodeId);
-  if (!node) return;
+  const i = table.nodes.findIndex((n) => n.nodeId === placement.nodeId);
+  if (i < 0) return;
+  const node = table.nodes[i]!;
   const agent = node.agents.find((a) => a.agentId === placement.agentId);
   if (agent) agent.free -= 1;
   node.occupied = true;
   if (nodeExclusive !== undefined && !node.exclusive.includes(nodeExclusive)) node.exclusive.push(nodeExclusive);
+  if (node.agents.every((a) => a.free <= 0)) {
+    table.nodes[i] = table.nodes[table.nodes.length - 1]!;
+    table.nodes.pop();
+  }
 }
 
 function cmp(a: string, b: string): number {

@@ -52,12 +52,25 @@ export interface NeedPlan {
   retire: string[];
 }
 
+/**
+ * NeedInput for a caller that keeps the count of busy workers itself and builds the worker views
+ * only when a drop needs them (they are read only to pick retirees): the plan then costs O(1) unless
+ * the need drops.
+ */
+export interface CountedNeedInput extends Omit<NeedInput, 'workers'> {
+  /** Workers with a process on them (`workers().filter((w) => w.busy).length`). */
+  busyWorkers: number;
+  workers: () => readonly WorkerView[];
+}
+
 /** The worker count the processes call for, within the bounds. */
 export function computeNeed(input: Omit<NeedInput, 'previous'>): number {
-  const { capacity } = input;
+  return needOf(input.queued, input.running, input.workers.filter((w) => w.busy).length, input.capacity);
+}
+
+function needOf(queued: number, running: number, busy: number, capacity: EngineCapacity): number {
   const slots = Math.max(1, Math.floor(capacity.slotsPerWorker));
-  const byProcesses = Math.ceil((input.queued + input.running) / slots) + capacity.spareWorkers;
-  const busy = input.workers.filter((w) => w.busy).length;
+  const byProcesses = Math.ceil((queued + running) / slots) + capacity.spareWorkers;
   const need = Math.max(capacity.minWorkers, busy, byProcesses);
   return capacity.maxWorkers === undefined ? need : Math.min(capacity.maxWorkers, need);
 }
@@ -82,11 +95,18 @@ export function pickRetirees(workers: readonly WorkerView[], count: number): str
  * can land on a worker, so the whole drop goes through.
  */
 export function planNeed(input: NeedInput): NeedPlan {
-  const wanted = computeNeed(input);
+  const { workers } = input;
+  return planCountedNeed({ ...input, busyWorkers: workers.filter((w) => w.busy).length, workers: () => workers });
+}
+
+/** planNeed over a CountedNeedInput: the same plan for the same workers. */
+export function planCountedNeed(input: CountedNeedInput): NeedPlan {
+  const wanted = needOf(input.queued, input.running, input.busyWorkers, input.capacity);
   if (input.previous === undefined || wanted >= input.previous) return { preserveN: wanted, retire: [] };
   // Retire against the workers that exist, not against the last ask: a domain still growing toward
   // the last ask has nothing to retire yet.
-  const retire = pickRetirees(input.workers, Math.min(input.previous, input.workers.length) - wanted);
+  const workers = input.workers();
+  const retire = pickRetirees(workers, Math.min(input.previous, workers.length) - wanted);
   const idle = input.queued + input.running === 0;
   return { preserveN: idle ? wanted : Math.max(wanted, input.previous - retire.length), retire };
 }

@@ -30,8 +30,8 @@ import { z } from 'zod';
 import type { ActorRef } from '../../runtime/ref.js';
 import { parseMessage } from '../message-schema.js';
 import { DomainChangedSchema } from '../epum/protocol.js';
-import type { AgentRecord, ProcessDefinition, ProcessRecord } from './core.js';
-import { PROCESS_STATES, QUEUEING_MODES, RESTART_MODES, type ProcessState } from './states.js';
+import type { AgentHeartbeat, AgentRecord, ProcessDefinition, ProcessRecord } from './core.js';
+import { AGENT_STATES, PROCESS_STATES, QUEUEING_MODES, RESTART_MODES, type ProcessState } from './states.js';
 
 /** The one dispatcher of a cluster. */
 export const DISPATCHER_REF: ActorRef = { type: 'dispatcher', id: 'main' };
@@ -115,6 +115,47 @@ export const AgentHeartbeatSchema = z.object({
   at: z.number().finite(),
 });
 
+const REPORTED_STATES: ReadonlySet<unknown> = new Set(AGENT_STATES);
+
+/**
+ * True only for a heartbeat AgentHeartbeatSchema accepts (this check is stricter where the two could
+ * differ: `properties` must be a plain object), so the dispatcher may take it as it is. The schema's
+ * output differs only in dropping unknown keys, which the core does not read. Every agent heartbeats
+ * about once a second and its reports grow with its slots: zod costs several times this check. On
+ * false, the schema decides and names what is wrong.
+ */
+export function isWellFormedHeartbeat(v: unknown): v is AgentHeartbeat {
+  if (!isRecord(v)) return false;
+  if (!isId(v.agentId) || !isId(v.nodeId) || !isId(v.engineType) || !isCount(v.slots)) return false;
+  if (typeof v.at !== 'number' || !Number.isFinite(v.at)) return false;
+  if (v.properties !== undefined && !(isRecord(v.properties) && isPlain(v.properties))) return false;
+  if (!Array.isArray(v.processes)) return false;
+  for (const r of v.processes as unknown[]) {
+    if (!isRecord(r) || !isId(r.upid) || !isCount(r.round) || !REPORTED_STATES.has(r.state)) return false;
+    if (r.lastError !== undefined && typeof r.lastError !== 'string') return false;
+  }
+  return true;
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function isPlain(v: object): boolean {
+  const proto: unknown = Object.getPrototypeOf(v);
+  return proto === Object.prototype || proto === null;
+}
+
+/** What `Id` accepts. */
+function isId(v: unknown): boolean {
+  return typeof v === 'string' && v.length >= 1 && v.length <= 256;
+}
+
+/** What `z.number().int().min(0)` accepts. */
+function isCount(v: unknown): boolean {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+}
+
 export const CapacityResultSchema = z.strictObject({
   engineType: z.string(),
   preserveN: z.number().int().min(0),
@@ -170,11 +211,21 @@ export type DispatcherMessage = z.infer<typeof DispatcherMessageSchema>;
  */
 export function parseDispatcherMessage(message: unknown): DispatcherMessage {
   if (typeof message === 'object' && message !== null && !Array.isArray(message)) {
+    // Heartbeats are most of the messages, and their branch takes any value (the turn checks it):
+    // `{heartbeat}` and no other key is all the branch asks, without a schema run.
+    if (isOnlyHeartbeat(message)) return message as DispatcherMessage;
     const keys = Object.keys(message);
     const branch = keys.length === 1 ? BRANCHES.get(keys[0]!) : undefined;
     if (branch) return parseMessage(branch, message) as DispatcherMessage;
   }
   return parseMessage(DispatcherMessageSchema, message);
+}
+
+/** Whether `{heartbeat: z.unknown()}` (a strict object: no other key, as zod lists them) takes `message`. */
+function isOnlyHeartbeat(message: object): boolean {
+  if (!Object.hasOwn(message, 'heartbeat')) return false;
+  for (const key in message) if (key !== 'heartbeat') return false;
+  return true;
 }
 
 const BRANCHES = new Map<string, z.ZodType>(

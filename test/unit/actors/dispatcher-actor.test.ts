@@ -13,7 +13,7 @@ import { FakeClock } from '../../../src/runtime/clock-fake.js';
 import { askRole } from '../../../src/actors/role-reply.js';
 import type { RoleEnv, RoleMember } from '../../../src/actors/role-env.js';
 import type { ProcessRecord } from '../../../src/actors/dispatcher/core.js';
-import { dispatcherType, emptyDispatcherActorState, type DispatcherActorState } from '../../../src/actors/dispatcher/dispatcher.js';
+import { AGENT_CHUNK, dispatcherType, emptyDispatcherActorState, type DispatcherActorState, type StoredCoreState } from '../../../src/actors/dispatcher/dispatcher.js';
 import { DispatcherCore, emptyDispatcherState } from '../../../src/actors/dispatcher/core.js';
 import type { ActorContext } from '../../../src/runtime/actor-type.js';
 import { DISPATCHER_ROLE_TEST_PRESET } from '../../../src/actors/dispatcher/options.js';
@@ -365,6 +365,91 @@ describe('the dispatcher actor\'s records', () => {
       ['p1', 'RUNNING'],
       ['p2', 'PENDING'],
     ]);
+  });
+
+  it('keeps a bounded part of the agent id list in the state, the rest in chunk records written when they change', async () => {
+    const type = dispatcherType(env(), DISPATCHER_ROLE_TEST_PRESET);
+    const records = new Map<string, unknown>();
+    let state = await type.onActivate!(emptyDispatcherActorState(), fakeCtx(records, 1));
+    const turn = async (msg: unknown, now: number) => {
+      const ctx = fakeCtx(records, now);
+      state = await type.handle(state, msg, ctx);
+      return ctx;
+    };
+    const ids = Array.from({ length: AGENT_CHUNK + 3 }, (_, i) => `a${i}`);
+    for (const id of ids) await turn(hb(id, 1), 1);
+    const core = () => (JSON.parse(JSON.stringify(state)) as DispatcherActorState).core as StoredCoreState;
+    expect(core()).toMatchObject({ agentIds: ids.slice(AGENT_CHUNK), agentChunks: 1 });
+    expect(records.get('ai:0')).toEqual(ids.slice(0, AGENT_CHUNK));
+    // A new agent, or a beat of a known one, leaves the full chunk alone.
+    expect((await turn(hb('late', 2), 2)).puts).toEqual(['a:late']);
+    expect((await turn(hb('a1', 3), 3)).puts).toEqual(['a:a1']);
+    // One forgotten from the first chunk: the chunk is written again, the tail moves up.
+    const gone = await turn({ evacuate: { nodeId: 'n-a1' } }, 4);
+    expect(gone.deletes).toEqual(['a:a1']);
+    expect(gone.puts).toEqual(['ai:0']);
+    const left = [...ids.filter((id) => id !== 'a1'), 'late'];
+    expect(records.get('ai:0')).toEqual(left.slice(0, AGENT_CHUNK));
+    expect(core()).toMatchObject({ agentIds: left.slice(AGENT_CHUNK), agentChunks: 1 });
+    // A new incarnation rebuilds every agent, in the order they registered.
+    const status = async (s: DispatcherActorState) => {
+      const again = dispatcherType(env(), DISPATCHER_ROLE_TEST_PRESET);
+      const ctx = fakeCtx(records, 5);
+      let replied: unknown;
+      ctx.reply = (v) => (replied = v);
+      await again.handle(await again.onActivate!(s, fakeCtx(records, 5)), { status: true }, ctx);
+      return (replied as { value: { agents: Array<{ agentId: string }> } }).value.agents.map((a) => a.agentId);
+    };
+    expect(await status(JSON.parse(JSON.stringify(state)) as DispatcherActorState)).toEqual(left);
+    // So does a state from before the chunks: every id in the state, no chunk records.
+    records.delete('ai:0');
+    const old = JSON.parse(JSON.stringify(state)) as DispatcherActorState;
+    const { agentChunks: _c, ...rest } = old.core as StoredCoreState;
+    expect(await status({ ...old, core: { ...rest, agentIds: left } })).toEqual(left);
+    // Down to fewer than a chunk: the chunk record goes, every id is in the state again.
+    records.set('ai:0', left.slice(0, AGENT_CHUNK));
+    for (const id of left.slice(0, 10)) await turn({ evacuate: { nodeId: `n-${id}` } }, 6);
+    expect(records.has('ai:0')).toBe(false);
+    expect(core().agentIds).toEqual(left.slice(10));
+    expect(core()).not.toHaveProperty('agentChunks');
+  });
+
+  it('arms its tick timer again only when the wake time moved, or once it fired', async () => {
+    const type = dispatcherType(env(), DISPATCHER_ROLE_TEST_PRESET);
+    const records = new Map<string, unknown>();
+    let state = await type.onActivate!(emptyDispatcherActorState(), fakeCtx(records, 1));
+    const timers: string[] = [];
+    const turn = async (msg: unknown, now: number) => {
+      const ctx = fakeCtx(records, now);
+      ctx.after = (name, ms) => void timers.push(`${name} at ${now + ms}`);
+      ctx.cancelTimer = (name) => void timers.push(`cancel ${name}`);
+      state = await type.handle(state, msg, ctx);
+    };
+    const { heartbeatWarningMs: warning } = DISPATCHER_ROLE_TEST_PRESET;
+    await turn({ createDefinition: SLEEP }, 1);
+    expect(timers).toEqual(['cancel tick']);
+    // Nothing to wake for, still: nothing armed again.
+    await turn({ createDefinition: { ...SLEEP, id: 'other' } }, 1);
+    expect(timers).toEqual(['cancel tick']);
+    await turn(hb('a1', 2), 2);
+    expect(timers.slice(1)).toEqual([`tick at ${2 + warning + 1}`]);
+    // The wake time is still a1's warning bound: the timer armed stays as it is.
+    await turn({ schedule: { upid: 'p1', definitionId: 'sleep' } }, 3);
+    await turn({ schedule: { upid: 'p2', definitionId: 'sleep' } }, 4);
+    expect(timers).toHaveLength(2);
+    // Heard again: a later wake time.
+    await turn(hb('a1', 5, [{ upid: 'p1', round: 0, state: 'RUNNING' }, { upid: 'p2', round: 0, state: 'RUNNING' }]), 5);
+    expect(timers.slice(2)).toEqual([`tick at ${5 + warning + 1}`]);
+    // A tick is the timer firing: it is armed again, for the same time as well.
+    await turn({ tick: true }, 6);
+    expect(timers.slice(3)).toEqual([`tick at ${5 + warning + 1}`]);
+    // A new incarnation of the actor does not know what the last one armed.
+    const again = dispatcherType(env(), DISPATCHER_ROLE_TEST_PRESET);
+    state = await again.onActivate!(JSON.parse(JSON.stringify(state)) as DispatcherActorState, fakeCtx(records, 7));
+    const ctx = fakeCtx(records, 7);
+    ctx.after = (name, ms) => void timers.push(`${name} at ${7 + ms}`);
+    await again.handle(state, { schedule: { upid: 'p3', definitionId: 'sleep' } }, ctx);
+    expect(timers.slice(4)).toEqual([`tick at ${5 + warning + 1}`]);
   });
 
   it('moves the processes and agents of a snapshot from before the records into records', async () => {

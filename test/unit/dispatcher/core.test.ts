@@ -503,4 +503,65 @@ describe('cost and changes', () => {
     }
     expect(Object.keys(kept.state.processes).length).toBeGreaterThan(10);
   });
+
+  it('keeps its busy-worker and retiree counts right when agents share nodes, move and change engine type', () => {
+    // As above, but the plans' counts are kept across calls: two agents a node, nodes and engine types
+    // that change under an agent, processes bound to an engine type, and needs that grow and shrink.
+    let seed = 11;
+    const rnd = (n: number): number => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      // The high bits: the low bits of this generator repeat after a few steps.
+      return Math.floor(seed / 2 ** 15) % n;
+    };
+    const options: Partial<DispatcherOptions> = {
+      minStartIntervalMs: 0,
+      heartbeatWarningMs: 300,
+      heartbeatMissingMs: 600,
+      engines: { default: { spareWorkers: 1, slotsPerWorker: 2 }, big: { minWorkers: 1 } },
+    };
+    const kept = makeCore(options);
+    let state = structuredClone(kept.state);
+    const held = new Map<string, Array<{ upid: string; round: number; state: AgentProcessReport['state'] }>>();
+    let now = T0;
+    let retired = 0;
+    for (let step = 0; step < 1500; step++) {
+      now += rnd(40);
+      const run = (f: (c: DispatcherCore) => { effects: DispatcherEffect[] }): void => {
+        const a = f(kept).effects;
+        const c = new DispatcherCore({ ...DISPATCHER_DEFAULTS, ...options }, state);
+        const b = f(c).effects;
+        state = structuredClone(c.state);
+        expect(a).toEqual(b);
+        expect(kept.state).toEqual(state);
+        for (const e of a) {
+          if (e.type === 'need') retired += e.retire.length;
+          if (e.type === 'launch') held.set(e.agentId, [...(held.get(e.agentId) ?? []).filter((x) => x.upid !== e.upid), { upid: e.upid, round: e.round, state: 'RUNNING' }]);
+          if (e.type === 'cleanup' || e.type === 'terminate') held.set(e.agentId, (held.get(e.agentId) ?? []).filter((x) => !(x.upid === e.upid && x.round === e.round)));
+        }
+      };
+      const op = rnd(10);
+      const agent = `a${rnd(6)}`;
+      const upid = `p${rnd(20)}`;
+      if (op < 2) {
+        const n = Number(upid.slice(1));
+        run((c) => c.schedule(sched(upid, n % 3 === 0 ? { executionEngine: 'big' } : {}), now));
+      } else if (op < 7) {
+        const list = held.get(agent) ?? [];
+        for (const x of list) if (rnd(3) === 0) x.state = 'EXITED';
+        const n = Number(agent.slice(1));
+        // Mostly two agents a node; now and then an agent moves or changes its engine type.
+        const nodeId = rnd(8) === 0 ? `node-${rnd(4)}` : `node-${n >> 1}`;
+        const engineType = rnd(8) === 0 ? (n % 2 === 0 ? 'big' : 'default') : n < 4 ? 'default' : 'big';
+        const hb = beat(agent, now, list.map((x) => ({ ...x })), { nodeId, engineType, slots: 1 + rnd(2) });
+        run((c) => c.heartbeat(structuredClone(hb), now));
+        held.set(agent, list.filter((x) => x.state === 'RUNNING'));
+      } else if (op === 7 && kept.describe(upid)) {
+        const stop = rnd(4) > 0;
+        run((c) => (stop ? c.terminate(upid, now) : c.restart(upid, now)));
+      } else if (op === 8) run((c) => c.tick(now));
+      else if (op === 9 && rnd(8) === 0) run((c) => c.evacuate(agent, now));
+    }
+    // The walk did shrink, naming retirees.
+    expect(retired).toBeGreaterThan(0);
+  });
 });
