@@ -247,12 +247,13 @@ describe('cei launch', () => {
     await waitFor(() => before.services.every((s) => !alive(s.pid!)), { timeoutMs: 5_000, what: 'every node gone after SIGKILL' });
 
     const again = await runCli(['launch', plan, '--home', home], 60_000);
+    // Read first: status records the new pids for afterAll, whatever fails below.
+    const after = await status(home, 'whole');
     expect(again.code, again.stdout + again.stderr).toBe(0);
     expect(again.stdout).toMatch(/no node of the run is left: starting bootstrap, control, worker again at once/);
     // `omitted` is not among them: its configuration keeps it from coming back after a system restart.
     expect(again.stdout).toMatch(/system boot started: 1 process\(es\) from before the restart held until the boot ends \(kept\)/);
     expect(again.stdout).toMatch(/system boot ended/);
-    const after = await status(home, 'whole');
     expect(after.services.map((s) => [s.name, s.state, s.ready])).toEqual([
       ['bootstrap', 'verified', true],
       ['control', 'verified', true],
@@ -297,9 +298,9 @@ describe('cei launch', () => {
     await waitFor(listens, { timeoutMs: 5_000, what: `listening on ${before!.address} in the node's place` });
     try {
       const again = await runCli(['launch', plan, '--home', home], 30_000);
+      const [after] = (await status(home, 'solo')).services;
       expect(again.code, again.stdout + again.stderr).toBe(0);
       expect(again.stdout).toMatch(new RegExp(`seed: did not come back at ${before!.address!.replace(/\./g, '\\.')} \\(exited .*\\); starting it on 127\\.0\\.0\\.1:0`));
-      const [after] = (await status(home, 'solo')).services;
       expect(after).toMatchObject({ state: 'verified', ready: true });
       expect(after!.address).not.toBe(before!.address);
     } finally {
