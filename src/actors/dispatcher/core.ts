@@ -860,6 +860,13 @@ export class DispatcherCore {
       case 'TERMINATING':
         // The agent is stopping it on its own; its end report decides what follows.
         return;
+      case 'REJECTED':
+        // It never ran there: placed again in a new round whatever its restart mode (not a failed run).
+        if (p.state === 'TERMINATING') {
+          this.release(p);
+          this.setState(p, 'TERMINATED', now);
+        } else this.nextRound(p, p.starts > 0 ? 'DIED_REQUESTED' : 'REQUESTED', now);
+        return;
       case 'TERMINATED':
       case 'EXITED':
       case 'FAILED':

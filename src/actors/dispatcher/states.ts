@@ -54,8 +54,11 @@ export type RestartMode = (typeof RESTART_MODES)[number];
 export const DEFAULT_QUEUEING_MODE: QueueingMode = 'ALWAYS';
 export const DEFAULT_RESTART_MODE: RestartMode = 'ABNORMAL';
 
-/** The states an agent may report of a process it holds. */
-export const AGENT_STATES = ['PENDING', 'RUNNING', 'TERMINATING', 'TERMINATED', 'EXITED', 'FAILED'] as const;
+/**
+ * The states an agent may report of a process it holds. REJECTED: the agent had no free slot for
+ * the launch (the dispatcher's view of its slots was behind), so the process never started there.
+ */
+export const AGENT_STATES = ['PENDING', 'RUNNING', 'TERMINATING', 'TERMINATED', 'EXITED', 'FAILED', 'REJECTED'] as const;
 export type AgentProcessState = (typeof AGENT_STATES)[number];
 
 const RANK: Readonly<Record<ProcessState, number>> = Object.fromEntries(PROCESS_STATES.map((s, i) => [s, i])) as Record<ProcessState, number>;
@@ -90,7 +93,7 @@ export function isPlaced(state: ProcessState): boolean {
 
 /** An agent's report that the process is no longer running there. */
 export function isEndReport(state: AgentProcessState): boolean {
-  return state === 'TERMINATED' || state === 'EXITED' || state === 'FAILED';
+  return state === 'TERMINATED' || state === 'EXITED' || state === 'FAILED' || state === 'REJECTED';
 }
 
 /**

@@ -29,7 +29,6 @@ import {
   hasEnded,
   holdsSlot,
   parseEeAgentMessage,
-  reportedState,
   type AgentProcess,
   type DescribeReply,
   type EeAgentMessage,
@@ -73,7 +72,7 @@ export function eeAgentType(env: RoleEnv, options: Partial<EeAgentOptions> = {})
       processes: Object.entries(state.processes).map(([upid, p]) => ({
         upid,
         round: p.round,
-        state: reportedState(p.state),
+        state: p.state,
         ...(p.lastError !== undefined && { lastError: p.lastError }),
       })),
       properties: {

@@ -19,13 +19,14 @@
  */
 import { z } from 'zod';
 import { parseMessage } from '../message-schema.js';
-import type { AgentProcessState } from '../dispatcher/states.js';
+import { AGENT_STATES, type AgentProcessState } from '../dispatcher/states.js';
 import type { LogEntry } from '../../engines/process-log.js';
 
 export const EE_AGENT_TYPE = 'ee-agent';
 
-export const AGENT_PROCESS_STATES = ['PENDING', 'RUNNING', 'TERMINATING', 'TERMINATED', 'EXITED', 'FAILED', 'REJECTED'] as const;
-export type AgentLocalState = (typeof AGENT_PROCESS_STATES)[number];
+/** What the agent holds of a process is what it reports: one list for both sides. */
+export const AGENT_PROCESS_STATES = AGENT_STATES;
+export type AgentLocalState = AgentProcessState;
 
 /** Holding a slot: between the launch and the end of the run. */
 export function holdsSlot(state: AgentLocalState): boolean {
@@ -37,13 +38,7 @@ export function hasEnded(state: AgentLocalState): boolean {
   return !holdsSlot(state);
 }
 
-/**
- * The state the dispatcher hears. Its agent states have no REJECTED (a rejected launch must go back
- * to matching, as a failed one does), so a rejection is reported as FAILED with its reason.
- */
-export function reportedState(state: AgentLocalState): AgentProcessState {
-  return state === 'REJECTED' ? 'FAILED' : state;
-}
+
 
 const Upid = z.string().min(1).max(200);
 const Round = z.number().int().min(0);

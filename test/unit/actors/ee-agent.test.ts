@@ -229,10 +229,10 @@ describe('ee-agent: exec processes', () => {
     const d = await h.until('a, b RUNNING', (x) => stateOf(x, 'a') === 'RUNNING' && stateOf(x, 'b') === 'RUNNING');
     expect(byUpid(d, 'c')).toMatchObject({ state: 'REJECTED' });
     expect(byUpid(d, 'c')!.lastError).toMatch(/^REJECTED: no free slot/);
-    // The dispatcher knows no REJECTED from an agent: it hears FAILED, with the reason.
+    // The dispatcher hears REJECTED, with the reason: the process goes back to matching.
     const beat = await h.untilBeat('c reported', (b) => b.processes.some((p) => p.upid === 'c'));
     expect(beat.slots).toBe(2);
-    expect(beat.processes.find((p) => p.upid === 'c')).toMatchObject({ state: 'FAILED', lastError: expect.stringMatching(/^REJECTED/) });
+    expect(beat.processes.find((p) => p.upid === 'c')).toMatchObject({ state: 'REJECTED', lastError: expect.stringMatching(/^REJECTED/) });
 
     // A slot freed by a terminate takes the next launch.
     await h.tell({ terminate: { upid: 'a', round: 0 } });

@@ -191,6 +191,19 @@ describe('restart modes', () => {
   });
 });
 
+describe('an agent that rejects a launch (no free slot there)', () => {
+  it('sends the process back to matching in a new round whatever its restart mode, since it never ran', () => {
+    const core = makeCore({ minStartIntervalMs: 0 });
+    core.heartbeat(beat('a1', T0, [], { slots: 1 }), T0);
+    core.schedule(sched('p', { restartMode: 'NEVER' }), T0);
+    expect(core.describe('p')).toMatchObject({ state: 'ASSIGNED', round: 0 });
+    const out = core.heartbeat(beat('a1', T0 + 1, [{ upid: 'p', round: 0, state: 'REJECTED', lastError: 'REJECTED: no free slot on a1' }], { slots: 1 }), T0 + 1);
+    // Its slot is free again (the report ends the round there), so the new round is placed at once.
+    expect(core.describe('p')).toMatchObject({ state: 'ASSIGNED', round: 1, starts: 0, lastError: 'REJECTED: no free slot on a1' });
+    expect(ofType(out.effects, 'launch').map((l) => [l.upid, l.round])).toEqual([['p', 1]]);
+  });
+});
+
 describe('throttling', () => {
   it('a process failing in a loop starts at most once per minStartIntervalMs, and says when it is due', () => {
     const core = makeCore({ minStartIntervalMs: 2_000 });
