@@ -73,11 +73,14 @@ export class StreamsClient {
   }
 
   subscribe(stream: string, subscription: string, opts: { from?: 'earliest' | 'latest' | number; batch?: number } = {}): Subscription {
-    const call = this.raw.Subscribe({ stream, subscription, from: opts.from === undefined ? '' : String(opts.from), batch: opts.batch ?? 0 });
+    // batched: several messages per StreamMessage (a server that predates it sends one each, more empty).
+    const call = this.raw.Subscribe({ stream, subscription, from: opts.from === undefined ? '' : String(opts.from), batch: opts.batch ?? 0, batched: true });
+    const entry = (m: StreamMessage__Output): StreamEntry => ({ offset: Number(m.offset), time: m.time_ms, data: JSON.parse(m.data_json) as unknown });
     const messages = (async function* () {
       try {
         for await (const m of call as AsyncIterable<StreamMessage__Output>) {
-          yield { offset: Number(m.offset), time: m.time_ms, data: JSON.parse(m.data_json) as unknown };
+          yield entry(m);
+          for (const next of m.more) yield entry(next);
         }
       } catch (err) {
         // Ending the call ourselves is not an error of the subscription.

@@ -6,6 +6,10 @@
  * comlink runs each call as soon as it arrives. A module whose process() is async could then see
  * the next batch (or a snapshot) before the previous batch finished, so every call here runs in
  * arrival order through one promise chain: the module sees one call at a time, as a process would.
+ *
+ * `process` also takes the module's snapshot right after the batch, in the same round trip: a
+ * transform's pump asks for the snapshot after every batch, and a second round trip through both
+ * threads' event loops cost about as much as the batch itself on a busy node.
  */
 import { createRequire } from 'node:module';
 import { isMainThread, parentPort } from 'node:worker_threads';
@@ -31,10 +35,16 @@ export interface WorkerStats {
   messages: number;
 }
 
+/** A batch's outputs and the module's snapshot after it (absent when snapshot() failed: the parent asks again, and hears why). */
+export interface ProcessReply {
+  outputs: EngineOutput[];
+  snapshot?: { state: unknown };
+}
+
 /** The API the parent drives through comlink. */
 export interface JsWorkerApi {
   start(module: string, config: unknown, checkpoint: unknown): Promise<void>;
-  process(batch: EngineInput[]): Promise<EngineOutput[]>;
+  process(batch: EngineInput[]): Promise<ProcessReply>;
   snapshot(): Promise<unknown>;
   stop(): Promise<void>;
   stats(): WorkerStats;
@@ -54,6 +64,12 @@ function inOrder<T>(fn: () => Promise<T> | T): Promise<T> {
 function need(call: string): ModuleInstance {
   if (instance === undefined) throw new Error(`${call}: the module was not started`);
   return instance;
+}
+
+async function takeSnapshot(target: ModuleInstance): Promise<unknown> {
+  const state: unknown = await target.snapshot();
+  // The contract is a JSON state: find out here, not when the agent persists it.
+  return state === undefined ? null : (JSON.parse(JSON.stringify(state)) as unknown);
 }
 
 function moduleUrl(module: string): string {
@@ -84,15 +100,15 @@ const api: JsWorkerApi = {
       if (!Array.isArray(outputs) || !outputs.every((o) => typeof o === 'object' && o !== null && 'data' in o)) {
         throw new Error('process() must return an array of {data, time?} outputs');
       }
-      return outputs as EngineOutput[];
+      try {
+        return { outputs: outputs as EngineOutput[], snapshot: { state: await takeSnapshot(target) } };
+      } catch {
+        return { outputs: outputs as EngineOutput[] };
+      }
     });
   },
   snapshot() {
-    return inOrder(async () => {
-      const state: unknown = await need('snapshot').snapshot();
-      // The contract is a JSON state: find out here, not when the agent persists it.
-      return state === undefined ? null : (JSON.parse(JSON.stringify(state)) as unknown);
-    });
+    return inOrder(() => takeSnapshot(need('snapshot')));
   },
   stop() {
     return inOrder(async () => {

@@ -5,6 +5,10 @@
  *
  * A comlink call to a worker that died never settles, so every call here races the worker's exit
  * and a deadline; deadlines run on real timers because they bound real work in another thread.
+ *
+ * A batch's round trip also brings back the module's snapshot after it (js-engine-worker.ts), so the
+ * snapshot() that follows a process() answers from it without another call; the module's
+ * snapshot() thus runs once per batch, whether or not it is asked for.
  */
 import { errorMessage } from '../errors.js';
 import { createRequire } from 'node:module';
@@ -26,7 +30,7 @@ import {
   type EngineState,
   type JsSpec,
 } from './engine.js';
-import type { JsWorkerApi, WorkerStats } from './js-engine-worker.js';
+import type { JsWorkerApi, ProcessReply, WorkerStats } from './js-engine-worker.js';
 import { ProcessLog } from './process-log.js';
 
 const require = createRequire(import.meta.url);
@@ -50,6 +54,8 @@ export class JsEngine implements Engine {
   private stopNote: string | undefined;
   private stoppedGracefully = false;
   private calls = 0;
+  /** The module's snapshot after the last batch, until snapshot() takes it or another batch starts. */
+  private snapshotAfterBatch: { state: unknown } | undefined;
   /**
    * Rejecters of the calls in flight, failed together when the worker ends. (A per-call
    * `exited.then` would pile up one closure per batch for the life of the engine.)
@@ -93,11 +99,20 @@ export class JsEngine implements Engine {
 
   async process(batch: EngineInput[]): Promise<EngineOutput[]> {
     this.assertRunning('process');
-    return this.call('process', (r) => r.process(batch), this.options.requestTimeoutMs);
+    this.snapshotAfterBatch = undefined;
+    const reply: ProcessReply = await this.call('process', (r) => r.process(batch), this.options.requestTimeoutMs);
+    this.snapshotAfterBatch = reply.snapshot;
+    return reply.outputs;
   }
 
   async snapshot(): Promise<unknown> {
     this.assertRunning('snapshot');
+    const taken = this.snapshotAfterBatch;
+    if (taken !== undefined) {
+      // Each snapshot is handed out once: a caller may keep or change what it got.
+      this.snapshotAfterBatch = undefined;
+      return taken.state;
+    }
     return this.call('snapshot', (r) => r.snapshot(), this.options.requestTimeoutMs);
   }
 

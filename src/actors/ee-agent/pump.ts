@@ -32,15 +32,19 @@
  * Pipelining: each step's stream calls are round trips through durable, replicated mailboxes, so the
  * pump keeps the next batch's read in flight while it processes and publishes the current one (a
  * read has no effect; it names `from`, the offset past what the pump has read, since the cursor only
- * moves by acks). With a single input the ack of a batch also runs while the next batch is processed
- * and published: its publish has gone out, so the order publish-then-ack of each batch holds, and a
- * crash before that ack is the case above, the high-water mark then up to two batches past the cursor.
- * At most one ack is in flight, and acks go out in order. With several inputs each ack is awaited
- * before the next step, so the checkpoint with the highest `n` stays the state after every published
- * batch but at most one (the rebuild above does not know the order the inputs were read in).
+ * moves by acks), and while reads come back full (a backlog) a few more reads after it. With a single input a batch's publish, sink append and ack run in the background
+ * while the next batch is read and processed: the engine's work and the publish's round trip overlap
+ * instead of adding up. Publishes still go out one at a time in batch order (a publish waits for the
+ * one before it, so the producer's seq only rises and none is dropped as a duplicate of a later one),
+ * each batch's ack after its own publish and sink append, so the order publish-then-ack of each batch
+ * holds, and a crash before that ack is the case above, the high-water mark then up to two batches
+ * past the cursor. At most one publish and one ack are in flight, and acks go out in order. With
+ * several inputs each batch's publish and ack are awaited before the next step, so the checkpoint
+ * with the highest `n` stays the state after every published batch but at most one (the rebuild
+ * above does not know the order the inputs were read in).
  *
- * Waits run on the injected clock. stop() ends the loop after the call in progress (and the ack in
- * flight); it does not stop the engine (the runner does, after the pump ended).
+ * Waits run on the injected clock. stop() ends the loop after the call in progress (and the publish
+ * and ack in flight); it does not stop the engine (the runner does, after the pump ended).
  */
 import { appendFile, readFile, truncate } from 'node:fs/promises';
 import { errorMessage } from '../../errors.js';
@@ -120,9 +124,15 @@ interface Input {
   cursor: number;
   /** The next offset to read: past every batch read, acked or not. */
   next: number;
-  /** The read of the batch from `next`, issued while the previous batch is handled. */
-  ahead?: Promise<ReadReply> | undefined;
+  /**
+   * Reads issued while the previous batch is handled, in offset order; the first is from `next`, and
+   * while the reads come back full the others are from where a full batch would end (see step).
+   */
+  ahead: Array<{ at: number; reply: Promise<ReadReply> }>;
 }
+
+/** Reads one input keeps in flight while its reads come back full (the pump is behind). */
+const READS_AHEAD = 3;
 
 export class Pump {
   private stopping = false;
@@ -132,6 +142,10 @@ export class Pump {
   private acking: Promise<void> = Promise.resolve();
   /** An ack that failed other than by stop(): the loop rethrows it. */
   private ackFailure: unknown;
+  /** The last batch's publish, sink append and ack issue; settles when done and never rejects (see step). */
+  private publishing: Promise<void> = Promise.resolve();
+  /** A publish (or sink append) that failed other than by stop(): the loop rethrows it. */
+  private publishFailure: unknown;
   private inputs: Input[] = [];
   private n = 0;
   private failures = 0;
@@ -162,7 +176,7 @@ export class Pump {
     let raw: unknown;
     for (const stream of this.config.inputs) {
       const sub = await this.call<SubscribeReply>(stream, { subscribe: { subscription: this.upid, from: this.config.from ?? 'earliest' } });
-      this.inputs.push({ stream, producer: multi ? `${this.upid}.${stream}` : this.upid, cursor: sub.cursor, next: sub.cursor });
+      this.inputs.push({ stream, producer: multi ? `${this.upid}.${stream}` : this.upid, cursor: sub.cursor, next: sub.cursor, ahead: [] });
       if (isPumpCheckpoint(sub.checkpoint)) {
         if (!best || sub.checkpoint.n > best.n) best = sub.checkpoint;
       } else if (sub.checkpoint !== undefined && sub.checkpoint !== null) {
@@ -226,9 +240,10 @@ export class Pump {
     try {
       await this.pump();
     } finally {
-      // The last ack goes on (or ends on stop()) before the loop counts as ended.
+      // The last publish and ack go on (or end on stop()) before the loop counts as ended.
+      await this.publishing;
       await this.acking;
-      for (const input of this.inputs) void input.ahead?.catch(() => undefined);
+      for (const input of this.inputs) input.ahead = [];
     }
   }
 
@@ -252,19 +267,24 @@ export class Pump {
     }
   }
 
-  /** Reads the batch from `input.next`; the promise is marked handled so that a stop mid-read is no unhandled rejection. */
-  private readFrom(input: Input): Promise<ReadReply> {
-    const read = this.call<ReadReply>(input.stream, { read: { subscription: this.upid, max: this.batch, from: input.next } });
-    read.catch(() => undefined);
-    return read;
+  /**
+   * Reads the batch from `at`; the promise is marked handled so that a stop mid-read, or a read
+   * dropped unused, is no unhandled rejection.
+   */
+  private readFrom(input: Input, at: number): { at: number; reply: Promise<ReadReply> } {
+    const reply = this.call<ReadReply>(input.stream, { read: { subscription: this.upid, max: this.batch, from: at } });
+    reply.catch(() => undefined);
+    return { at, reply };
   }
 
   /** One batch of one input; false when there was nothing to read. */
   private async step(input: Input): Promise<boolean> {
-    if (this.ackFailure !== undefined) throw this.ackFailure;
-    const read = await (input.ahead ?? this.readFrom(input));
-    input.ahead = undefined;
-    if (read.messages.length === 0) {
+    this.throwIfFailed();
+    const head = input.ahead.shift() ?? this.readFrom(input, input.next);
+    const read = await head.reply;
+    if (head.at !== input.next || read.messages.length === 0) {
+      input.ahead = [];
+      if (head.at !== input.next) return true;
       // Retention may have moved the cursor past what was read.
       input.cursor = Math.max(input.cursor, read.cursor);
       input.next = Math.max(input.next, read.cursor);
@@ -273,7 +293,12 @@ export class Pump {
     const batch = read.messages;
     const last = batch[batch.length - 1]!.offset;
     input.next = last + 1;
-    input.ahead = this.readFrom(input);
+    // A full batch means more is waiting: keep READS_AHEAD reads in flight, each from where the one
+    // before it ends if full. A read that does not start at `next` after all is dropped unused.
+    const full = batch.length === this.batch && last - batch[0]!.offset + 1 === this.batch;
+    if (input.ahead[0]?.at !== input.next) input.ahead = [this.readFrom(input, input.next)];
+    if (full) while (input.ahead.length < READS_AHEAD) input.ahead.push(this.readFrom(input, input.ahead.at(-1)!.at + this.batch));
+    else input.ahead.length = 1;
     let outputs: EngineOutput[];
     try {
       outputs = await this.engine.process(this.inputsOf(input, batch));
@@ -286,6 +311,22 @@ export class Pump {
       }
     }
     const snapshot = await this.engine.snapshot();
+    // This batch's publish waits for the previous one's (publishes in seq order, at most one in flight).
+    await this.publishing;
+    this.throwIfFailed();
+    this.publishing = this.publishThenAck(input, last, outputs, snapshot).catch((err: unknown) => {
+      if (!(err instanceof Stopped)) this.publishFailure = err;
+    });
+    if (this.inputs.length > 1) {
+      await this.publishing;
+      await this.acking;
+      this.throwIfFailed();
+    }
+    return true;
+  }
+
+  /** A batch's publish and sink append, then its ack issued behind the previous ack. */
+  private async publishThenAck(input: Input, last: number, outputs: EngineOutput[], snapshot: unknown): Promise<void> {
     if (outputs.length > 0) {
       const messages = outputs.map((o) => (o.time === undefined ? { data: o.data } : { data: o.data, time: o.time }));
       await this.call(this.config.output, { publish: { messages, producer: input.producer, seq: last } });
@@ -293,16 +334,17 @@ export class Pump {
     await this.sink(input, last, outputs);
     // This batch's ack waits for the previous one (acks in order, at most one in flight).
     await this.acking;
-    if (this.ackFailure !== undefined) throw this.ackFailure;
+    if (this.ackFailure !== undefined) return;
     const acked = this.ack(input, last, snapshot);
     this.acking = acked.catch((err: unknown) => {
       if (!(err instanceof Stopped)) this.ackFailure = err;
     });
-    if (this.inputs.length > 1) {
-      await this.acking;
-      if (this.ackFailure !== undefined) throw this.ackFailure;
-    }
-    return true;
+  }
+
+  /** Rethrows, in the loop, what failed in the background (a publish, a sink append, an ack). */
+  private throwIfFailed(): void {
+    if (this.publishFailure !== undefined) throw this.publishFailure;
+    if (this.ackFailure !== undefined) throw this.ackFailure;
   }
 
   /** Reads the sink file's highest seq per producer; a torn last line (a stop mid-append) is cut off. */

@@ -1,6 +1,7 @@
 /**
  * A module for the js engine (contract in src/engines/engine.ts). Keeps a running total; the
- * snapshot is {total}. config.step multiplies each number; config.hangOnStop makes stop() never end.
+ * snapshot is {total}. config.step multiplies each number; config.hangOnStop makes stop() never end;
+ * config.badSnapshot makes the snapshot a state that is not JSON.
  * Message data: a number is added; "boom" fails the batch (state unchanged); "crash" throws outside
  * any call (an uncaught error in the worker); "exit" calls process.exit(7).
  */
@@ -28,7 +29,7 @@ export default function create(config, checkpoint) {
       return outputs;
     },
     snapshot() {
-      return { total };
+      return config?.badSnapshot ? { total: BigInt(total) } : { total };
     },
     stop() {
       console.error('counter: stopping');

@@ -73,6 +73,27 @@ describe('js engine', () => {
     expect(await e.stats()).toEqual({ processCalls: 2, messages: 503 });
   });
 
+  it('brings the snapshot after a batch back with the batch: snapshot() then makes no call of its own', async () => {
+    const e = engine(COUNTER);
+    await e.start({}, undefined);
+    const before = e.callCount;
+    await e.process(batch(1, 2));
+    expect(await e.snapshot()).toEqual({ total: 3 });
+    expect(e.callCount - before).toBe(1);
+    // Taken once: asked again without a batch in between, it is a call to the module.
+    expect(await e.snapshot()).toEqual({ total: 3 });
+    expect(e.callCount - before).toBe(2);
+    expect(await e.stats()).toEqual({ processCalls: 1, messages: 2 });
+  });
+
+  it('serves a batch whose snapshot fails after it, and fails snapshot()', async () => {
+    const e = engine(COUNTER);
+    await e.start({ badSnapshot: true }, undefined);
+    expect((await e.process(batch(4))).map((o) => o.data)).toEqual([4]);
+    await expect(e.snapshot()).rejects.toThrow(EngineProcessError);
+    expect((await e.process(batch(1))).map((o) => o.data)).toEqual([5]);
+  });
+
   it('rejects a batch the module throws on and serves the next one', async () => {
     const e = engine(COUNTER);
     await e.start({}, undefined);

@@ -2,8 +2,8 @@
  * The pump alone, over the real stream actor on a real store, with an in-process engine (the
  * window-average module, no worker thread) and an ActorService that records every stream call the
  * pump makes, in the order they start and finish, and can lose an ack. These check the pipelining
- * of pump.ts: the next batch's read in flight while a batch is handled, a single input's ack
- * overlapping the next batch, and exactly-once outputs through a stop that lost an ack.
+ * of pump.ts: the next batch's read in flight while a batch is handled, a single input's publish
+ * and ack overlapping the next batch, and exactly-once outputs through a stop that lost an ack.
  */
 import { describe, expect, it } from 'vitest';
 import { Pump } from '../../../../src/actors/ee-agent/pump.js';
@@ -36,10 +36,13 @@ class InProcessEngine implements Engine {
   readonly exited = new Promise<EngineExit>(() => undefined);
   private module: ReturnType<typeof createWindowAverage> | undefined;
 
+  constructor(private readonly onProcess: (batch: EngineInput[]) => void = () => undefined) {}
+
   async start(config: unknown, checkpoint: unknown): Promise<void> {
     this.module = createWindowAverage(config as { window: number }, checkpoint as never);
   }
   async process(batch: EngineInput[]): Promise<EngineOutput[]> {
+    this.onProcess(batch);
     return this.module!.process(batch);
   }
   async snapshot(): Promise<unknown> {
@@ -51,17 +54,21 @@ class InProcessEngine implements Engine {
 }
 
 interface Call {
-  op: 'read' | 'publish' | 'ack' | 'other';
+  op: 'read' | 'publish' | 'ack' | 'other' | 'process';
   stream: string;
-  /** read: `from`; publish: `seq`; ack: `offset`. */
+  /** read: `from`; publish: `seq`; ack: `offset`; process (by the engine, see InProcessEngine): the batch's first offset. */
   at: number | undefined;
   event: 'start' | 'end';
 }
 
-/** The node's ActorSystem, recording each call; `loseAck(offset)` makes that ack fail without reaching the stream. */
-function recordingService(node: TestNode): { service: ActorService; calls: Call[]; loseAck(offset: number): void } {
+/**
+ * The node's ActorSystem, recording each call; `loseAck(offset)` makes that ack fail without reaching
+ * the stream; `holdPublish(seq, until)` keeps that publish from reaching the stream until `until`.
+ */
+function recordingService(node: TestNode): { service: ActorService; calls: Call[]; loseAck(offset: number): void; holdPublish(seq: number, until: Promise<unknown>): void } {
   const calls: Call[] = [];
   const lost = new Set<number>();
+  const held = new Map<number, Promise<unknown>>();
   const service = {
     async ask<T>(ref: ActorRef, payload: unknown, timeoutMs?: number): Promise<T> {
       const m = payload as { read?: { from?: number }; publish?: { seq?: number }; ack?: { offset: number } };
@@ -69,16 +76,17 @@ function recordingService(node: TestNode): { service: ActorService; calls: Call[
       const at = m.read?.from ?? m.publish?.seq ?? m.ack?.offset;
       calls.push({ op, stream: ref.id, at, event: 'start' });
       if (m.ack && lost.has(m.ack.offset)) throw new UnavailableError('ack lost (test)');
+      if (m.publish?.seq !== undefined) await held.get(m.publish.seq);
       const reply = await node.system.ask<T>(ref, payload, timeoutMs);
       calls.push({ op, stream: ref.id, at, event: 'end' });
       return reply;
     },
   } as unknown as ActorService;
-  return { service, calls, loseAck: (offset) => lost.add(offset) };
+  return { service, calls, loseAck: (offset) => lost.add(offset), holdPublish: (seq, until) => held.set(seq, until) };
 }
 
-function pumpOn(node: TestNode, service: ActorService, config: TransformConfig): Pump {
-  return new Pump('t', config, new InProcessEngine(), { window: WINDOW }, {
+function pumpOn(node: TestNode, service: ActorService, config: TransformConfig, engine = new InProcessEngine()): Pump {
+  return new Pump('t', config, engine, { window: WINDOW }, {
     service: () => service,
     clock: node.clock,
     options: EE_AGENT_TEST_PRESET.pump,
@@ -104,16 +112,22 @@ async function untilConsumed(node: TestNode, count: number): Promise<void> {
   );
 }
 
+/** Pumps the readings, all published first, in batches of 8 to the end; returns the calls it made. */
+async function pumpBacklog(): Promise<Call[]> {
+  const node = await nodes.node([stream]);
+  await askRole(node.system, S('in'), { publish: { messages: readings.map((data) => ({ data })) } });
+  const { service, calls } = recordingService(node);
+  const pump = pumpOn(node, service, { inputs: ['in'], output: 'out', batch: 8 });
+  await pump.start();
+  await untilConsumed(node, COUNT);
+  await pump.stop();
+  expect(await outputs(node)).toEqual(reference());
+  return calls;
+}
+
 describe('pump pipelining', () => {
   it('reads the next batch while a batch is handled, publishes each batch before its ack, and acks in order', async () => {
-    const node = await nodes.node([stream]);
-    await askRole(node.system, S('in'), { publish: { messages: readings.map((data) => ({ data })) } });
-    const { service, calls } = recordingService(node);
-    const pump = pumpOn(node, service, { inputs: ['in'], output: 'out', batch: 8 });
-    await pump.start();
-    await untilConsumed(node, COUNT);
-    await pump.stop();
-    expect(await outputs(node)).toEqual(reference());
+    const calls = await pumpBacklog();
 
     const index = (op: Call['op'], at: number, event: Call['event']): number => calls.findIndex((c) => c.op === op && c.at === at && c.event === event);
     const lasts = [7, 15, 23, 31, 39];
@@ -128,6 +142,48 @@ describe('pump pipelining', () => {
         expect(index('ack', lasts[i - 1]!, 'end')).toBeLessThan(index('ack', last, 'start'));
       }
     }
+  });
+
+  it('keeps several reads in flight while its reads come back full', async () => {
+    const calls = await pumpBacklog();
+    const index = (at: number, event: Call['event']): number => calls.findIndex((c) => c.op === 'read' && c.at === at && c.event === event);
+    // The backlog is read three batches at a time, not one round trip after another.
+    expect(index(16, 'start')).toBeGreaterThanOrEqual(0);
+    expect(index(16, 'start')).toBeLessThan(index(8, 'end'));
+    expect(index(24, 'start')).toBeLessThan(index(8, 'end'));
+  });
+
+  it('processes the next batch while a batch is being published', async () => {
+    const node = await nodes.node([stream]);
+    await askRole(node.system, S('in'), { publish: { messages: readings.map((data) => ({ data })) } });
+    const { service, calls, holdPublish } = recordingService(node);
+    let secondProcessed!: () => void;
+    const second = new Promise<void>((resolve) => (secondProcessed = resolve));
+    // The first batch's publish is held until the second batch was processed; a pump that waits for
+    // the publish first gets it after the real-time fallback, too late for the check below.
+    holdPublish(7, Promise.race([second, new Promise((resolve) => setTimeout(resolve, 1_000))]));
+    const engine = new InProcessEngine((batch) => {
+      calls.push({ op: 'process', stream: 'in', at: batch[0]!.offset, event: 'start' });
+      if (batch[0]!.offset === 8) secondProcessed();
+    });
+    const pump = pumpOn(node, service, { inputs: ['in'], output: 'out', batch: 8 }, engine);
+    await pump.start();
+    await untilConsumed(node, COUNT);
+    await pump.stop();
+    expect(await outputs(node)).toEqual(reference());
+    const publishedFirst = calls.findIndex((c) => c.op === 'publish' && c.at === 7 && c.event === 'end');
+    expect(publishedFirst).toBeGreaterThanOrEqual(0);
+    // When the first publish ended, the second batch had been processed already.
+    const processedSecond = calls.findIndex((c) => c.op === 'process' && c.at === 8);
+    expect(processedSecond).toBeGreaterThanOrEqual(0);
+    expect(processedSecond).toBeLessThan(publishedFirst);
+    // Publishes stay one at a time, in seq order.
+    const publishes = calls.filter((c) => c.op === 'publish');
+    for (let i = 0; i < publishes.length; i += 2) {
+      expect(publishes[i]!.event).toBe('start');
+      expect(publishes[i + 1]).toEqual({ ...publishes[i]!, event: 'end' });
+    }
+    expect(publishes.filter((c) => c.event === 'end').map((c) => c.at)).toEqual([7, 15, 23, 31, 39]);
   });
 
   it('publishes each output once through a stop after an ack was lost with the next batch already published', async () => {
