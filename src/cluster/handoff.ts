@@ -12,12 +12,16 @@
  *  3. then offers every actor it owns to replicas new since its last completed run (restoring R);
  *  4. drops its copies of actors it is no longer a replica of, once their owner took the offer;
  *  5. after the run, activates the actors it now owns that have pending work - after a fail-over
- *     these are the dead owner's actors, read from this node's replica copy.
+ *     these are the dead owner's actors, read from this node's replica copy. A lifted barrier
+ *     activates them too, but not while this node's own run still offers the owners their copies
+ *     (their barriers wait for it): that recovery waits for the offers, at most RECOVERY_DEFER_MS.
  * Meanwhile it asks every live peer `repl.await {sig}`: a peer answers once it finished step 2 for
  * exactly these rings, which lifts the hand-off barrier for the actors that peer owned before
  * (ring-placement.ts). Asking, rather than being told, matters when rings flap: a "done" sent for an
  * earlier, identical ring would otherwise lift a barrier too soon.
- * Batches of `handoffBatch` actors per request pace the work so a join does not stall the cluster.
+ * Batches of `handoffBatch` actors per request pace the work so a join does not stall the cluster;
+ * copies are read READ_CONCURRENCY actors at a time on both sides, and the next batch is read while
+ * the previous one is on the wire.
  */
 import type { ActorSystem } from '../runtime/runtime.js';
 import type { Clock } from '../runtime/clock.js';
@@ -33,6 +37,10 @@ const AWAIT_ANSWER_MS = 2_000;
 /** How many times an offer is passed on while views disagree about the owner. */
 const MAX_OFFER_HOPS = 3;
 const MOVED_ON = Symbol('rings moved on');
+/** Actors whose stored copies are read at once while offering or merging (see readAll). */
+const READ_CONCURRENCY = 16;
+/** The longest a recovery waits for this node's offers to owners (see recoverSoon). */
+const RECOVERY_DEFER_MS = 2_000;
 /** A run still going after this long is logged (and again every as long), with the step it is in. */
 const STUCK_RUN_MS = 5_000;
 import type { ClusterOptions } from './cluster-options.js';
@@ -63,6 +71,10 @@ export class HandoffCoordinator implements SubHandler {
   /** Offers in flight waiting to hear that the rings moved on (see ringsMoved). */
   private readonly ringWaiters = new Set<() => void>();
   private recoverAgain = false;
+  /** A run is offering the owners their copies (see recoverSoon). */
+  private offeringOwners = false;
+  /** recoverSoon was called while offeringOwners: a recovery follows the offers. */
+  private recoverDeferred = false;
   private stepSince = 0;
   /** Runs finished, and actors moved, for tests and metrics. */
   runs = 0;
@@ -125,6 +137,7 @@ export class HandoffCoordinator implements SubHandler {
           this.log.warn({ peer, waitedMs: this.clock.now() - since, answer }, 'hand-off barrier: peer has not handed over for our rings yet');
         }
         if (done && this.placement.handoffDone(peer, sig)) {
+          this.log.debug({ peer, waitedMs: this.clock.now() - since, still: this.placement.awaitingHandoffs }, 'hand-off barrier: peer handed over');
           // Not awaited: while this loop waits, later ring changes do not ask this peer again.
           this.recoverSoon();
           return;
@@ -141,6 +154,20 @@ export class HandoffCoordinator implements SubHandler {
    * at a time, and one more after it when asked meanwhile.
    */
   private recoverSoon(): void {
+    if (this.offeringOwners) {
+      // Our run is still offering the owners their copies, which holds their barriers: a recovery
+      // now (hundreds of loads, each seeding its replicas) would compete with it for the cores and
+      // the links. It follows the offers instead, or RECOVERY_DEFER_MS from now, whichever is first.
+      if (!this.recoverDeferred) {
+        this.recoverDeferred = true;
+        this.clock.setTimer(RECOVERY_DEFER_MS, () => this.deferredRecovery());
+      }
+      return;
+    }
+    this.startRecovery();
+  }
+
+  private startRecovery(): void {
     if (this.recovering) {
       this.recoverAgain = true;
       return;
@@ -148,6 +175,7 @@ export class HandoffCoordinator implements SubHandler {
     const started = this.clock.now();
     this.recovering = this.local
       .recover()
+      .then((n) => this.log.debug({ recovered: n, ms: this.clock.now() - started }, 'recovery after hand-off done'))
       .catch((err) => this.log.error({ err: errorMessage(err) }, 'recovery after hand-off failed'))
       .then(() => {
         const ms = this.clock.now() - started;
@@ -158,6 +186,13 @@ export class HandoffCoordinator implements SubHandler {
           this.recoverSoon();
         }
       });
+  }
+
+  /** Runs the recovery recoverSoon deferred while our run offered the owners their copies. */
+  private deferredRecovery(): void {
+    if (!this.recoverDeferred) return;
+    this.recoverDeferred = false;
+    this.startRecovery();
   }
 
   /** Resolves true once a run offered the owners their copies for rings `sig` (false after `timeoutMs`). */
@@ -219,11 +254,13 @@ export class HandoffCoordinator implements SubHandler {
       this.log.warn({ step: this.step, stepMs: this.clock.now() - this.stepSince, runMs: this.clock.now() - started, streams }, 'rebalance run is taking long');
       watchdog = this.clock.setTimer(STUCK_RUN_MS, warn.bind(this));
     }.bind(this));
+    this.offeringOwners = true;
     try {
       await this.runSteps(sig);
     } finally {
       watchdog.cancel();
       this.enter('idle');
+      this.ownersOffered();
     }
   }
 
@@ -246,6 +283,7 @@ export class HandoffCoordinator implements SubHandler {
     // replicas (restoring R) follow without holding it.
     this.handedOverSig = sig;
     this.placement.markOwnersDone(sig);
+    this.ownersOffered();
     for (const a of this.awaiters.filter((w) => w.sig === sig)) {
       this.awaiters.splice(this.awaiters.indexOf(a), 1);
       a.resolve(true);
@@ -261,6 +299,12 @@ export class HandoffCoordinator implements SubHandler {
     // After a fail-over these are the dead owner's actors. Not part of the run: peers wait for the
     // run, and activating actors (which may wait on barriers of their own) must not hold them.
     this.recoverSoon();
+  }
+
+  /** The run's offers to owners are over (done or given up): a recovery deferred meanwhile goes now. */
+  private ownersOffered(): void {
+    this.offeringOwners = false;
+    this.deferredRecovery();
   }
 
   /** Which stored actors go to which peer: to their owners, and to replicas new to them. */
@@ -293,14 +337,20 @@ export class HandoffCoordinator implements SubHandler {
 
   /** Offers `refs` to `peer` in batches, then drops our copies of those we no longer replicate. */
   private async offer(peer: string, refs: ActorRef[], hops = 0, sig = this.placement.signature): Promise<void> {
-    for (let i = 0; i < refs.length; i += this.options.handoffBatch) {
+    const batch = this.options.handoffBatch;
+    // The next batch is read while this one is on the wire: the reads, not the requests, are most of
+    // an offer's cost. Each batch holds other actors, and every copy is read after the run's drains,
+    // as before; a copy read a round trip earlier is no staler than the first of a batch read in turn.
+    let reading: Promise<ActorCopy[]> | undefined = refs.length > 0 ? this.readCopies(refs.slice(0, batch)) : undefined;
+    for (let i = 0; i < refs.length; i += batch) {
+      const slice = refs.slice(i, i + batch);
+      const actors = await reading!;
+      reading = undefined;
       // The rings moved on: a run for the new ones follows and offers to the owners it names.
       if (hops === 0 && sig !== this.placement.signature) return;
-      const slice = refs.slice(i, i + this.options.handoffBatch);
-      const actors: ActorCopy[] = [];
-      for (const ref of slice) {
-        const key = refKey(ref);
-        actors.push({ key, entries: await this.readActor(ref), trusted: this.trust.has(key) });
+      if (i + batch < refs.length) {
+        reading = this.readCopies(refs.slice(i + batch, i + 2 * batch));
+        reading.catch(() => {});
       }
       const sent = this.request(peer, 'repl.offer', { from: this.selfId, epoch: this.placement.epoch, actors, hops });
       // A run for rings that moved on stops waiting at once (the next run must not queue behind an
@@ -373,12 +423,35 @@ export class HandoffCoordinator implements SubHandler {
     }
   }
 
+  /** Our copies of `refs`, read a few actors at a time (see readAll). */
+  private async readCopies(refs: ActorRef[]): Promise<ActorCopy[]> {
+    const entries = await this.readAll(refs);
+    // Trust is taken when the copy is read, as the copy itself is.
+    return refs.map((ref, i) => {
+      const key = refKey(ref);
+      return { key, entries: entries[i]!, trusted: this.trust.has(key) };
+    });
+  }
+
+  /**
+   * readActor for each of `refs`, READ_CONCURRENCY actors at a time: LevelDB reads wait on the
+   * thread pool, so reading one actor after another leaves the pool mostly idle, while reading a
+   * whole batch at once would queue every other read and write of the node behind it.
+   */
+  private async readAll(refs: ActorRef[]): Promise<Entries[]> {
+    const out = new Array<Entries>(refs.length);
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      for (let i = next++; i < refs.length; i = next++) out[i] = await this.readActor(refs[i]!);
+    };
+    await Promise.all(Array.from({ length: Math.min(READ_CONCURRENCY, refs.length) }, worker));
+    return out;
+  }
+
   private async readActor(ref: ActorRef): Promise<Entries> {
-    const entries: Entries = await this.store.scan(keys.actor(ref));
-    for (const key of [keys.registry(ref), keys.awake(ref)]) {
-      const value = await this.store.get(key);
-      if (value !== undefined) entries.push([key, value]);
-    }
+    const [entries, registry, awake] = await Promise.all([this.store.scan(keys.actor(ref)), this.store.get(keys.registry(ref)), this.store.get(keys.awake(ref))]);
+    if (registry !== undefined) entries.push([keys.registry(ref), registry]);
+    if (awake !== undefined) entries.push([keys.awake(ref), awake]);
     return entries;
   }
 
@@ -417,15 +490,21 @@ export class HandoffCoordinator implements SubHandler {
         await this.store.committer.drain();
         const refused: string[] = [];
         const ops: Op[] = [];
-        for (const actor of actors) {
-          const ref = parseRefKey(actor.key);
-          if (this.local.isLoaded(ref)) {
+        const refs = actors.map((a) => parseRefKey(a.key));
+        const loaded = refs.map((ref) => this.local.isLoaded(ref));
+        // Our copies, read together; an actor loaded here is not read (it is refused below).
+        const copies = await this.readAll(refs.filter((_, i) => !loaded[i]));
+        let c = 0;
+        for (const [i, actor] of actors.entries()) {
+          const ref = refs[i]!;
+          if (loaded[i] || this.local.isLoaded(ref)) {
+            if (!loaded[i]) c++;
             this.log.debug({ actor: actor.key, from, hops }, 'offer refused: the actor runs here');
             refused.push(actor.key);
             continue;
           }
           const prefix = keys.actor(ref);
-          const existing = await this.readActor(ref);
+          const existing = copies[c++]!;
           const localTrusted = this.trust.has(actor.key);
           const merged = mergeCopies(prefix, { entries: existing, trusted: localTrusted }, { entries: actor.entries, trusted: actor.trusted });
           this.log.debug(

@@ -294,21 +294,34 @@ export class ClusterReplicator implements Replicator, SubHandler {
     const rejected: string[] = [];
     const ops: Op[] = [];
     const stale = b.epoch < this.placement.epoch;
+    // Which entries replace our copy: a seed replaces it with the owner's. Otherwise, first writes
+    // since this node (re)started for this actor: what it holds may carry turns that were never
+    // acknowledged, so start from a clean slate; the owner's copy follows (its seed on activation, or
+    // its offer). The stored keys of those actors are read once, together, after one drain: nothing
+    // of this batch is written before its end, and other writes on behalf of peers to these actors
+    // wait for it (exclusive), so a read per entry would find the same keys.
+    const accepted: Array<{ key: string; entryOps: Op[]; prefix: string; wipe: boolean }> = [];
     for (const [key, entryOps, seed] of b.entries) {
       const ref = parseRefKey(key);
       if (stale && this.placement.ownerOf(ref) !== b.from) {
         rejected.push(key);
         continue;
       }
-      if (seed === SEED || !this.trust.has(key)) {
-        // A seed replaces our copy with the owner's. Otherwise, first writes since this node
-        // (re)started for this actor: what it holds may carry turns that were never acknowledged, so
-        // start from a clean slate; the owner's copy follows (its seed on activation, or its offer).
-        this.trust.add(key);
-        const prefix = keys.actor(ref);
-        await this.store.committer.drain();
+      const wipe = seed === SEED || !this.trust.has(key);
+      if (wipe) this.trust.add(key);
+      accepted.push({ key, entryOps, prefix: keys.actor(ref), wipe });
+    }
+    const stored = new Map<string, string[]>();
+    const wiped = [...new Set(accepted.filter((e) => e.wipe).map((e) => e.prefix))];
+    if (wiped.length > 0) {
+      await this.store.committer.drain();
+      const found = await Promise.all(wiped.map((prefix) => this.store.scanKeys(prefix)));
+      wiped.forEach((prefix, i) => stored.set(prefix, found[i]!));
+    }
+    for (const { entryOps, prefix, wipe } of accepted) {
+      if (wipe) {
         const earlier = ops.filter((op) => op.key.startsWith(prefix)).map((op) => op.key);
-        for (const k of [...(await this.store.scanKeys(prefix)), ...earlier]) ops.push({ type: 'del', key: k });
+        for (const k of [...stored.get(prefix)!, ...earlier]) ops.push({ type: 'del', key: k });
       }
       for (const op of entryOps) ops.push(op);
     }

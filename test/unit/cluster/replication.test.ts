@@ -80,4 +80,53 @@ describe('ClusterReplicator', () => {
     expect(aPlacement.owns(stillA)).toBe(true);
     await aReplicator.drain();
   });
+
+  it('in one batch, wipes the copies it does not trust and replaces seeded ones, keeping trusted copies and earlier ops of the batch in order', async () => {
+    const net = new MemoryNetwork();
+    const aPlacement = placement('a', ['a', 'b'], 5);
+    const bPlacement = placement('b', ['a', 'b'], 5);
+    const [aStore, bStore] = [await store(), await store()];
+    const aTransport = net.transport(TRANSPORT_TEST_PRESET);
+    const bTransport = net.transport(TRANSPORT_TEST_PRESET);
+    const bTrust = new CopyTrust();
+    const aReplicator = new ClusterReplicator('a', aPlacement, aTransport, aStore, systemClock, silentLogger, 2_000, new CopyTrust());
+    const bReplicator = new ClusterReplicator('b', bPlacement, bTransport, bStore, systemClock, silentLogger, 2_000, bTrust);
+    const quiet: LinkHandler = { onLinkUp() {}, onLinkDown() {}, onMessage() {}, onRequest: async () => null };
+    aTransport.start({ id: 'a', address: 'a', role: 'control', incarnation: 1 }, quiet);
+    bTransport.start({ id: 'b', address: 'b', role: 'control', incarnation: 1 }, { ...quiet, onRequest: (link, method, body) => bReplicator.onRequest(link, method, body) });
+    cleanups.push(() => aTransport.stop());
+    cleanups.push(() => bTransport.stop());
+    aTransport.dial('b');
+    await waitFor(() => aTransport.link('b'), { what: 'a linked to b' });
+
+    const [untrusted, seeded, trusted, twice] = ['u', 's', 't', 'w'].map((id): ActorRef => ({ type: 'counter', id }));
+    const state = (ref: ActorRef, h: number) => ({ type: 'put' as const, key: keys.state(keys.actor(ref)), value: JSON.stringify({ v: { value: h }, h, a: 1 }) });
+    const stray = (ref: ActorRef) => `${keys.actor(ref)}stray`;
+    // What b held before: a stray key in each copy (turns never acknowledged, say).
+    await bStore.write([untrusted, seeded, trusted, twice].flatMap((ref) => [state(ref, 9), { type: 'put' as const, key: stray(ref), value: 'x' }]), true);
+    bTrust.add(refKey(trusted));
+    bTrust.add(refKey(seeded));
+    const send = (ref: ActorRef, ops: Array<ReturnType<typeof state>>, seed = false) => aReplicator.replicate(ref, refKey(ref), ops, true, ['b'], seed)!;
+    // All in one microtask: one batch.
+    const done = Promise.all([
+      send(untrusted, [state(untrusted, 2)]),
+      send(seeded, [state(seeded, 3)], true),
+      send(trusted, [state(trusted, 10)]),
+      send(twice, [state(twice, 4), { type: 'put', key: `${keys.actor(twice)}early`, value: 'e' }]),
+      send(twice, [state(twice, 5)], true),
+    ]);
+    await done;
+    const handled = async (ref: ActorRef) => JSON.parse((await bStore.get(keys.state(keys.actor(ref))))!).h as number;
+    expect(await handled(untrusted)).toBe(2);
+    expect(await bStore.get(stray(untrusted))).toBeUndefined();
+    expect(await handled(seeded)).toBe(3);
+    expect(await bStore.get(stray(seeded))).toBeUndefined();
+    expect(await handled(trusted)).toBe(10);
+    expect(await bStore.get(stray(trusted))).toBe('x');
+    // The seed replaced the whole copy, the earlier ops of the same batch included.
+    expect(await handled(twice)).toBe(5);
+    expect(await bStore.get(`${keys.actor(twice)}early`)).toBeUndefined();
+    expect(await bStore.get(stray(twice))).toBeUndefined();
+    for (const ref of [untrusted, seeded, trusted, twice]) expect(bTrust.has(refKey(ref))).toBe(true);
+  });
 });
