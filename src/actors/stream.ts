@@ -4,10 +4,13 @@
  * (pull) or pushed to a subscribing actor, and acknowledged after handling. The protocol and the
  * transform loop built on it are in docs/processes.md.
  *
- * The log lives in actor records (one per message, `m<offset>`), not in the state: a publish writes
- * what it adds and a retention eviction what it drops, where a state snapshot per turn would rewrite
- * the whole log. The state holds offsets, retention, subscriptions and producers' high-water marks,
- * and fails over with the records.
+ * The log lives in actor records, not in the state: a publish writes what it adds and a retention
+ * eviction what it drops, where a state snapshot per turn would rewrite the whole log. A record is a
+ * segment of SEGMENT consecutive offsets (`s<offset / SEGMENT>`), so a publish of a hundred messages
+ * writes and replicates two or three records, not a hundred; a segment goes once retention dropped
+ * all of it. Streams written before segments keep a record per message (`m<offset>`), read and
+ * dropped as before. The state holds offsets, retention, subscriptions and producers' high-water
+ * marks, and fails over with the records.
  *
  * A subscription's checkpoint is stored with its cursor in the same turn: a transform acks a batch
  * together with the state it reached, so a restart anywhere resumes from exactly that input.
@@ -133,7 +136,18 @@ export interface StreamDescription {
   producers: Record<string, number>;
 }
 
+/** Offsets per segment record. */
+export const SEGMENT = 64;
+/** A segment's messages, at index offset % SEGMENT (null: evicted, or in a per-message record of an older store). */
+type Segment = Array<StoredMessage | null>;
+const segmentName = (k: number): string => `s${k.toString(16).padStart(10, '0')}`;
+/** A message's own record, as stores from before segments hold them. */
 const recordName = (offset: number): string => `m${offset.toString(16).padStart(12, '0')}`;
+
+function messageAt(ctx: ActorContext, offset: number): StoredMessage | undefined {
+  const segment = ctx.record(segmentName(Math.floor(offset / SEGMENT))) as Segment | undefined;
+  return segment?.[offset % SEGMENT] ?? (ctx.record(recordName(offset)) as StoredMessage | undefined);
+}
 
 function emptyState(): StreamState {
   return { head: 0, first: 0, retention: { ...DEFAULT_RETENTION }, subscriptions: {}, producers: {} };
@@ -141,11 +155,35 @@ function emptyState(): StreamState {
 
 function entriesFrom(ctx: ActorContext, from: number, to: number): StreamEntry[] {
   const out: StreamEntry[] = [];
+  let segment: Segment | undefined;
+  let k = -1;
   for (let offset = from; offset < to; offset++) {
-    const m = ctx.record(recordName(offset)) as StoredMessage | undefined;
+    if (Math.floor(offset / SEGMENT) !== k) {
+      k = Math.floor(offset / SEGMENT);
+      segment = ctx.record(segmentName(k)) as Segment | undefined;
+    }
+    const m = segment?.[offset % SEGMENT] ?? (ctx.record(recordName(offset)) as StoredMessage | undefined);
     if (m) out.push({ offset, time: m.t, data: m.d });
   }
   return out;
+}
+
+/** Appends `messages` at the head, one write per segment they fall in. */
+function append(state: StreamState, ctx: ActorContext, messages: ReadonlyArray<{ data: unknown; time?: number | undefined }>): void {
+  let segment: Segment | undefined;
+  let k = -1;
+  for (const msg of messages) {
+    if (Math.floor(state.head / SEGMENT) !== k) {
+      if (segment) ctx.putRecord(segmentName(k), segment);
+      k = Math.floor(state.head / SEGMENT);
+      // A copy: the stored segment stays as it was should the turn be refused.
+      segment = [...((ctx.record(segmentName(k)) as Segment | undefined) ?? [])];
+    }
+    while (segment!.length < state.head % SEGMENT) segment!.push(null);
+    segment![state.head % SEGMENT] = { t: msg.time ?? ctx.now, d: msg.data };
+    state.head++;
+  }
+  if (segment) ctx.putRecord(segmentName(k), segment);
 }
 
 /** Drops what retention no longer keeps, and moves cursors that fell behind it. */
@@ -154,10 +192,12 @@ function evict(state: StreamState, ctx: ActorContext): void {
   const oldestKept = maxAgeMs === undefined ? undefined : ctx.now - maxAgeMs;
   while (state.first < state.head) {
     const tooMany = maxCount !== undefined && state.head - state.first > maxCount;
-    const tooOld = oldestKept !== undefined && ((ctx.record(recordName(state.first)) as StoredMessage | undefined)?.t ?? -Infinity) < oldestKept;
+    const tooOld = oldestKept !== undefined && (messageAt(ctx, state.first)?.t ?? -Infinity) < oldestKept;
     if (!tooMany && !tooOld) break;
-    ctx.deleteRecord(recordName(state.first));
+    if (ctx.record(recordName(state.first)) !== undefined) ctx.deleteRecord(recordName(state.first));
     state.first++;
+    // The whole segment before `first` is dropped: its record goes.
+    if (state.first % SEGMENT === 0 && ctx.record(segmentName(state.first / SEGMENT - 1)) !== undefined) ctx.deleteRecord(segmentName(state.first / SEGMENT - 1));
   }
   for (const sub of Object.values(state.subscriptions)) {
     if (sub.cursor < state.first) {
@@ -231,10 +271,7 @@ function apply(name: string, before: StreamState, m: StreamMessage, ctx: ActorCo
       return { state: before, reply: { first: -1, last: -1, duplicate: true } };
     }
     const first = state.head;
-    for (const msg of messages) {
-      ctx.putRecord(recordName(state.head), { t: msg.time ?? ctx.now, d: msg.data } satisfies StoredMessage);
-      state.head++;
-    }
+    append(state, ctx, messages);
     if (producer !== undefined) state.producers[producer] = seq!;
     evict(state, ctx);
     push(name, state, ctx);

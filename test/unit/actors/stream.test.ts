@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { askRole } from '../../../src/actors/role-reply.js';
-import { stream, streamRef, type StreamDescription, type StreamEntry } from '../../../src/actors/stream.js';
+import { SEGMENT, stream, streamRef, type StreamDescription, type StreamEntry } from '../../../src/actors/stream.js';
 import { CeiError } from '../../../src/errors.js';
 import type { ActorSystem } from '../../../src/runtime/runtime.js';
 import { keys } from '../../../src/runtime/store.js';
@@ -54,15 +54,20 @@ describe('stream actor', () => {
     expect(Object.fromEntries(d.subscriptions.map((s) => [s.name, s.queueLength]))).toEqual({ late: 2, all: 3 });
   });
 
-  it('keeps its log in records, one per message, and everything across a restart of the node', async () => {
+  it('keeps its log in segment records of SEGMENT messages, and everything across a restart of the node', async () => {
     const node = await nodes.node([stream]);
     await ask(node.system, { subscribe: { subscription: 'a', from: 'earliest' } });
     await publish(node.system, [10, 20, 30]);
     await ask(node.system, { ack: { subscription: 'a', offset: 0, checkpoint: 'cp' } });
     const stored = await node.store.scanKeys(keys.actor(S));
-    expect(stored.filter((k) => k.includes('r\x00m'))).toHaveLength(3);
+    expect(stored.filter((k) => k.includes('r\x00s'))).toHaveLength(1);
+    expect(stored.filter((k) => k.includes('r\x00m'))).toHaveLength(0);
+    // One publish across a segment's end writes the two segments it falls in.
+    await publish(node.system, Array.from({ length: SEGMENT }, (_, i) => 100 + i));
+    expect((await node.store.scanKeys(keys.actor(S))).filter((k) => k.includes('r\x00s'))).toHaveLength(2);
+    expect(values(await read(node.system, 'a', 3 + SEGMENT))).toEqual([20, 30, ...Array.from({ length: SEGMENT }, (_, i) => 100 + i)]);
     await node.restart();
-    expect(values(await read(node.system, 'a'))).toEqual([20, 30]);
+    expect(values(await read(node.system, 'a', 3 + SEGMENT))).toEqual([20, 30, ...Array.from({ length: SEGMENT }, (_, i) => 100 + i)]);
     expect(await ask(node.system, { subscribe: { subscription: 'a' } })).toEqual({ cursor: 1, checkpoint: 'cp' });
   });
 
@@ -75,7 +80,38 @@ describe('stream actor', () => {
     expect([d.first, d.head]).toEqual([2, 5]);
     expect(d.subscriptions[0]).toMatchObject({ name: 'slow', cursor: 2, queueLength: 3, skipped: 2 });
     expect(values(await read(node.system, 'slow'))).toEqual([3, 4, 5]);
-    expect((await node.store.scanKeys(keys.actor(S))).filter((k) => k.includes('r\x00m'))).toHaveLength(3);
+    // A segment's record goes once retention dropped all of it.
+    await publish(node.system, Array.from({ length: SEGMENT }, (_, i) => 6 + i));
+    const segments = (await node.store.scanKeys(keys.actor(S))).filter((k) => k.includes('r\x00s'));
+    expect(segments.map((k) => k.slice(k.lastIndexOf('\x00') + 1))).toEqual(['s0000000001']);
+    expect(values(await read(node.system, 'slow'))).toEqual([SEGMENT + 3, SEGMENT + 4, SEGMENT + 5]);
+  });
+
+  it('reads, extends and drops a log kept one record per message, as stores from before segments hold it', async () => {
+    const node = await nodes.node([stream]);
+    await ask(node.system, { configure: { retention: { maxCount: 3 } } });
+    await ask(node.system, { subscribe: { subscription: 'a', from: 'earliest' } });
+    await publish(node.system, [1, 2]);
+    await node.stop();
+    await node.start();
+    // The same two messages as per-message records, the older layout.
+    const record = (name: string) => keys.record(keys.actor(S), name);
+    const segment = JSON.parse((await node.store.get(record('s0000000000')))!) as Array<{ t: number; d: unknown }>;
+    await node.store.write(
+      [
+        { type: 'del', key: record('s0000000000') },
+        { type: 'put', key: record('m000000000000'), value: JSON.stringify(segment[0]) },
+        { type: 'put', key: record('m000000000001'), value: JSON.stringify(segment[1]) },
+      ],
+      true,
+    );
+    await node.restart();
+    expect(values(await read(node.system, 'a'))).toEqual([1, 2]);
+    await publish(node.system, [3, 4]);
+    expect(values(await read(node.system, 'a'))).toEqual([2, 3, 4]);
+    const left = (await node.store.scanKeys(keys.actor(S))).filter((k) => k.includes('r\x00m') || k.includes('r\x00s'));
+    // Offset 0 fell out of retention: its own record went; offset 1's stays, beside the new segment.
+    expect(left.map((k) => k.slice(k.lastIndexOf('\x00') + 1))).toEqual(['m000000000001', 's0000000000']);
   });
 
   it('drops messages older than its retention age, also while nothing is published', async () => {
