@@ -40,24 +40,30 @@ function placement(self: string, ids: string[], version: number): RingPlacement 
   return p;
 }
 
+/** Replicators a and b over one memory network, a linked to b (b answers a's writes). */
+async function linkedPair(net: MemoryNetwork, aPlacement: RingPlacement, bPlacement: RingPlacement, bTrust = new CopyTrust()) {
+  const [aStore, bStore] = [await store(), await store()];
+  const aTransport = net.transport(TRANSPORT_TEST_PRESET);
+  const bTransport = net.transport(TRANSPORT_TEST_PRESET);
+  const aReplicator = new ClusterReplicator('a', aPlacement, aTransport, aStore, systemClock, silentLogger, 2_000, new CopyTrust());
+  const bReplicator = new ClusterReplicator('b', bPlacement, bTransport, bStore, systemClock, silentLogger, 2_000, bTrust);
+  const quiet: LinkHandler = { onLinkUp() {}, onLinkDown() {}, onMessage() {}, onRequest: async () => null };
+  aTransport.start({ id: 'a', address: 'a', role: 'control', incarnation: 1 }, quiet);
+  bTransport.start({ id: 'b', address: 'b', role: 'control', incarnation: 1 }, { ...quiet, onRequest: (link, method, body) => bReplicator.onRequest(link, method, body) });
+  cleanups.push(() => aTransport.stop());
+  cleanups.push(() => bTransport.stop());
+  aTransport.dial('b');
+  await waitFor(() => aTransport.link('b'), { what: 'a linked to b' });
+  return { bStore, aReplicator };
+}
+
 describe('ClusterReplicator', () => {
   it('a replica whose newer view names another owner refuses only that actor; the rest of the batch is applied', async () => {
     const net = new MemoryNetwork();
     // The owner 'a' still sees a two-node cluster (epoch 5); replica 'b' already sees 'c' (epoch 9).
     const aPlacement = placement('a', ['a', 'b'], 5);
     const bPlacement = placement('b', ['a', 'b', 'c'], 9);
-    const [aStore, bStore] = [await store(), await store()];
-    const aTransport = net.transport(TRANSPORT_TEST_PRESET);
-    const bTransport = net.transport(TRANSPORT_TEST_PRESET);
-    const aReplicator = new ClusterReplicator('a', aPlacement, aTransport, aStore, systemClock, silentLogger, 2_000, new CopyTrust());
-    const bReplicator = new ClusterReplicator('b', bPlacement, bTransport, bStore, systemClock, silentLogger, 2_000, new CopyTrust());
-    const quiet: LinkHandler = { onLinkUp() {}, onLinkDown() {}, onMessage() {}, onRequest: async () => null };
-    aTransport.start({ id: 'a', address: 'a', role: 'control', incarnation: 1 }, quiet);
-    bTransport.start({ id: 'b', address: 'b', role: 'control', incarnation: 1 }, { ...quiet, onRequest: (link, method, body) => bReplicator.onRequest(link, method, body) });
-    cleanups.push(() => aTransport.stop());
-    cleanups.push(() => bTransport.stop());
-    aTransport.dial('b');
-    await waitFor(() => aTransport.link('b'), { what: 'a linked to b' });
+    const { bStore, aReplicator } = await linkedPair(net, aPlacement, bPlacement);
 
     const refs: ActorRef[] = Array.from({ length: 200 }, (_, i) => ({ type: 'counter', id: `c-${i}` }));
     // Both actors are a's as far as a knows; b knows one of them has moved to c.
@@ -85,19 +91,8 @@ describe('ClusterReplicator', () => {
     const net = new MemoryNetwork();
     const aPlacement = placement('a', ['a', 'b'], 5);
     const bPlacement = placement('b', ['a', 'b'], 5);
-    const [aStore, bStore] = [await store(), await store()];
-    const aTransport = net.transport(TRANSPORT_TEST_PRESET);
-    const bTransport = net.transport(TRANSPORT_TEST_PRESET);
     const bTrust = new CopyTrust();
-    const aReplicator = new ClusterReplicator('a', aPlacement, aTransport, aStore, systemClock, silentLogger, 2_000, new CopyTrust());
-    const bReplicator = new ClusterReplicator('b', bPlacement, bTransport, bStore, systemClock, silentLogger, 2_000, bTrust);
-    const quiet: LinkHandler = { onLinkUp() {}, onLinkDown() {}, onMessage() {}, onRequest: async () => null };
-    aTransport.start({ id: 'a', address: 'a', role: 'control', incarnation: 1 }, quiet);
-    bTransport.start({ id: 'b', address: 'b', role: 'control', incarnation: 1 }, { ...quiet, onRequest: (link, method, body) => bReplicator.onRequest(link, method, body) });
-    cleanups.push(() => aTransport.stop());
-    cleanups.push(() => bTransport.stop());
-    aTransport.dial('b');
-    await waitFor(() => aTransport.link('b'), { what: 'a linked to b' });
+    const { bStore, aReplicator } = await linkedPair(net, aPlacement, bPlacement, bTrust);
 
     const [untrusted, seeded, trusted, twice] = ['u', 's', 't', 'w'].map((id): ActorRef => ({ type: 'counter', id }));
     const state = (ref: ActorRef, h: number) => ({ type: 'put' as const, key: keys.state(keys.actor(ref)), value: JSON.stringify({ v: { value: h }, h, a: 1 }) });
