@@ -330,15 +330,25 @@ describe('the dispatcher actor\'s records', () => {
     heartbeat: { agentId, nodeId: `n-${agentId}`, engineType: 'default', slots: 2, processes, properties: {}, at },
   });
 
-  it('writes only the processes and agents a turn changed, and keeps them out of the state', async () => {
+  /** A dispatcher actor activated on `records`; `turn` handles one message at `now` and returns its context. */
+  async function activated() {
     const type = dispatcherType(env(), DISPATCHER_ROLE_TEST_PRESET);
     const records = new Map<string, unknown>();
-    let state = await type.onActivate!(emptyDispatcherActorState(), fakeCtx(records, 1));
-    const turn = async (msg: unknown, now: number) => {
-      const ctx = fakeCtx(records, now);
-      state = await type.handle(state, msg, ctx);
-      return ctx;
+    const d = {
+      records,
+      state: await type.onActivate!(emptyDispatcherActorState(), fakeCtx(records, 1)),
+      turn: async (msg: unknown, now: number) => {
+        const ctx = fakeCtx(records, now);
+        d.state = await type.handle(d.state, msg, ctx);
+        return ctx;
+      },
     };
+    return d;
+  }
+
+  it('writes only the processes and agents a turn changed, and keeps them out of the state', async () => {
+    const d = await activated();
+    const { records, turn } = d;
     await turn({ createDefinition: SLEEP }, 1);
     expect((await turn(hb('a1', 1), 2)).puts).toEqual(['a:a1']);
     expect((await turn({ schedule: { upid: 'p1', definitionId: 'sleep' } }, 3)).puts.sort()).toEqual(['a:a1', 'p:p1', 'pi:0']);
@@ -348,7 +358,7 @@ describe('the dispatcher actor\'s records', () => {
     expect((await turn(hb('a1', 6, [{ upid: 'p1', round: 0, state: 'RUNNING' }, { upid: 'p2', round: 0, state: 'PENDING' }]), 6)).puts).toEqual(['a:a1']);
     // A read writes nothing.
     expect((await turn({ describe: { upid: 'p1' } }, 7)).puts).toEqual([]);
-    const json = JSON.parse(JSON.stringify(state)) as DispatcherActorState;
+    const json = JSON.parse(JSON.stringify(d.state)) as DispatcherActorState;
     expect(json.core).not.toHaveProperty('processes');
     expect(json.core).not.toHaveProperty('agents');
     expect(json.core).toMatchObject({ processCount: 2, agentIds: ['a1'] });
@@ -368,17 +378,11 @@ describe('the dispatcher actor\'s records', () => {
   });
 
   it('keeps a bounded part of the agent id list in the state, the rest in chunk records written when they change', async () => {
-    const type = dispatcherType(env(), DISPATCHER_ROLE_TEST_PRESET);
-    const records = new Map<string, unknown>();
-    let state = await type.onActivate!(emptyDispatcherActorState(), fakeCtx(records, 1));
-    const turn = async (msg: unknown, now: number) => {
-      const ctx = fakeCtx(records, now);
-      state = await type.handle(state, msg, ctx);
-      return ctx;
-    };
+    const d = await activated();
+    const { records, turn } = d;
     const ids = Array.from({ length: AGENT_CHUNK + 3 }, (_, i) => `a${i}`);
     for (const id of ids) await turn(hb(id, 1), 1);
-    const core = () => (JSON.parse(JSON.stringify(state)) as DispatcherActorState).core as StoredCoreState;
+    const core = () => (JSON.parse(JSON.stringify(d.state)) as DispatcherActorState).core as StoredCoreState;
     expect(core()).toMatchObject({ agentIds: ids.slice(AGENT_CHUNK), agentChunks: 1 });
     expect(records.get('ai:0')).toEqual(ids.slice(0, AGENT_CHUNK));
     // A new agent, or a beat of a known one, leaves the full chunk alone.
@@ -400,10 +404,10 @@ describe('the dispatcher actor\'s records', () => {
       await again.handle(await again.onActivate!(s, fakeCtx(records, 5)), { status: true }, ctx);
       return (replied as { value: { agents: Array<{ agentId: string }> } }).value.agents.map((a) => a.agentId);
     };
-    expect(await status(JSON.parse(JSON.stringify(state)) as DispatcherActorState)).toEqual(left);
+    expect(await status(JSON.parse(JSON.stringify(d.state)) as DispatcherActorState)).toEqual(left);
     // So does a state from before the chunks: every id in the state, no chunk records.
     records.delete('ai:0');
-    const old = JSON.parse(JSON.stringify(state)) as DispatcherActorState;
+    const old = JSON.parse(JSON.stringify(d.state)) as DispatcherActorState;
     const { agentChunks: _c, ...rest } = old.core as StoredCoreState;
     expect(await status({ ...old, core: { ...rest, agentIds: left } })).toEqual(left);
     // Down to fewer than a chunk: the chunk record goes, every id is in the state again.
