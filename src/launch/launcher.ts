@@ -121,6 +121,8 @@ export async function launch(store: RunStore, req: LaunchRequest, o: LaunchOptio
   const known: BootAttributes = { run: { dir: run.dir, name: runName }, services: {} };
   const booted: ServiceRecord[] = [];
   const fail = async (reason: string): Promise<LaunchResult> => {
+    // Nodes started before the walk may still be coming up: their records are written before the store closes.
+    await Promise.allSettled(restart.early.values());
     run.state = 'failed';
     run.reason = reason;
     await store.putRun(run);

@@ -7,7 +7,7 @@
  * its processes recovered through the dispatcher's system boot.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join, resolve } from 'node:path';
 import { DispatcherClient } from '../../src/client-dispatcher.js';
@@ -307,6 +307,35 @@ describe('cei launch', () => {
       squatter!.close();
     }
     const down = await runCli(['teardown', 'solo', '--home', home], 30_000);
+    expect(down.code, down.stdout + down.stderr).toBe(0);
+  }, 60_000);
+
+  it('a relaunch that fails at a level still records the nodes it started again before the walk', async () => {
+    const home = tempDir('cei-launch-');
+    homes.push(home);
+    const plan = join(home, 'early.yaml');
+    const flag = join(home, 'gate.ok');
+    writeFileSync(
+      plan,
+      ['name: early', 'levels:', '  - services:', '      - name: gate', '        run: test -f ${vars.flag} || exit 3; exec sleep 300', '        ready: test -f ${vars.flag}', '  - services:', '      - name: seed', '        node: {role: bootstrap}', '        timeout: 20', ''].join('\n'),
+    );
+    writeFileSync(flag, 'ok\n');
+    const first = await runCli(['launch', plan, '--var', `flag=${flag}`, '--home', home], 30_000);
+    expect(first.code, first.stdout + first.stderr).toBe(0);
+    const before = (await status(home, 'early')).services.find((s) => s.name === 'seed')!;
+    killGroup(before.pid!);
+    await waitFor(() => !alive(before.pid!), { timeoutMs: 5_000, what: 'the node gone after SIGKILL' });
+
+    // The gate now fails at once, while the node started before the walk is still coming up.
+    rmSync(flag);
+    const again = await runCli(['launch', plan, '--home', home], 30_000);
+    const after = (await status(home, 'early')).services.find((s) => s.name === 'seed')!;
+    expect(again.code, again.stdout + again.stderr).toBe(1);
+    expect(again.stdout).toMatch(/launch of early failed: level 1 .*service gate: exited \(exit code 3\) before it was ready/);
+    expect(again.stderr).toBe('');
+    expect(after).toMatchObject({ state: 'verified', ready: true });
+    expect(after.pid).not.toBe(before.pid);
+    const down = await runCli(['teardown', 'early', '--home', home], 30_000);
     expect(down.code, down.stdout + down.stderr).toBe(0);
   }, 60_000);
 });
