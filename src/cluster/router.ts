@@ -4,6 +4,13 @@
  * hand-off in progress) a call meets retryable errors; the router retries them with backoff until
  * routeTimeoutMs, then gives the last error to the caller.
  *
+ * A forwarded tell whose answer is lost (no answer in time on a loaded node, a link that drops with
+ * it in flight) may have been enqueued by the owner all the same, so its retry must be recognised:
+ * a tell the caller sent without a message id gets one of the router's from its first forward on
+ * (the owner's dedup window answers the retry with the first one's seq). The caller, who sent it
+ * once, gets its own (empty) id back and no duplicate flag. A tell handled here never needs one: a
+ * local enqueue that failed did not happen.
+ *
  * Node-to-node methods (prefix "actor."), answered by the owner's local ActorSystem only - a node
  * never forwards a forwarded call, so a call makes at most one network hop per attempt:
  *   actor.spawn, actor.tell, actor.ask, actor.stop, actor.describe, actor.deadLetters,
@@ -16,6 +23,7 @@ import type { Clock } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
 import { Backoff } from '../runtime/backoff.js';
 import { refKey, validateRef, type ActorRef } from '../runtime/ref.js';
+import { randomUUID } from 'node:crypto';
 import { CeiError, InvalidArgumentError, UnavailableError } from '../errors.js';
 import type { ClusterOptions } from './cluster-options.js';
 import type { RingPlacement } from './ring-placement.js';
@@ -45,6 +53,7 @@ export class ClusterRouter implements ActorService, SubHandler {
   }
 
   /** Runs the call where `ref` lives, retrying retryable failures until the route deadline. */
+  /** `body` is the request's, or a function that makes it for each forward. */
   private async route<T>(ref: ActorRef, method: string, body: unknown, local: () => Promise<T>, timeoutMs?: number): Promise<T> {
     const started = this.clock.now();
     const deadline = started + (timeoutMs ?? this.options.routeTimeoutMs);
@@ -58,7 +67,8 @@ export class ClusterRouter implements ActorService, SubHandler {
         if (owner === this.placement.selfId) return await local();
         const link = this.transport.link(owner);
         if (!link) throw new UnavailableError(`no link to ${owner}, the owner of ${refKey(ref)}`);
-        return await link.request<T>(method, body, Math.max(1, Math.min(this.options.requestTimeoutMs, deadline - this.clock.now())));
+        const request = typeof body === 'function' ? (body as () => unknown)() : body;
+        return await link.request<T>(method, request, Math.max(1, Math.min(this.options.requestTimeoutMs, deadline - this.clock.now())));
       } catch (err) {
         // A fenced node answers at once: waiting here for the partition to heal would turn its
         // UNAVAILABLE into the caller's DEADLINE_EXCEEDED, when the caller could try another node.
@@ -81,7 +91,13 @@ export class ClusterRouter implements ActorService, SubHandler {
   }
 
   tell(ref: ActorRef, payload: unknown, opts: TellOptions = {}): Promise<TellAck> {
-    return this.route(ref, 'actor.tell', { ref, payload, opts }, () => this.local.tell(ref, payload, opts));
+    if (opts.messageId) return this.route(ref, 'actor.tell', { ref, payload, opts }, () => this.local.tell(ref, payload, opts));
+    // No id of the caller's: one of ours from the first forward on, for every attempt after it too.
+    let routed: TellOptions | undefined;
+    const forward = () => ({ ref, payload, opts: (routed ??= { ...opts, messageId: `route:${randomUUID()}` }) });
+    return this.route(ref, 'actor.tell', forward, () => this.local.tell(ref, payload, routed ?? opts)).then((ack) =>
+      routed === undefined ? ack : { ...ack, messageId: opts.messageId ?? '', duplicate: false },
+    );
   }
 
   ask<T = unknown>(ref: ActorRef, payload: unknown, timeoutMs?: number, from?: ActorRef): Promise<T> {

@@ -1,0 +1,69 @@
+/**
+ * ClusterRouter forwarding a tell whose answer is lost: the owner enqueued it, the router retries,
+ * and the owner must recognise the retry. Real ActorSystems on LevelDB; the link between them is a
+ * stub that loses the first answer.
+ */
+import { describe, expect, it } from 'vitest';
+import { counter } from '../../../src/actors/counter.js';
+import { CLUSTER_TEST_PRESET } from '../../../src/cluster/cluster-options.js';
+import { MembershipView, type Member } from '../../../src/cluster/membership.js';
+import { RingPlacement } from '../../../src/cluster/ring-placement.js';
+import { ClusterRouter } from '../../../src/cluster/router.js';
+import type { Link, Transport } from '../../../src/cluster/transport.js';
+import { DeadlineExceededError } from '../../../src/errors.js';
+import { systemClock } from '../../../src/runtime/clock.js';
+import type { TellOptions } from '../../../src/runtime/actor-service.js';
+import { silentLogger } from '../../../src/runtime/logger.js';
+import type { ActorRef } from '../../../src/runtime/ref.js';
+import type { ActorSystem } from '../../../src/runtime/runtime.js';
+import { useTestNodes } from '../../support/runtime-node.js';
+
+const nodes = useTestNodes();
+const member = (id: string): Member => ({ id, address: id, role: 'control', status: 'up', incarnation: 1, since: 0 });
+
+/** A link to the owner's ActorSystem that delivers every tell but loses the answer to the first `lose`. */
+function lossyLink(owner: ActorSystem, lose: number): Link & { tells: TellOptions[] } {
+  const tells: TellOptions[] = [];
+  return {
+    peer: { id: 'b', address: 'b', role: 'control', incarnation: 1 },
+    open: true,
+    tells,
+    send() {},
+    close() {},
+    async request<T>(method: string, body: unknown): Promise<T> {
+      if (method !== 'actor.tell') throw new Error(`unexpected ${method}`);
+      const b = body as { ref: ActorRef; payload: unknown; opts: TellOptions };
+      tells.push(b.opts);
+      const ack = await owner.tell(b.ref, b.payload, b.opts);
+      if (tells.length <= lose) throw new DeadlineExceededError('request actor.tell to b: no answer within 5 ms');
+      return ack as T;
+    },
+  };
+}
+
+describe('ClusterRouter', () => {
+  it('forwards a tell without a message id under an id of its own, so a retry after a lost answer is not enqueued twice', async () => {
+    const [a, b] = [await nodes.node([counter]), await nodes.node([counter])];
+    const placement = new RingPlacement('a', 2, () => 'any');
+    placement.update(MembershipView.of([member('a'), member('b')], { version: 1 }));
+    const refs = Array.from({ length: 100 }, (_, i): ActorRef => ({ type: 'counter', id: `c${i}` }));
+    const ref = refs.find((r) => placement.ownerOf(r) === 'b')!;
+    const link = lossyLink(b.system, 1);
+    const transport = { link: (id: string) => (id === 'b' ? link : undefined) } as unknown as Transport;
+    const router = new ClusterRouter(a.system, placement, transport, systemClock, CLUSTER_TEST_PRESET, silentLogger);
+
+    const ack = await router.tell(ref, { add: 5 });
+    // Sent twice (the first answer was lost), under the same id of the router's.
+    expect(link.tells).toHaveLength(2);
+    expect(link.tells[0]!.messageId).toMatch(/^route:/);
+    expect(link.tells[1]!.messageId).toBe(link.tells[0]!.messageId);
+    // The caller sent it once, without an id: that is what it hears back.
+    expect(ack).toMatchObject({ messageId: '', duplicate: false });
+    expect(await b.system.ask(ref, { get: true })).toMatchObject({ value: 5, count: 1 });
+
+    // A caller's own id is forwarded as it is.
+    const own = await router.tell(ref, { add: 1 }, { messageId: 'mine-1' });
+    expect(link.tells[2]!.messageId).toBe('mine-1');
+    expect(own).toMatchObject({ messageId: 'mine-1', duplicate: false });
+  });
+});
