@@ -61,7 +61,9 @@ async function actorOwnedBy(cluster: LocalCluster, ledger: CounterLedger, target
     const ref = counterRef(`${idPrefix}-${j}`);
     const live = cluster.live();
     const via = live[j % live.length]!;
-    await retrying(`tell ${ref.id}`, 10_000, () => cluster.client(via).tell(ref, { add: 1 }, '', 5_000));
+    // One id per tell, kept across its retries: a retry after a lost answer is then not applied twice.
+    const first = `${ref.id}:1`;
+    await retrying(`tell ${ref.id}`, 10_000, () => cluster.client(via).tell(ref, { add: 1 }, first, 5_000));
     ledger.ack(ref.id, 1);
     const infos = await Promise.all(live.map((n) => retrying(`describe ${ref.id} via node ${n.index}`, 10_000, () => cluster.client(n).describe(ref, 5_000))));
     const owner = infos[0]!.node;
@@ -72,7 +74,8 @@ async function actorOwnedBy(cluster: LocalCluster, ledger: CounterLedger, target
       continue;
     }
     for (let k = 0; k < opts.tellsBefore; k++) {
-      await retrying(`tell ${ref.id}`, 10_000, () => cluster.client(live[k % live.length]!).tell(ref, { add: 2 }, '', 5_000));
+      const id = `${ref.id}:2:${k}`;
+      await retrying(`tell ${ref.id}`, 10_000, () => cluster.client(live[k % live.length]!).tell(ref, { add: 2 }, id, 5_000));
       ledger.ack(ref.id, 2);
     }
     return ref;
