@@ -42,7 +42,6 @@ export interface EeAgentOptions {
   maxLogLines: number;
 }
 
-
 export const EE_AGENT_DEFAULTS: EeAgentOptions = {
   slots: 8,
   heartbeatMs: 1_000,

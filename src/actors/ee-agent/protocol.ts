@@ -19,13 +19,12 @@
  */
 import { z } from 'zod';
 import { parseMessage } from '../message-schema.js';
-import { AGENT_STATES, type AgentProcessState } from '../dispatcher/states.js';
+import type { AgentProcessState } from '../dispatcher/states.js';
 import type { LogEntry } from '../../engines/process-log.js';
 
 export const EE_AGENT_TYPE = 'ee-agent';
 
-/** What the agent holds of a process is what it reports: one list for both sides. */
-export const AGENT_PROCESS_STATES = AGENT_STATES;
+/** What the agent holds of a process is what it reports: the dispatcher's list of agent states. */
 export type AgentLocalState = AgentProcessState;
 
 /** Holding a slot: between the launch and the end of the run. */
@@ -37,8 +36,6 @@ export function holdsSlot(state: AgentLocalState): boolean {
 export function hasEnded(state: AgentLocalState): boolean {
   return !holdsSlot(state);
 }
-
-
 
 const Upid = z.string().min(1).max(200);
 const Round = z.number().int().min(0);
