@@ -166,12 +166,10 @@ export class ActorCell {
     if (!this.stored) {
       this.committedState = this.state;
     } else {
-      const record: StoredState = { v: this.state, h: this.handled, a: this.activations };
-      if (parent !== undefined) record.p = parent;
       this.committedJson = JSON.stringify(this.state);
       await this.write([
         { type: 'put', key: keys.registry(this.ref), value: JSON.stringify({ created: this.host.clock.now(), parent }) },
-        { type: 'put', key: keys.state(this.prefix), value: JSON.stringify(record) },
+        { type: 'put', key: keys.state(this.prefix), value: storedStateJson(this.committedJson, this.handled, this.activations, this.children, parent) },
       ]);
     }
     // The activation that loaded this cell ran on the virtual initial state replaced above: the spawned
