@@ -144,8 +144,10 @@ const segmentName = (k: number): string => `s${k.toString(16).padStart(10, '0')}
 /** A message's own record, as stores from before segments hold them. */
 const recordName = (offset: number): string => `m${offset.toString(16).padStart(12, '0')}`;
 
-function messageAt(ctx: ActorContext, offset: number): StoredMessage | undefined {
-  const segment = ctx.record(segmentName(Math.floor(offset / SEGMENT))) as Segment | undefined;
+const segmentOf = (ctx: ActorContext, k: number): Segment | undefined => ctx.record(segmentName(k)) as Segment | undefined;
+
+/** The message at `offset`, from its segment (`segment`, when the caller has it) or its own older record. */
+function messageAt(ctx: ActorContext, offset: number, segment = segmentOf(ctx, Math.floor(offset / SEGMENT))): StoredMessage | undefined {
   return segment?.[offset % SEGMENT] ?? (ctx.record(recordName(offset)) as StoredMessage | undefined);
 }
 
@@ -160,9 +162,9 @@ function entriesFrom(ctx: ActorContext, from: number, to: number): StreamEntry[]
   for (let offset = from; offset < to; offset++) {
     if (Math.floor(offset / SEGMENT) !== k) {
       k = Math.floor(offset / SEGMENT);
-      segment = ctx.record(segmentName(k)) as Segment | undefined;
+      segment = segmentOf(ctx, k);
     }
-    const m = segment?.[offset % SEGMENT] ?? (ctx.record(recordName(offset)) as StoredMessage | undefined);
+    const m = messageAt(ctx, offset, segment);
     if (m) out.push({ offset, time: m.t, data: m.d });
   }
   return out;
@@ -177,7 +179,7 @@ function append(state: StreamState, ctx: ActorContext, messages: ReadonlyArray<{
       if (segment) ctx.putRecord(segmentName(k), segment);
       k = Math.floor(state.head / SEGMENT);
       // A copy: the stored segment stays as it was should the turn be refused.
-      segment = [...((ctx.record(segmentName(k)) as Segment | undefined) ?? [])];
+      segment = [...(segmentOf(ctx, k) ?? [])];
     }
     while (segment!.length < state.head % SEGMENT) segment!.push(null);
     segment![state.head % SEGMENT] = { t: msg.time ?? ctx.now, d: msg.data };
@@ -197,7 +199,7 @@ function evict(state: StreamState, ctx: ActorContext): void {
     if (ctx.record(recordName(state.first)) !== undefined) ctx.deleteRecord(recordName(state.first));
     state.first++;
     // The whole segment before `first` is dropped: its record goes.
-    if (state.first % SEGMENT === 0 && ctx.record(segmentName(state.first / SEGMENT - 1)) !== undefined) ctx.deleteRecord(segmentName(state.first / SEGMENT - 1));
+    if (state.first % SEGMENT === 0 && segmentOf(ctx, state.first / SEGMENT - 1) !== undefined) ctx.deleteRecord(segmentName(state.first / SEGMENT - 1));
   }
   for (const sub of Object.values(state.subscriptions)) {
     if (sub.cursor < state.first) {
