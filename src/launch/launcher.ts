@@ -351,12 +351,13 @@ class ServiceBoot {
       delete record.log;
     }
     // Back at its old address while that port is free: the run's other nodes know it by that one.
-    let reuse = service.kind === 'node' && previous?.address !== undefined && /:0$/.test(service.listen) ? previous.address : undefined;
+    const node = service.kind === 'node' ? service : undefined;
+    let reuse = node && previous?.address !== undefined && /:0$/.test(node.listen) ? previous.address : undefined;
     const attempts = Math.max(service.retries, this.minRetries) + 1;
     let reason = '';
     let first = true;
     for (let attempt = 1; attempt <= attempts; attempt++) {
-      const r = await this.attempt(reuse !== undefined && service.kind === 'node' ? { ...service, listen: reuse } : service, record, first);
+      const r = await this.attempt(node && reuse !== undefined ? { ...node, listen: reuse } : service, record, first);
       first = false;
       if (r.ok) {
         record.state = 'verified';
@@ -370,7 +371,7 @@ class ServiceBoot {
       if (record.pid !== undefined) await stopProcess(record.pid, processMarker(record), this.o.stopGraceMs, this.o.pollMs);
       if (reuse !== undefined && 'exited' in r) {
         // Most likely the port is someone else's by now: a free one, as the plan says, on the same try.
-        this.events.line(`  ${service.name}: did not come back at ${reuse} (${reason}); starting it on ${service.kind === 'node' ? service.listen : ''}`);
+        this.events.line(`  ${service.name}: did not come back at ${reuse} (${reason}); starting it on ${node!.listen}`);
         reuse = undefined;
         attempt -= 1;
         continue;

@@ -85,8 +85,9 @@ export function serviceRuns(s: Pick<ServiceRecord, 'kind' | 'pid' | 'data_dir' |
 
 /**
  * Re-checks a recorded service as it runs now: its process is still the one recorded (when it has
- * one; a one-shot command's may have ended), and its readiness check passes (its `ready` command, else for a node or an address the
- * gRPC health check; a command without `ready` is ready while its process runs).
+ * one; a one-shot command's may have ended), and its readiness check passes (its `ready` command,
+ * else for a node or an address the gRPC health check; a command without `ready` is ready while its
+ * process runs).
  */
 export async function checkRecord(s: ServiceRecord, o: { checkDeadlineMs: number; commandTimeoutMs: number }): Promise<CheckResult> {
   if (s.kind !== 'remote' && !serviceRuns(s)) {
