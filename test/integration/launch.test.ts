@@ -45,6 +45,20 @@ afterAll(() => {
   for (const home of homes) removeDir(home);
 });
 
+/** A fresh home directory, removed when the file is done. */
+function newHome(): string {
+  const home = tempDir('cei-launch-');
+  homes.push(home);
+  return home;
+}
+
+/** Writes a plan of `lines` to <home>/<name>.yaml and returns its path. */
+function planIn(home: string, name: string, lines: string[]): string {
+  const path = join(home, `${name}.yaml`);
+  writeFileSync(path, [...lines, ''].join('\n'));
+  return path;
+}
+
 interface StatusJson {
   run: { name: string; state: string; dir: string };
   services: Array<{ name: string; level: string; state: string; ready: boolean; pid?: number; address?: string; reason?: string }>;
@@ -74,8 +88,7 @@ function workerPids(dir: string): number[] {
 
 describe('cei launch', () => {
   it('boots plans/local.yaml, shows it in status, repairs a killed control node, and tears it down leaving no process', async () => {
-    const home = tempDir('cei-launch-');
-    homes.push(home);
+    const home = newHome();
     const launched = await runCli(['launch', LOCAL_PLAN, '--name', 'boot', '--home', home], 60_000);
     expect(launched.code, launched.stdout + launched.stderr).toBe(0);
     expect(launched.stdout).toMatch(/level 1 seed: 1\/1 started, 1\/1 verified .* done/);
@@ -132,27 +145,21 @@ describe('cei launch', () => {
   }, 90_000);
 
   it('fails the boot at the level whose service never gets ready, and continues from there once fixed', async () => {
-    const home = tempDir('cei-launch-');
-    homes.push(home);
-    const plan = join(home, 'gated.yaml');
-    writeFileSync(
-      plan,
-      [
-        'name: gated',
-        'levels:',
-        '  - name: seed',
-        '    services:',
-        '      - name: bootstrap',
-        '        node: {role: bootstrap}',
-        '  - name: gate',
-        '    services:',
-        '      - name: gate',
-        '        run: exec sleep 300',
-        '        ready: test -f ${vars.flag}',
-        '        timeout: 2',
-        '',
-      ].join('\n'),
-    );
+    const home = newHome();
+    const plan = planIn(home, 'gated', [
+      'name: gated',
+      'levels:',
+      '  - name: seed',
+      '    services:',
+      '      - name: bootstrap',
+      '        node: {role: bootstrap}',
+      '  - name: gate',
+      '    services:',
+      '      - name: gate',
+      '        run: exec sleep 300',
+      '        ready: test -f ${vars.flag}',
+      '        timeout: 2',
+    ]);
     const flag = join(home, 'gate.ok');
     const failed = await runCli(['launch', plan, '--var', `flag=${flag}`, '--home', home], 30_000);
     expect(failed.code).toBe(1);
@@ -194,40 +201,34 @@ describe('cei launch', () => {
   }, 60_000);
 
   it('brings back a run none of whose nodes survived: every node at once, its processes through the system boot', async () => {
-    const home = tempDir('cei-launch-');
-    homes.push(home);
-    const plan = join(home, 'whole.yaml');
+    const home = newHome();
     // The voters span two levels (bootstrap, control): alone, the restarted bootstrap is no majority.
-    writeFileSync(
-      plan,
-      [
-        'name: whole',
-        'levels:',
-        '  - name: seed',
-        '    services:',
-        '      - name: bootstrap',
-        '        node: {role: bootstrap}',
-        '        timeout: 20',
-        '  - name: control',
-        '    services:',
-        '      - name: control',
-        '        node: {role: control}',
-        '        timeout: 20',
-        '  - name: workers',
-        '    services:',
-        '      - name: worker',
-        '        node: {role: worker, slots: 2}',
-        '        timeout: 20',
-        'process_definitions:',
-        '  sleeper:',
-        '    type: exec',
-        '    executable: {argv: [sleep, "300"], protocol: none}',
-        'processes:',
-        '  kept: {definitionId: sleeper}',
-        '  omitted: {definitionId: sleeper, configuration: {process: {omit_from_system_restart: true}}}',
-        '',
-      ].join('\n'),
-    );
+    const plan = planIn(home, 'whole', [
+      'name: whole',
+      'levels:',
+      '  - name: seed',
+      '    services:',
+      '      - name: bootstrap',
+      '        node: {role: bootstrap}',
+      '        timeout: 20',
+      '  - name: control',
+      '    services:',
+      '      - name: control',
+      '        node: {role: control}',
+      '        timeout: 20',
+      '  - name: workers',
+      '    services:',
+      '      - name: worker',
+      '        node: {role: worker, slots: 2}',
+      '        timeout: 20',
+      'process_definitions:',
+      '  sleeper:',
+      '    type: exec',
+      '    executable: {argv: [sleep, "300"], protocol: none}',
+      'processes:',
+      '  kept: {definitionId: sleeper}',
+      '  omitted: {definitionId: sleeper, configuration: {process: {omit_from_system_restart: true}}}',
+    ]);
     const first = await runCli(['launch', plan, '--home', home], 60_000);
     expect(first.code, first.stdout + first.stderr).toBe(0);
     const before = await status(home, 'whole');
@@ -278,10 +279,8 @@ describe('cei launch', () => {
   }, 150_000);
 
   it('starts a node again on a free port when the one it had is taken', async () => {
-    const home = tempDir('cei-launch-');
-    homes.push(home);
-    const plan = join(home, 'solo.yaml');
-    writeFileSync(plan, ['name: solo', 'levels:', '  - services:', '      - name: seed', '        node: {role: bootstrap}', '        timeout: 20', ''].join('\n'));
+    const home = newHome();
+    const plan = planIn(home, 'solo', ['name: solo', 'levels:', '  - services:', '      - name: seed', '        node: {role: bootstrap}', '        timeout: 20']);
     const first = await runCli(['launch', plan, '--home', home], 30_000);
     expect(first.code, first.stdout + first.stderr).toBe(0);
     const [before] = (await status(home, 'solo')).services;
@@ -311,14 +310,9 @@ describe('cei launch', () => {
   }, 60_000);
 
   it('a relaunch that fails at a level still records the nodes it started again before the walk', async () => {
-    const home = tempDir('cei-launch-');
-    homes.push(home);
-    const plan = join(home, 'early.yaml');
+    const home = newHome();
+    const plan = planIn(home, 'early', ['name: early', 'levels:', '  - services:', '      - name: gate', '        run: test -f ${vars.flag} || exit 3; exec sleep 300', '        ready: test -f ${vars.flag}', '  - services:', '      - name: seed', '        node: {role: bootstrap}', '        timeout: 20']);
     const flag = join(home, 'gate.ok');
-    writeFileSync(
-      plan,
-      ['name: early', 'levels:', '  - services:', '      - name: gate', '        run: test -f ${vars.flag} || exit 3; exec sleep 300', '        ready: test -f ${vars.flag}', '  - services:', '      - name: seed', '        node: {role: bootstrap}', '        timeout: 20', ''].join('\n'),
-    );
     writeFileSync(flag, 'ok\n');
     const first = await runCli(['launch', plan, '--var', `flag=${flag}`, '--home', home], 30_000);
     expect(first.code, first.stdout + first.stderr).toBe(0);
