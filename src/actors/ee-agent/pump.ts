@@ -32,13 +32,17 @@
  * Pipelining: each step's stream calls are round trips through durable, replicated mailboxes, so the
  * pump keeps the next batch's read in flight while it processes and publishes the current one (a
  * read has no effect; it names `from`, the offset past what the pump has read, since the cursor only
- * moves by acks), and while reads come back full (a backlog) a few more reads after it. With a single input a batch's publish, sink append and ack run in the background
- * while the next batch is read and processed: the engine's work and the publish's round trip overlap
- * instead of adding up. Publishes still go out one at a time in batch order (a publish waits for the
- * one before it, so the producer's seq only rises and none is dropped as a duplicate of a later one),
- * each batch's ack after its own publish and sink append, so the order publish-then-ack of each batch
- * holds, and a crash before that ack is the case above, the high-water mark then up to two batches
- * past the cursor. At most one publish and one ack are in flight, and acks go out in order. With
+ * moves by acks), and while reads come back full (a backlog) a few more reads after it. With a
+ * single input, publishes, sink appends and acks run in the background while the next batches are
+ * read and processed: the engine's work and the publish's round trip overlap instead of adding up.
+ * At most one publish is in flight; the batches processed meanwhile (at most
+ * MAX_UNPUBLISHED_BATCHES, then the loop waits) go out together as the next publish, with the newest
+ * one's last offset as its seq, exactly as if they had been read as one batch. So the producer's
+ * seq only rises and no publish is dropped as a duplicate of a later one. A publish's ack is asked
+ * for after the publish and its sink append; at most one ack is in flight, and the acks asked for
+ * meanwhile coalesce into the newest (acking offset e with the snapshot after e covers every batch
+ * before it). So publish-then-ack holds for every batch, and a crash before an ack is the case
+ * above, the high-water mark then a few batches past the cursor. With
  * several inputs each batch's publish and ack are awaited before the next step, so the checkpoint
  * with the highest `n` stays the state after every published batch but at most one (the rebuild
  * above does not know the order the inputs were read in).
@@ -134,16 +138,29 @@ interface Input {
 /** Reads one input keeps in flight while its reads come back full (the pump is behind). */
 const READS_AHEAD = 3;
 
+/**
+ * Processed batches that may wait for the publish in flight before the loop waits for it: enough to
+ * keep the engine busy for a publish's round trip, few enough to bound memory and what a restart
+ * rebuilds.
+ */
+const MAX_UNPUBLISHED_BATCHES = 4;
+
 export class Pump {
   private stopping = false;
   /** Waits in progress (the loop's idle wait, retries of calls): stop() ends them all. */
   private readonly sleepers = new Set<() => void>();
-  /** The last ack issued; settles when it is done and never rejects (see step). */
+  /** The ack loop (flushAcks) while it runs; settles when it is done and never rejects. */
   private acking: Promise<void> = Promise.resolve();
+  private ackRunning = false;
+  /** The newest published batch whose ack has not been issued yet: acks coalesce to the newest. */
+  private ackWanted: { input: Input; last: number; snapshot: unknown } | undefined;
   /** An ack that failed other than by stop(): the loop rethrows it. */
   private ackFailure: unknown;
-  /** The last batch's publish, sink append and ack issue; settles when done and never rejects (see step). */
+  /** The publish loop (flushOutputs) while it runs; settles when it is done and never rejects. */
   private publishing: Promise<void> = Promise.resolve();
+  private publishRunning = false;
+  /** Processed batches of one input, oldest first, whose outputs wait for the publish in flight. */
+  private unpublished: Array<{ input: Input; last: number; outputs: EngineOutput[]; snapshot: unknown }> = [];
   /** A publish (or sink append) that failed other than by stop(): the loop rethrows it. */
   private publishFailure: unknown;
   private inputs: Input[] = [];
@@ -311,34 +328,69 @@ export class Pump {
       }
     }
     const snapshot = await this.engine.snapshot();
-    // This batch's publish waits for the previous one's (publishes in seq order, at most one in flight).
-    await this.publishing;
     this.throwIfFailed();
-    this.publishing = this.publishThenAck(input, last, outputs, snapshot).catch((err: unknown) => {
-      if (!(err instanceof Stopped)) this.publishFailure = err;
-    });
+    this.unpublished.push({ input, last, outputs, snapshot });
+    if (!this.publishRunning) {
+      this.publishRunning = true;
+      this.publishing = this.flushOutputs().catch((err: unknown) => {
+        if (!(err instanceof Stopped)) this.publishFailure = err;
+      });
+    }
     if (this.inputs.length > 1) {
       await this.publishing;
       await this.acking;
+      this.throwIfFailed();
+    } else if (this.unpublished.length >= MAX_UNPUBLISHED_BATCHES) {
+      await this.publishing;
       this.throwIfFailed();
     }
     return true;
   }
 
-  /** A batch's publish and sink append, then its ack issued behind the previous ack. */
-  private async publishThenAck(input: Input, last: number, outputs: EngineOutput[], snapshot: unknown): Promise<void> {
-    if (outputs.length > 0) {
-      const messages = outputs.map((o) => (o.time === undefined ? { data: o.data } : { data: o.data, time: o.time }));
-      await this.call(this.config.output, { publish: { messages, producer: input.producer, seq: last } });
+  /**
+   * Publishes what waits in `unpublished` until nothing does: each round takes every batch waiting
+   * (one input's, oldest first) as one publish with the newest batch's last offset as its seq (the
+   * same as if they had been read as one batch), then the sink append, then asks for their ack.
+   */
+  private async flushOutputs(): Promise<void> {
+    try {
+      while (this.unpublished.length > 0) {
+        const group = this.unpublished.splice(0);
+        const { input, last, snapshot } = group[group.length - 1]!;
+        const outputs = group.length === 1 ? group[0]!.outputs : group.flatMap((g) => g.outputs);
+        if (outputs.length > 0) {
+          const messages = outputs.map((o) => (o.time === undefined ? { data: o.data } : { data: o.data, time: o.time }));
+          await this.call(this.config.output, { publish: { messages, producer: input.producer, seq: last } });
+        }
+        await this.sink(input, last, outputs);
+        this.requestAck(input, last, snapshot);
+      }
+    } finally {
+      // Set in the same turn as the loop's last check, so a batch pushed after it starts a new loop.
+      this.publishRunning = false;
     }
-    await this.sink(input, last, outputs);
-    // This batch's ack waits for the previous one (acks in order, at most one in flight).
-    await this.acking;
-    if (this.ackFailure !== undefined) return;
-    const acked = this.ack(input, last, snapshot);
-    this.acking = acked.catch((err: unknown) => {
+  }
+
+  /** Asks for the ack of a published batch: issued at once, or after the ack in flight (then only the newest). */
+  private requestAck(input: Input, last: number, snapshot: unknown): void {
+    this.ackWanted = { input, last, snapshot };
+    if (this.ackRunning) return;
+    this.ackRunning = true;
+    this.acking = this.flushAcks().catch((err: unknown) => {
       if (!(err instanceof Stopped)) this.ackFailure = err;
     });
+  }
+
+  private async flushAcks(): Promise<void> {
+    try {
+      while (this.ackWanted !== undefined && this.ackFailure === undefined) {
+        const { input, last, snapshot } = this.ackWanted;
+        this.ackWanted = undefined;
+        await this.ack(input, last, snapshot);
+      }
+    } finally {
+      this.ackRunning = false;
+    }
   }
 
   /** Rethrows, in the loop, what failed in the background (a publish, a sink append, an ack). */

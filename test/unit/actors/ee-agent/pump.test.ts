@@ -1,9 +1,10 @@
 /**
  * The pump alone, over the real stream actor on a real store, with an in-process engine (the
  * window-average module, no worker thread) and an ActorService that records every stream call the
- * pump makes, in the order they start and finish, and can lose an ack. These check the pipelining
+ * pump makes, in the order they start and finish, and can lose acks. These check the pipelining
  * of pump.ts: the next batch's read in flight while a batch is handled, a single input's publish
- * and ack overlapping the next batch, and exactly-once outputs through a stop that lost an ack.
+ * and ack overlapping the next batches, the batches processed meanwhile published together and
+ * their acks coalesced, and exactly-once outputs through a stop that lost acks.
  */
 import { describe, expect, it } from 'vitest';
 import { Pump } from '../../../../src/actors/ee-agent/pump.js';
@@ -62,12 +63,13 @@ interface Call {
 }
 
 /**
- * The node's ActorSystem, recording each call; `loseAck(offset)` makes that ack fail without reaching
- * the stream; `holdPublish(seq, until)` keeps that publish from reaching the stream until `until`.
+ * The node's ActorSystem, recording each call; `loseAcksFrom(offset)` makes every ack of that offset
+ * or later fail without reaching the stream; `holdPublish(seq, until)` keeps that publish from
+ * reaching the stream until `until`.
  */
-function recordingService(node: TestNode): { service: ActorService; calls: Call[]; loseAck(offset: number): void; holdPublish(seq: number, until: Promise<unknown>): void } {
+function recordingService(node: TestNode): { service: ActorService; calls: Call[]; loseAcksFrom(offset: number): void; holdPublish(seq: number, until: Promise<unknown>): void } {
   const calls: Call[] = [];
-  const lost = new Set<number>();
+  let lostFrom = Number.POSITIVE_INFINITY;
   const held = new Map<number, Promise<unknown>>();
   const service = {
     async ask<T>(ref: ActorRef, payload: unknown, timeoutMs?: number): Promise<T> {
@@ -75,14 +77,14 @@ function recordingService(node: TestNode): { service: ActorService; calls: Call[
       const op = m.read ? 'read' : m.publish ? 'publish' : m.ack ? 'ack' : 'other';
       const at = m.read?.from ?? m.publish?.seq ?? m.ack?.offset;
       calls.push({ op, stream: ref.id, at, event: 'start' });
-      if (m.ack && lost.has(m.ack.offset)) throw new UnavailableError('ack lost (test)');
+      if (m.ack && m.ack.offset >= lostFrom) throw new UnavailableError('ack lost (test)');
       if (m.publish?.seq !== undefined) await held.get(m.publish.seq);
       const reply = await node.system.ask<T>(ref, payload, timeoutMs);
       calls.push({ op, stream: ref.id, at, event: 'end' });
       return reply;
     },
   } as unknown as ActorService;
-  return { service, calls, loseAck: (offset) => lost.add(offset), holdPublish: (seq, until) => held.set(seq, until) };
+  return { service, calls, loseAcksFrom: (offset) => (lostFrom = offset), holdPublish: (seq, until) => held.set(seq, until) };
 }
 
 function pumpOn(node: TestNode, service: ActorService, config: TransformConfig, engine = new InProcessEngine()): Pump {
@@ -130,18 +132,28 @@ describe('pump pipelining', () => {
     const calls = await pumpBacklog();
 
     const index = (op: Call['op'], at: number, event: Call['event']): number => calls.findIndex((c) => c.op === op && c.at === at && c.event === event);
-    const lasts = [7, 15, 23, 31, 39];
-    for (const [i, last] of lasts.entries()) {
-      // The batch's outputs went out before its ack was sent.
-      expect(index('publish', last, 'end')).toBeLessThan(index('ack', last, 'start'));
-      // The read of the next batch (from past this one, before its ack) was sent before this batch was published.
+    const ends = (op: Call['op']): number[] => calls.filter((c) => c.op === op && c.event === 'end').map((c) => c.at!);
+    // The read of each batch after the first was sent before the batch before it was published.
+    for (const last of [7, 15, 23, 31]) {
       expect(index('read', last + 1, 'start')).toBeGreaterThanOrEqual(0);
-      expect(index('read', last + 1, 'start')).toBeLessThan(index('publish', last, 'start'));
-      if (i > 0) {
-        // Acks in order, one at a time.
-        expect(index('ack', lasts[i - 1]!, 'end')).toBeLessThan(index('ack', last, 'start'));
-      }
+      expect(index('read', last + 1, 'start')).toBeLessThan(Math.max(...calls.filter((c) => c.op === 'publish' && c.at! >= last).map((c) => index('publish', c.at!, 'start'))));
     }
+    // Every publish and every ack ends a batch; the last of each covers the last batch.
+    const batchEnds = [7, 15, 23, 31, 39];
+    expect(ends('publish').every((at) => batchEnds.includes(at))).toBe(true);
+    expect(ends('ack').every((at) => batchEnds.includes(at))).toBe(true);
+    expect(ends('publish').at(-1)).toBe(39);
+    expect(ends('ack').at(-1)).toBe(39);
+    // A batch's ack starts only after a publish that covers it ended.
+    for (const at of ends('ack')) {
+      const covered = calls.findIndex((c) => c.op === 'publish' && c.event === 'end' && c.at! >= at);
+      expect(covered).toBeGreaterThanOrEqual(0);
+      expect(covered).toBeLessThan(index('ack', at, 'start'));
+    }
+    // Acks go out in order, one at a time.
+    const acks = calls.filter((c) => c.op === 'ack');
+    for (let i = 0; i < acks.length; i += 2) expect(acks[i + 1]).toEqual({ ...acks[i]!, event: 'end' });
+    expect(ends('ack')).toEqual([...ends('ack')].sort((x, y) => x - y));
   });
 
   it('keeps several reads in flight while its reads come back full', async () => {
@@ -157,14 +169,14 @@ describe('pump pipelining', () => {
     const node = await nodes.node([stream]);
     await askRole(node.system, S('in'), { publish: { messages: readings.map((data) => ({ data })) } });
     const { service, calls, holdPublish } = recordingService(node);
-    let secondProcessed!: () => void;
-    const second = new Promise<void>((resolve) => (secondProcessed = resolve));
-    // The first batch's publish is held until the second batch was processed; a pump that waits for
-    // the publish first gets it after the real-time fallback, too late for the check below.
-    holdPublish(7, Promise.race([second, new Promise((resolve) => setTimeout(resolve, 1_000))]));
+    let fifthProcessing!: () => void;
+    const fifth = new Promise<void>((resolve) => (fifthProcessing = resolve));
+    // The first batch's publish is held until the fifth batch is processed; a pump that waits for
+    // the publish first gets it after the real-time fallback, too late for the checks below.
+    holdPublish(7, Promise.race([fifth, new Promise((resolve) => setTimeout(resolve, 1_000))]));
     const engine = new InProcessEngine((batch) => {
       calls.push({ op: 'process', stream: 'in', at: batch[0]!.offset, event: 'start' });
-      if (batch[0]!.offset === 8) secondProcessed();
+      if (batch[0]!.offset === 32) fifthProcessing();
     });
     const pump = pumpOn(node, service, { inputs: ['in'], output: 'out', batch: 8 }, engine);
     await pump.start();
@@ -177,24 +189,29 @@ describe('pump pipelining', () => {
     const processedSecond = calls.findIndex((c) => c.op === 'process' && c.at === 8);
     expect(processedSecond).toBeGreaterThanOrEqual(0);
     expect(processedSecond).toBeLessThan(publishedFirst);
-    // Publishes stay one at a time, in seq order.
+    // Publishes stay one at a time, in seq order; the three or four batches processed while the first
+    // publish was held went out together, as one publish with the last one's offset as its seq.
     const publishes = calls.filter((c) => c.op === 'publish');
     for (let i = 0; i < publishes.length; i += 2) {
       expect(publishes[i]!.event).toBe('start');
       expect(publishes[i + 1]).toEqual({ ...publishes[i]!, event: 'end' });
     }
-    expect(publishes.filter((c) => c.event === 'end').map((c) => c.at)).toEqual([7, 15, 23, 31, 39]);
+    const seqs = publishes.filter((c) => c.event === 'end').map((c) => c.at!);
+    expect(seqs[0]).toBe(7);
+    expect(seqs[1]).toBeGreaterThanOrEqual(31);
+    expect(seqs.at(-1)).toBe(39);
+    expect(seqs).toEqual([...seqs].sort((x, y) => x - y));
   });
 
-  it('publishes each output once through a stop after an ack was lost with the next batch already published', async () => {
+  it('publishes each output once through a stop after acks were lost with later batches already published', async () => {
     const node = await nodes.node([stream]);
     await askRole(node.system, S('in'), { publish: { messages: readings.map((data) => ({ data })) } });
     const first = recordingService(node);
-    // The ack of the second batch never arrives: the third batch is published meanwhile.
-    first.loseAck(15);
+    // No ack after the first batch's arrives: the third batch is published meanwhile.
+    first.loseAcksFrom(8);
     const pump = pumpOn(node, first.service, { inputs: ['in'], output: 'out', batch: 8 });
     await pump.start();
-    await waitFor(() => first.calls.some((c) => c.op === 'publish' && c.at === 23 && c.event === 'end'), {
+    await waitFor(() => first.calls.some((c) => c.op === 'publish' && c.at! >= 23 && c.event === 'end'), {
       step: () => node.clock.advance(5),
       what: 'the third batch published',
       timeoutMs: 20_000,
