@@ -36,6 +36,12 @@ export interface ClusterBenchOptions {
   joinerRole: NodeRole;
   /** `--log-level` of the nodes (the CLI's default). Their logs are kept in files (see README). */
   logLevel: string;
+  /**
+   * `tells`: raw_stream and tells_r2 only; `failover`: raw_stream, tells_r2 (they fill the cluster
+   * the fail-overs run on) and both fail-overs; `rebalance`: rebalance_10k only (env
+   * CEI_BENCH_CLUSTER_ONLY).
+   */
+  only?: 'tells' | 'failover' | 'rebalance';
 }
 
 export const CLUSTER_BENCH_DEFAULTS: ClusterBenchOptions = {
@@ -76,9 +82,15 @@ const TELL_PREFIX = 'tell-';
 const KILL_P99_MS = 1_000;
 const STOP_P99_MS = 2_000;
 
-/** `--quick`'s sizes, or the defaults. */
+/** `--quick`'s sizes, or the defaults; CEI_BENCH_CLUSTER_ONLY picks some figures. */
 function optionsFor(ctx: BenchContext): ClusterBenchOptions {
-  return ctx.quick ? CLUSTER_BENCH_QUICK : CLUSTER_BENCH_DEFAULTS;
+  return { ...(ctx.quick ? CLUSTER_BENCH_QUICK : CLUSTER_BENCH_DEFAULTS), ...onlyFromEnv(process.env.CEI_BENCH_CLUSTER_ONLY) };
+}
+
+function onlyFromEnv(value: string | undefined): Pick<ClusterBenchOptions, 'only'> {
+  if (value === undefined || value === '') return {};
+  if (value === 'tells' || value === 'failover' || value === 'rebalance') return { only: value };
+  throw new Error(`CEI_BENCH_CLUSTER_ONLY: tells, failover or rebalance, not ${JSON.stringify(value)}`);
 }
 
 /**
@@ -134,6 +146,11 @@ function failoverFigure(rounds: FailoverRound[], p99Target: number, o: ClusterBe
 }
 
 async function runCluster(ctx: BenchContext, o: ClusterBenchOptions): Promise<void> {
+  if (o.only !== 'rebalance') await tellsAndFailovers(ctx, o);
+  if (o.only === undefined || o.only === 'rebalance') await rebalance(ctx, o);
+}
+
+async function tellsAndFailovers(ctx: BenchContext, o: ClusterBenchOptions): Promise<void> {
   const raw = await measure(ctx, SUITE, 'raw_stream', `raw grpc-js stream, ${o.rawPerWrite}/write, LevelDB group commit`, async () => {
     const r = await rawStream(ctx.tmp.make('raw-stream'), { perWrite: o.rawPerWrite, inFlight: o.rawInFlight, actors: o.tellActors, warmupMs: o.warmupMs, durationMs: o.windowMs });
     return { value: r.rate, unit: 'msg/s', count: r.messages, windowMs: r.windowMs, detail: { perWrite: o.rawPerWrite, writesInFlight: o.rawInFlight, acked: r.acked } };
@@ -164,6 +181,7 @@ async function runCluster(ctx: BenchContext, o: ClusterBenchOptions): Promise<vo
       };
     });
 
+    if (o.only === 'tells') return;
     const failover = (signal: FailoverOptions['signal'], rounds: number): FailoverOptions => ({
       signal,
       rounds,
@@ -204,7 +222,9 @@ async function runCluster(ctx: BenchContext, o: ClusterBenchOptions): Promise<vo
     const cluster = await started.catch(() => undefined);
     await cluster?.destroy();
   }
+}
 
+async function rebalance(ctx: BenchContext, o: ClusterBenchOptions): Promise<void> {
   await measure(ctx, SUITE, 'rebalance_10k', `rebalance ${o.rebalanceActors.toLocaleString('en-US')} actors onto a joining ${o.joinerRole}`, async () => {
     // A fresh cluster, so that the counters created here are all the actors there are.
     const cluster = await threeNodes(ctx, 'rb', o);

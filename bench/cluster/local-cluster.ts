@@ -102,7 +102,7 @@ export class LocalCluster {
   async start(node: LocalNode): Promise<void> {
     if (node.child) throw new Error(`node ${node.index} is still running`);
     const join = node.index === 0 ? [] : ['--join', this.nodes[0]!.address];
-    const args = [CLI, 'node', `--role=${node.role}`, '--listen', node.address, '--data', node.dataDir, '--log-level', this.options.logLevel, ...join, ...this.options.args];
+    const args = [...cpuProfileArgs(), CLI, 'node', `--role=${node.role}`, '--listen', node.address, '--data', node.dataDir, '--log-level', this.options.logLevel, ...join, ...this.options.args];
     const log = this.log(node.index);
     log.write(`--- bench: start ${node.starts + 1} of node ${node.index} (${node.role}) at ${new Date().toISOString()}\n`);
     let child: ReadyChild;
@@ -224,6 +224,7 @@ export class LocalCluster {
   async destroy(): Promise<void> {
     for (const c of this.clients.values()) c.close();
     this.clients.clear();
+    if (cpuProfileArgs().length > 0) await this.leaveForProfiles();
     await Promise.all(
       this.nodes.map(async (n) => {
         const child = n.child;
@@ -235,6 +236,19 @@ export class LocalCluster {
     );
     await Promise.all([...this.logs.values()].map((s) => new Promise<void>((resolve) => s.end(resolve))));
     this.logs.clear();
+  }
+
+  /**
+   * With CEI_BENCH_NODE_CPU_PROF, nodes write their profiles only on a clean exit: SIGTERM them one by
+   * one, newest first (a graceful leave), each given 15 s before the SIGKILL of destroy().
+   */
+  private async leaveForProfiles(): Promise<void> {
+    for (const n of [...this.nodes].reverse()) {
+      const child = n.child;
+      if (!child || n.stopped) continue;
+      child.proc.kill('SIGTERM');
+      await Promise.race([child.exited, sleep(15_000)]);
+    }
   }
 
   /** Node i's log file. Writes after `destroy` (stderr may still drain after a process exited) are dropped. */
@@ -249,4 +263,10 @@ export class LocalCluster {
     const stream = s;
     return { write: (text) => void (stream.writableEnded || stream.write(text)) };
   }
+}
+
+/** `--cpu-prof` flags for every node when CEI_BENCH_NODE_CPU_PROF names a directory for the profiles. */
+function cpuProfileArgs(): string[] {
+  const dir = process.env.CEI_BENCH_NODE_CPU_PROF;
+  return dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : [];
 }

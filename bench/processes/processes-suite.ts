@@ -50,7 +50,7 @@ export const PROCESSES_BENCH_DEFAULTS: ProcessesBenchOptions = {
   coreBudgetMs: 60_000,
   actorBudgetMs: 60_000,
   streamMessages: 100_000,
-  publishBatch: 100,
+  publishBatch: 250,
   publishInFlight: 4,
   warmupMessages: 5_000,
   window: 10,
