@@ -40,7 +40,7 @@ const MOVED_ON = Symbol('rings moved on');
 /** Actors whose stored copies are read at once while offering or merging (see readAll). */
 const READ_CONCURRENCY = 16;
 /** The longest a recovery waits for this node's offers to owners (see recoverSoon). */
-const RECOVERY_DEFER_MS = 2_000;
+const RECOVERY_DEFER_MS = 5_000;
 /** A run still going after this long is logged (and again every as long), with the step it is in. */
 const STUCK_RUN_MS = 5_000;
 import type { ClusterOptions } from './cluster-options.js';
@@ -369,17 +369,18 @@ export class HandoffCoordinator implements SubHandler {
         return;
       }
       const refused = new Set(answer.refused);
-      const drop: Op[] = [];
+      const dropped: ActorRef[] = [];
       for (const ref of slice) {
         const key = refKey(ref);
         if (refused.has(key)) continue;
         if (this.placement.ownerOf(ref) === peer) this.handedOff++;
         else this.copied++;
         if (!this.placement.preferenceList(ref).includes(this.selfId)) {
-          drop.push(...(await this.deleteOps(ref)));
+          dropped.push(ref);
           this.trust.delete(key);
         }
       }
+      const drop = (await inParallel(dropped, READ_CONCURRENCY, (ref) => this.deleteOps(ref))).flat();
       if (drop.length > 0) await this.store.write(drop, false);
     }
   }
@@ -434,25 +435,21 @@ export class HandoffCoordinator implements SubHandler {
   }
 
   /**
-   * readActor for each of `refs`, READ_CONCURRENCY actors at a time: LevelDB reads wait on the
-   * thread pool, so reading one actor after another leaves the pool mostly idle, while reading a
-   * whole batch at once would queue every other read and write of the node behind it.
+   * Each of `refs`' copy: its registry and awake keys in one read for the batch, and its own keys
+   * through one iterator for the batch (store.scanMany). LevelDB reads wait on the thread pool: an
+   * iterator opened and closed per actor was three trips through it, most of a hand-off's time.
    */
   private async readAll(refs: ActorRef[]): Promise<Entries[]> {
-    const out = new Array<Entries>(refs.length);
-    let next = 0;
-    const worker = async (): Promise<void> => {
-      for (let i = next++; i < refs.length; i = next++) out[i] = await this.readActor(refs[i]!);
-    };
-    await Promise.all(Array.from({ length: Math.min(READ_CONCURRENCY, refs.length) }, worker));
+    const [side, out] = await Promise.all([
+      this.store.getMany(refs.flatMap((ref) => [keys.registry(ref), keys.awake(ref)])),
+      this.store.scanMany(refs.map((ref) => keys.actor(ref))),
+    ]);
+    for (const [i, ref] of refs.entries()) {
+      const [registry, awake] = [side[2 * i], side[2 * i + 1]];
+      if (registry !== undefined) out[i]!.push([keys.registry(ref), registry]);
+      if (awake !== undefined) out[i]!.push([keys.awake(ref), awake]);
+    }
     return out;
-  }
-
-  private async readActor(ref: ActorRef): Promise<Entries> {
-    const [entries, registry, awake] = await Promise.all([this.store.scan(keys.actor(ref)), this.store.get(keys.registry(ref)), this.store.get(keys.awake(ref))]);
-    if (registry !== undefined) entries.push([keys.registry(ref), registry]);
-    if (awake !== undefined) entries.push([keys.awake(ref), awake]);
-    return entries;
   }
 
   private async deleteOps(ref: ActorRef): Promise<Op[]> {
@@ -528,7 +525,9 @@ export class HandoffCoordinator implements SubHandler {
       for (const actor of actors) {
         const ref = parseRefKey(actor.key);
         const owner = this.placement.ownerOf(ref);
-        if (!owner || owner === this.selfId || refused.includes(actor.key)) continue;
+        // Not back to the sender when it is the owner: it holds what it sent, and whatever fresher our
+        // copy held goes to it in our own run's offers to owners, which its barrier waits for.
+        if (!owner || owner === this.selfId || owner === from || refused.includes(actor.key)) continue;
         const list = onward.get(owner);
         if (list) list.push(ref);
         else onward.set(owner, [ref]);
@@ -540,3 +539,13 @@ export class HandoffCoordinator implements SubHandler {
 
 }
 
+/** fn over `items`, at most `limit` at once; the results in the items' order. */
+async function inParallel<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    for (let i = next++; i < items.length; i = next++) out[i] = await fn(items[i]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
+}

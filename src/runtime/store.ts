@@ -37,6 +37,9 @@ export const FORMAT_VERSION = '1';
 const SEP = '\x00';
 /** Sorts after every UTF-8 key suffix: the upper bound of a prefix range. */
 const HIGHEST = String.fromCodePoint(0x10ffff);
+/** Entries scanMany reads per step: an actor's copy is usually a few (state, registry, dedup ids). */
+const SCAN_CHUNK = 16;
+const SCAN_ITERATORS = 4;
 
 export function seqHex(seq: number): string {
   return seq.toString(16).padStart(16, '0');
@@ -149,10 +152,52 @@ export class Store {
     return this.db.get(key);
   }
 
+  /** The values of `keys`, in their order (undefined where absent): one read of the store for them all. */
+  getMany(keys: string[]): Promise<Array<string | undefined>> {
+    return this.db.getMany(keys);
+  }
+
   /** Every entry whose key starts with `prefix`, in key order. */
   async scan(prefix: string, options: { after?: string; limit?: number } = {}): Promise<Array<[string, string]>> {
     const range = options.after !== undefined ? { gt: options.after } : { gte: prefix };
     return this.db.iterator({ ...range, lt: `${prefix}${HIGHEST}`, limit: options.limit ?? -1 }).all();
+  }
+
+  /**
+   * scan() of each of `prefixes` (the results in their order), through a few iterators that each
+   * seek from prefix to prefix in key order: one read of the store per prefix instead of an iterator
+   * opened and closed for each, SCAN_ITERATORS reads at a time (LevelDB reads wait on libuv's thread
+   * pool, four threads by default). Each iterator reads one snapshot, taken when it opens.
+   */
+  async scanMany(prefixes: readonly string[]): Promise<Array<Array<[string, string]>>> {
+    const out = prefixes.map((): Array<[string, string]> => []);
+    const order = prefixes.map((prefix, i) => ({ prefix, i })).sort((x, y) => (x.prefix < y.prefix ? -1 : x.prefix > y.prefix ? 1 : 0));
+    const per = Math.ceil(order.length / SCAN_ITERATORS);
+    const groups = Array.from({ length: Math.ceil(order.length / Math.max(1, per)) }, (_, g) => order.slice(g * per, (g + 1) * per));
+    await Promise.all(
+      groups.map(async (group) => {
+        const it = this.db.iterator({ gte: group[0]!.prefix, lt: `${group[group.length - 1]!.prefix}${HIGHEST}` });
+        try {
+          for (const { prefix, i } of group) {
+            it.seek(prefix);
+            for (let done = false; !done; ) {
+              const chunk = await it.nextv(SCAN_CHUNK);
+              done = chunk.length < SCAN_CHUNK;
+              for (const entry of chunk) {
+                if (!entry[0].startsWith(prefix)) {
+                  done = true;
+                  break;
+                }
+                out[i]!.push(entry);
+              }
+            }
+          }
+        } finally {
+          await it.close();
+        }
+      }),
+    );
+    return out;
   }
 
   async scanKeys(prefix: string, options: { after?: string; limit?: number } = {}): Promise<string[]> {

@@ -163,4 +163,22 @@ describe('Store reads', () => {
     expect(await store.scanKeys(prefix, { limit: 1 })).toEqual([all[0]![0]]);
     expect(await store.scanKeys(`${prefix}m\x00`)).toHaveLength(2);
   });
+
+  it('scanMany gives each prefix what scan gives it, in the prefixes\' order, also past a chunk of entries', async () => {
+    const store = await openStore(tempDir());
+    const actor = (id: string): string => `a\x00t\x00${id}\x00`;
+    const ops: Array<{ type: 'put'; key: string; value: string }> = [];
+    // x has more entries than one step of the iterator reads; xy shares x's text but not its prefix.
+    for (let k = 0; k < 40; k++) ops.push({ type: 'put', key: `${actor('x')}d\x00${String(k).padStart(4, '0')}`, value: `x${k}` });
+    ops.push({ type: 'put', key: `${actor('x')}s`, value: 'x state' });
+    ops.push({ type: 'put', key: `${actor('xy')}s`, value: 'xy state' });
+    for (let n = 0; n < 30; n++) ops.push({ type: 'put', key: `${actor(`n${n}`)}s`, value: `n${n}` });
+    await store.write(ops, true);
+    const prefixes = [actor('xy'), actor('missing'), actor('x'), ...Array.from({ length: 30 }, (_, n) => actor(`n${29 - n}`)), 'b\x00'];
+    const many = await store.scanMany(prefixes);
+    expect(many).toEqual(await Promise.all(prefixes.map((p) => store.scan(p))));
+    expect(many[2]).toHaveLength(41);
+    expect(many[1]).toEqual([]);
+    expect(await store.scanMany([])).toEqual([]);
+  });
 });
