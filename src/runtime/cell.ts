@@ -370,7 +370,9 @@ export class ActorCell {
     }
     if (!this.awakeWritten) {
       this.awakeWritten = true;
-      ops.push({ type: 'put', key: keys.awake(this.ref), value: '' });
+      // Transient like the mail itself: when the turn that empties the mailbox lands in the same
+      // pending batch, its del of the mark and this put drop out together.
+      ops.push({ type: 'put', key: keys.awake(this.ref), value: '', transient: true });
     }
   }
 
@@ -561,6 +563,13 @@ export class ActorCell {
         }
       }
       if (outbox.length > 0 || timerChanges) this.markOps(ops);
+      else if (this.awakeWritten && this.head >= this.queue.length && this.timers.size === 0 && this.outboxInFlight === 0) {
+        // Nothing is left to recover once this write is in: no mail behind it, no timer, no outbox
+        // item. Without this, every actor that ever got mail stayed awake until passivated, and each
+        // fail-over or join loaded them all on their new owners. The next message marks it again.
+        ops.push({ type: 'del', key: keys.awake(this.ref) });
+        this.awakeWritten = false;
+      }
     } else {
       this.committedState = this.state;
     }

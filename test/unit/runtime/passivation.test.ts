@@ -133,6 +133,18 @@ describe('passivation', () => {
     expect((await node.system.ask<RecorderState>(a, get)).log).toEqual([{ n: 1 }]);
   });
 
+  it('is not recovered on restart once its mailbox emptied, while still loaded', async () => {
+    const node = await nodes.node([recorder], { options: { idleMs: 0 } });
+    const a = ref('recorder', 'handled');
+    await node.system.tell(a, { n: 1 });
+    await node.system.ask(a, { n: 2 });
+    await waitFor(async () => (await node.store.get(keys.awake(a))) === undefined, { what: 'the awake mark to be removed' });
+    expect(node.system.isLoaded(a)).toBe(true);
+    expect(await node.restart()).toBe(0);
+    expect(node.system.isLoaded(a)).toBe(false);
+    expect((await node.system.ask<RecorderState>(a, get)).log).toEqual([{ n: 1 }, { n: 2 }]);
+  });
+
   it('reports a never-seen actor as inactive, not passivated', async () => {
     const node = await nodes.node([recorder]);
     expect((await node.system.describe(ref('recorder', 'nobody'))).status).toBe('inactive');
