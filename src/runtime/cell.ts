@@ -563,13 +563,6 @@ export class ActorCell {
         }
       }
       if (outbox.length > 0 || timerChanges) this.markOps(ops);
-      else if (this.awakeWritten && this.head >= this.queue.length && this.timers.size === 0 && this.outboxInFlight === 0) {
-        // Nothing is left to recover once this write is in: no mail behind it, no timer, no outbox
-        // item. Without this, every actor that ever got mail stayed awake until passivated, and each
-        // fail-over or join loaded them all on their new owners. The next message marks it again.
-        ops.push({ type: 'del', key: keys.awake(this.ref) });
-        this.awakeWritten = false;
-      }
     } else {
       this.committedState = this.state;
     }
@@ -775,6 +768,19 @@ export class ActorCell {
       { type: 'del', key: keys.awake(this.ref) },
     );
     return ops;
+  }
+
+  /**
+   * Clears the awake mark of an idle actor (nothing queued, written, delivered or timed), on its
+   * replicas too: it has nothing to recover. Without this, every actor that ever got mail stayed
+   * awake until passivated, and each fail-over or join loaded all of them on their new owners. The
+   * next message marks it again. Called by the runtime for actors idle a while, not per turn, so a
+   * busy actor pays nothing.
+   */
+  markQuiet(): void {
+    if (!this.stored || !this.awakeWritten || !this.isIdle) return;
+    this.awakeWritten = false;
+    void this.write([{ type: 'del', key: keys.awake(this.ref) }]);
   }
 
   /** Ops that mark a passivated actor as having nothing to recover. */

@@ -38,6 +38,11 @@ export interface RuntimeOptions {
   defaultAskTimeoutMs: number;
   /** Actors reactivated at once when the node recovers. */
   recoveryConcurrency: number;
+  /**
+   * An actor idle this long loses its awake mark (cell.markQuiet), so that a restart, fail-over or
+   * join does not load it; checked twice as often (0 = never).
+   */
+  quietAfterMs: number;
 }
 
 export const RUNTIME_DEFAULTS: RuntimeOptions = {
@@ -50,6 +55,7 @@ export const RUNTIME_DEFAULTS: RuntimeOptions = {
   maxPayloadBytes: 1024 * 1024,
   defaultAskTimeoutMs: 30_000,
   recoveryConcurrency: 64,
+  quietAfterMs: 1_000,
 };
 
 /** Short intervals for tests: quick passivation, quick failed retry, small dedup window. */
@@ -128,6 +134,7 @@ export class ActorSystem implements CellHost, ActorService {
   private readonly askPrefix = randomBytes(4).toString('hex');
   private askCounter = 0;
   private sweepTimer: TimerHandle | undefined;
+  private quietTimer: TimerHandle | undefined;
   private closing = false;
   private fenced = false;
 
@@ -152,6 +159,7 @@ export class ActorSystem implements CellHost, ActorService {
     this.turnBatch = this.options.turnBatch;
     for (const type of deps.types ?? []) this.registerType(type);
     this.scheduleSweep();
+    this.scheduleQuietSweep();
   }
 
   /** Routes outbox items and actors' asks through `postman` (the cluster's router) from now on. */
@@ -562,6 +570,20 @@ export class ActorSystem implements CellHost, ActorService {
     });
   }
 
+  private scheduleQuietSweep(): void {
+    if (this.options.quietAfterMs <= 0) return;
+    this.quietTimer = this.clock.setTimer(this.options.quietAfterMs / 2, () => {
+      this.markQuiet();
+      if (!this.closing) this.scheduleQuietSweep();
+    });
+  }
+
+  /** Clears the awake mark of actors idle for quietAfterMs (cell.markQuiet). */
+  markQuiet(): void {
+    const before = this.clock.now() - this.options.quietAfterMs;
+    for (const cell of this.cells.values()) if (cell.lastActive <= before) cell.markQuiet();
+  }
+
   /** Unloads actors idle past their idle time; their next message loads them again. */
   passivateIdle(): number {
     const now = this.clock.now();
@@ -597,6 +619,7 @@ export class ActorSystem implements CellHost, ActorService {
     if (this.closing) return;
     this.closing = true;
     this.sweepTimer?.cancel();
+    this.quietTimer?.cancel();
     await Promise.all([...this.cells.values()].map((c) => c.whenNotProcessing()));
     for (const cell of this.cells.values()) cell.halt();
     for (const [id, waiter] of this.asks) {
