@@ -87,6 +87,30 @@ describe('ClusterReplicator', () => {
     await aReplicator.drain();
   });
 
+  it("sends a turn committed in the microtask after its message's enqueue in the same batch, so the replica writes neither the mail nor its removal", async () => {
+    const net = new MemoryNetwork();
+    const aPlacement = placement('a', ['a', 'b'], 5);
+    const { bStore, aReplicator } = await linkedPair(net, aPlacement, placement('b', ['a', 'b'], 5));
+    const ref = Array.from({ length: 50 }, (_, i): ActorRef => ({ type: 'counter', id: `t-${i}` })).find((r) => aPlacement.ownerOf(r) === 'a')!;
+    const prefix = keys.actor(ref);
+    const mail = keys.mail(prefix, 1);
+    // The enqueue's write, then (as the cell's turn loop does) the turn's commit one microtask later.
+    const enqueued = aReplicator.replicate(ref, refKey(ref), [{ type: 'put', key: mail, value: '{"s":1,"p":{"add":1}}', transient: true }], true, ['b'])!;
+    const committed = new Promise<void>((resolve, reject) =>
+      queueMicrotask(() => {
+        const ops = [
+          { type: 'del' as const, key: mail },
+          { type: 'put' as const, key: keys.state(prefix), value: JSON.stringify({ v: { value: 1 }, h: 1, a: 1 }) },
+        ];
+        aReplicator.replicate(ref, refKey(ref), ops, true, ['b'])!.then(resolve, reject);
+      }),
+    );
+    await Promise.all([enqueued, committed]);
+    expect(await bStore.get(keys.state(prefix))).toBeDefined();
+    expect(await bStore.get(mail)).toBeUndefined();
+    expect(bStore.committer.cancelled).toBe(2);
+  });
+
   it('in one batch, wipes the copies it does not trust and replaces seeded ones, keeping trusted copies and earlier ops of the batch in order', async () => {
     const net = new MemoryNetwork();
     const aPlacement = placement('a', ['a', 'b'], 5);
