@@ -20,8 +20,8 @@
  * (ring-placement.ts). Asking, rather than being told, matters when rings flap: a "done" sent for an
  * earlier, identical ring would otherwise lift a barrier too soon.
  * Batches of `handoffBatch` actors per request pace the work so a join does not stall the cluster;
- * copies are read READ_CONCURRENCY actors at a time on both sides, and the next batch is read while
- * the previous one is on the wire.
+ * a batch's copies are read together on both sides (readAll), and the next batch is read while the
+ * previous one is on the wire.
  */
 import type { ActorSystem } from '../runtime/runtime.js';
 import type { Clock } from '../runtime/clock.js';
@@ -37,8 +37,8 @@ const AWAIT_ANSWER_MS = 2_000;
 /** How many times an offer is passed on while views disagree about the owner. */
 const MAX_OFFER_HOPS = 3;
 const MOVED_ON = Symbol('rings moved on');
-/** Actors whose stored copies are read at once while offering or merging (see readAll). */
-const READ_CONCURRENCY = 16;
+/** Actors whose keys are listed at once when an offer's answer lets us drop our copies of them. */
+const DROP_CONCURRENCY = 16;
 /** The longest a recovery waits for this node's offers to owners (see recoverSoon). */
 const RECOVERY_DEFER_MS = 5_000;
 /** A run still going after this long is logged (and again every as long), with the step it is in. */
@@ -380,7 +380,7 @@ export class HandoffCoordinator implements SubHandler {
           this.trust.delete(key);
         }
       }
-      const drop = (await inParallel(dropped, READ_CONCURRENCY, (ref) => this.deleteOps(ref))).flat();
+      const drop = (await inParallel(dropped, DROP_CONCURRENCY, (ref) => this.deleteOps(ref))).flat();
       if (drop.length > 0) await this.store.write(drop, false);
     }
   }
