@@ -41,7 +41,8 @@ export async function loadStoredMembership(store: Store): Promise<StoredMembersh
   if (raw === undefined) return { member: false, addresses: [] };
   try {
     const parsed = JSON.parse(raw) as StoredMembership;
-    return { member: parsed.member === true, addresses: Array.isArray(parsed.addresses) ? parsed.addresses.filter((a) => typeof a === 'string') : [] };
+    const addresses = Array.isArray(parsed.addresses) ? parsed.addresses.filter((a) => typeof a === 'string') : [];
+    return { member: parsed.member === true, addresses, ...(typeof parsed.otherVoters === 'boolean' ? { otherVoters: parsed.otherVoters } : {}) };
   } catch {
     return { member: false, addresses: [] };
   }

@@ -47,6 +47,12 @@ export interface StoredMembership {
   member: boolean;
   /** Addresses of the members it last knew, tried besides the seeds. */
   addresses: string[];
+  /**
+   * Another voter was in its voting set. A node that was the only voter (a bootstrap whose other
+   * members were workers, as in `cei up`) is a majority of one and comes back up on its own.
+   * Records from before this field count as true when they list any member.
+   */
+  otherVoters?: boolean;
 }
 
 export interface MembershipEvents {
@@ -235,7 +241,8 @@ export class MembershipService implements LinkHandler {
       .filter((m) => m.id !== this.self.id && m.status !== 'left')
       .map((m) => m.address);
     const member = this.viewNow.get(this.self.id)?.status !== 'joining' || this.stored.member;
-    this.events.persist?.({ member, addresses });
+    const otherVoters = this.viewNow.voters().some((v) => v.id !== this.self.id);
+    this.events.persist?.({ member, addresses, otherVoters });
   }
 
   // --- gossip ---------------------------------------------------------------------------------------
@@ -374,7 +381,8 @@ export class MembershipService implements LinkHandler {
     }
     // A node that was a member never comes up on its own: until it has heard of the other voters its
     // view holds only itself, which would be a majority of one - a second cluster.
-    if (this.stored.member && this.stored.addresses.length > 0 && voters.every((v) => v.id === this.self.id)) return;
+    const knewOtherVoters = this.stored.otherVoters ?? this.stored.addresses.length > 0;
+    if (this.stored.member && knewOtherVoters && voters.every((v) => v.id === this.self.id)) return;
     // Every voter is (re)joining, as after a full restart: once a majority of them reach each other, the
     // first by id among them comes up and brings the others up.
     const reachable = voters.filter((v) => v.id === this.self.id || this.reachable(v.id, now)).map((v) => v.id);

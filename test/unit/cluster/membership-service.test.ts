@@ -83,4 +83,23 @@ describe('MembershipService', () => {
     expect(changes.some((c) => c.id === 'c' && c.to === 'down')).toBe(false);
     expect(service.view.get('c')!.incarnation).toBe(1_000);
   });
+
+  it('a restarted bootstrap that was the only voter comes up alone; one that knew another voter waits for it', async () => {
+    const restarted = (otherVoters: boolean | undefined): MembershipService => {
+      const transport = new MemoryNetwork().transport(TRANSPORT_TEST_PRESET);
+      // Its last view listed a worker, now gone: the address is dialed and never answers.
+      const stored = { member: true, addresses: ['gone-worker'], ...(otherVoters === undefined ? {} : { otherVoters }) };
+      const service = new MembershipService({ id: 'b', address: 'b', role: 'bootstrap', incarnation: 2_000 }, transport, systemClock, silentLogger, CLUSTER_TEST_PRESET, stored, {});
+      service.start([]);
+      stops.push(() => service.stop());
+      return service;
+    };
+    const alone = restarted(false);
+    const waiting = restarted(true);
+    const old = restarted(undefined);
+    await waitFor(() => alone.view.get('b')?.status === 'up', { what: 'the sole voter up' });
+    // The same ticks passed for the others: they still wait to hear from the voter they knew.
+    expect(waiting.view.get('b')?.status).toBe('joining');
+    expect(old.view.get('b')?.status).toBe('joining');
+  });
 });
