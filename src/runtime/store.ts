@@ -165,18 +165,21 @@ export class Store {
 
   /**
    * scan() of each of `prefixes` (the results in their order), through a few iterators that each
-   * seek from prefix to prefix in key order: one read of the store per prefix instead of an iterator
-   * opened and closed for each, SCAN_ITERATORS reads at a time (LevelDB reads wait on libuv's thread
-   * pool, four threads by default). Each iterator reads one snapshot, taken when it opens.
+   * seek from prefix to prefix: one read of the store per prefix instead of an iterator opened and
+   * closed for each, SCAN_ITERATORS reads at a time (LevelDB reads wait on libuv's thread pool, four
+   * threads by default). The iterators have no range: JavaScript orders strings by UTF-16 units and
+   * LevelDB by UTF-8 bytes, so a range from the first prefix to the last could leave some out. Each
+   * iterator reads one snapshot, taken when it opens.
    */
   async scanMany(prefixes: readonly string[]): Promise<Array<Array<[string, string]>>> {
     const out = prefixes.map((): Array<[string, string]> => []);
     const order = prefixes.map((prefix, i) => ({ prefix, i })).sort((x, y) => (x.prefix < y.prefix ? -1 : x.prefix > y.prefix ? 1 : 0));
-    const per = Math.ceil(order.length / SCAN_ITERATORS);
-    const groups = Array.from({ length: Math.ceil(order.length / Math.max(1, per)) }, (_, g) => order.slice(g * per, (g + 1) * per));
+    const per = Math.max(1, Math.ceil(order.length / SCAN_ITERATORS));
+    const groups: Array<typeof order> = [];
+    for (let g = 0; g < order.length; g += per) groups.push(order.slice(g, g + per));
     await Promise.all(
       groups.map(async (group) => {
-        const it = this.db.iterator({ gte: group[0]!.prefix, lt: `${group[group.length - 1]!.prefix}${HIGHEST}` });
+        const it = this.db.iterator();
         try {
           for (const { prefix, i } of group) {
             it.seek(prefix);

@@ -181,4 +181,15 @@ describe('Store reads', () => {
     expect(many[1]).toEqual([]);
     expect(await store.scanMany([])).toEqual([]);
   });
+
+  it('scanMany finds ids whose UTF-16 order is not their UTF-8 byte order', async () => {
+    const store = await openStore(tempDir());
+    const actor = (id: string): string => `a\x00t\x00${id}\x00`;
+    // U+1F600 sorts before U+FF01 as UTF-16 units and after it as UTF-8 bytes; five ids put the two
+    // next to each other in one of scanMany's iterators.
+    const ids = ['\u{1F600}', '\uFF01', 'a', 'b', '\uFFFD'];
+    await store.write(ids.map((id) => ({ type: 'put' as const, key: `${actor(id)}s`, value: id })), true);
+    const many = await store.scanMany(ids.map(actor));
+    expect(many.map((entries) => entries.map(([, v]) => v))).toEqual(ids.map((id) => [id]));
+  });
 });
