@@ -327,6 +327,11 @@ export class ActorSystem implements CellHost, ActorService {
     const inProgress = this.stoppingActors.get(key);
     if (inProgress) return inProgress;
     const done = (async () => {
+      // A cell still loading has no write to wait for yet, and its load ends by making it active:
+      // halted now, it would come alive after all, beside the next call's fresh cell, two
+      // incarnations of one actor writing over each other's seqs. It is released once loaded.
+      if (cell.status === 'loading') await cell.ready.catch(() => {});
+      if (this.cells.get(key) !== cell) return;
       cell.status = 'stopping';
       await cell.whenQuiet();
       cell.halt();
@@ -361,9 +366,18 @@ export class ActorSystem implements CellHost, ActorService {
    */
   async releaseNotOwned(): Promise<number> {
     const moved = (c: ActorCell): boolean => !this.placement.owns(c.ref) || !sameMembers(c.replicas, this.placement.replicasOf(c.ref));
-    const gone = [...this.cells.values()].filter((c) => c.status !== 'stopping' && moved(c));
+    const gone = [...this.cells.values()].filter((c) => c.status !== 'stopping' && c.status !== 'loading' && moved(c));
+    // A cell still loading pins its replicas when its load ends (after checking it is the owner):
+    // it is judged then, so that an actor loaded on demand under these rings is not reloaded.
+    const loading = [...this.cells.values()].filter((c) => c.status === 'loading');
+    const judged = loading.map(async (c) => {
+      await c.ready.catch(() => {});
+      if (this.cells.get(c.key) !== c || c.status === 'stopping' || !moved(c)) return 0;
+      await this.release(c.ref);
+      return 1;
+    });
     await Promise.all(gone.map((c) => this.release(c.ref)));
-    return gone.length;
+    return gone.length + (await Promise.all(judged)).reduce<number>((a, b) => a + b, 0);
   }
 
   answer(askId: string, value: unknown): void {

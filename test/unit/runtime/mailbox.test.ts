@@ -103,6 +103,23 @@ describe('durable mailbox', () => {
     expect(state.log).toEqual([0, 1, 2, 3, 4]);
   });
 
+  it('an actor released while it loads stops once loaded: calls meanwhile reach one incarnation, nothing is overwritten', async () => {
+    const node = await nodes.node([recorder]);
+    const a = ref('recorder', 'released-while-loading');
+    await node.system.tell(a, { note: 0 });
+    await node.system.release(a);
+    // The first tell starts a load; the release (a rebalance run's) comes while the store scan runs,
+    // and the second tell must wait for it rather than load a second incarnation beside the first.
+    const first = node.system.tell(a, { note: 1 });
+    const released = node.system.release(a);
+    const second = node.system.tell(a, { note: 2 });
+    const acks = await within(Promise.all([first, second]), 'both tells acknowledged');
+    await within(released, 'the release');
+    expect(new Set(acks.map((ack) => ack.seq)).size).toBe(2);
+    const state = await node.system.ask<RecorderState>(a, get);
+    expect(state.log).toEqual([{ note: 0 }, { note: 1 }, { note: 2 }]);
+  });
+
   it('answers an ask with the reply of the handler, or null without one', async () => {
     const node = await nodes.node([recorder]);
     const a = ref('recorder', 'asked');
