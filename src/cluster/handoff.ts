@@ -19,6 +19,12 @@
  * exactly these rings, which lifts the hand-off barrier for the actors that peer owned before
  * (ring-placement.ts). Asking, rather than being told, matters when rings flap: a "done" sent for an
  * earlier, identical ring would otherwise lift a barrier too soon.
+ * An actor that a call needs while the barrier is up need not wait for all that: the new owner asks
+ * the awaited peers `repl.clear {sig, keys}`, and each answers, once its own run for exactly these
+ * rings has released and drained (step 1), after offering those actors out of turn when step 2
+ * would offer them (askClear, answerClear). Answered by every awaited peer, the actor activates.
+ * After a fail-over the called actor so comes back in a round trip, not after every survivor's
+ * offers of thousands of others.
  * Batches of `handoffBatch` actors per request pace the work so a join does not stall the cluster;
  * a batch's copies are read together on both sides (readAll), and the next batch is read while the
  * previous one is on the wire.
@@ -63,6 +69,12 @@ export class HandoffCoordinator implements SubHandler {
   /** The rings for which a run offered every owner its copies, and who waits to hear of the next ones. */
   private handedOverSig: string | undefined;
   private awaiters: Array<{ sig: string; resolve: (done: boolean) => void }> = [];
+  /** The rings whose run has released and drained, and offers (or offered) the owners their copies. */
+  private offeringSig: string | undefined;
+  /** Per-actor barrier questions waiting for our run to get that far (see answerClear). */
+  private offeringWaiters: Array<{ sig: string; resolve: (reached: boolean) => void }> = [];
+  /** Per-actor barrier questions gathered in this microtask, to go out as one request per peer. */
+  private clearBatch: { sig: string; keys: string[]; done: Promise<void> } | undefined;
   /** Peers we are asking `repl.await` for the current rings. */
   private asking = new Set<string>();
   /** What the current run is doing, since when: answered with "not done" so a stuck run is visible. */
@@ -92,7 +104,9 @@ export class HandoffCoordinator implements SubHandler {
     private readonly log: Logger,
     private readonly options: ClusterOptions,
     private readonly trust: CopyTrust,
-  ) {}
+  ) {
+    placement.onBarrier = (_ref, key) => this.askClear(key);
+  }
 
   /** This node was declared down while alive: nothing it holds is trusted any more (copy-trust.ts). */
   declaredDown(): void {
@@ -109,6 +123,10 @@ export class HandoffCoordinator implements SubHandler {
     for (const a of this.awaiters.splice(0)) {
       if (a.sig === this.placement.signature) this.awaiters.push(a);
       else a.resolve(false);
+    }
+    for (const w of this.offeringWaiters.splice(0)) {
+      if (w.sig === this.placement.signature) this.offeringWaiters.push(w);
+      else w.resolve(false);
     }
     void this.local.releaseNotOwned();
     this.kick();
@@ -259,6 +277,7 @@ export class HandoffCoordinator implements SubHandler {
       await this.runSteps(sig);
     } finally {
       watchdog.cancel();
+      this.offeringSig = undefined;
       this.enter('idle');
       this.ownersOffered();
     }
@@ -272,6 +291,14 @@ export class HandoffCoordinator implements SubHandler {
     this.enter('drain-replicas');
     await this.replicator.drain();
     this.enter('offer-owners');
+    // Released and drained: from here a per-actor barrier question for these rings can be answered.
+    if (sig === this.placement.signature) {
+      this.offeringSig = sig;
+      for (const w of this.offeringWaiters.splice(0)) {
+        if (w.sig === sig) w.resolve(true);
+        else this.offeringWaiters.push(w);
+      }
+    }
     const { toOwners, toReplicas } = await this.plan();
     // Each offer carries the run's rings: once they moved on, the rest of this plan is stale.
     for (const [peer, refs] of toOwners) await this.offer(peer, refs, 0, sig);
@@ -323,16 +350,90 @@ export class HandoffCoordinator implements SubHandler {
       const owner = now[0];
       if (!owner) continue;
       if (owner !== this.selfId) {
-        // An owner that owned the actor when our last run offered the owners their copies has what we hold:
-        // its writes are what we hold. A new owner (fail-over, join, leave) needs our copy, as does
-        // the owner of an actor we took over meanwhile, and any copy we should no longer keep.
-        if (this.placement.settledOwnerOf(ref) !== owner || !now.includes(this.selfId) || this.placement.activatedLately(refKey(ref))) add(toOwners, owner, ref);
+        if (this.offersToOwner(ref, now)) add(toOwners, owner, ref);
       } else {
         const before = this.placement.settledPreferenceList(ref);
         for (const replica of now.slice(1)) if (!before.includes(replica)) add(toReplicas, replica, ref);
       }
     }
     return { toOwners, toReplicas };
+  }
+
+  /**
+   * Whether our run offers our copy of `ref`, owned by another node under `now`, to that owner. An
+   * owner that owned the actor when our last run offered the owners their copies has what we hold:
+   * its writes are what we hold. A new owner (fail-over, join, leave) needs our copy, as does the
+   * owner of an actor we took over meanwhile, and any copy we should no longer keep.
+   */
+  private offersToOwner(ref: ActorRef, now: string[] = this.placement.preferenceList(ref)): boolean {
+    return this.placement.settledOwnerOf(ref) !== now[0] || !now.includes(this.selfId) || this.placement.activatedLately(refKey(ref));
+  }
+
+  // --- the per-actor barrier ----------------------------------------------------------------------
+
+  /**
+   * Asks every peer still awaited for the current rings to clear `key` (`repl.clear`), so that an
+   * actor someone calls can activate before the peers' whole hand-off is over: after a fail-over the
+   * new owner otherwise waits for every copy the survivors offer, seconds on a busy pair of cores,
+   * when the called actor needs one. Keys asked in one microtask go out as one request per peer.
+   */
+  private askClear(key: string): Promise<void> {
+    const sig = this.placement.signature;
+    if (this.clearBatch?.sig === sig) {
+      this.clearBatch.keys.push(key);
+      return this.clearBatch.done;
+    }
+    const batch = { sig, keys: [key], done: Promise.resolve() };
+    this.clearBatch = batch;
+    batch.done = Promise.resolve().then(async () => {
+      if (this.clearBatch === batch) this.clearBatch = undefined;
+      await Promise.all(
+        this.placement.awaitingHandoffs.map(async (peer) => {
+          const link = this.transport.link(peer);
+          if (!link) return;
+          const answer = await link
+            .request<{ cleared: string[] }>('repl.clear', { from: this.selfId, sig, keys: batch.keys }, this.options.requestTimeoutMs)
+            .catch(() => undefined);
+          for (const key of answer?.cleared ?? []) this.placement.cleared(peer, sig, key);
+        }),
+      );
+    });
+    return batch.done;
+  }
+
+  /**
+   * Answers `repl.clear`: `from`, the owner of `keyList` under rings `sig`, asks whether they may
+   * activate there before our hand-off for those rings is over. Once our run for them has released
+   * our actors and drained our writes (it reached its offers to owners), we offer `from` at once the
+   * copies among these that the run would offer it, and answer with every key: what we hold of them
+   * changes after that only through `from`'s own writes, and what the run offers again merges into
+   * nothing new (or is refused, once the actor runs there). Nothing is cleared for other rings.
+   */
+  private async answerClear(from: string, sig: string, keyList: string[]): Promise<{ cleared: string[] }> {
+    if (!(await this.offeringOwnersFor(sig, Math.min(AWAIT_ANSWER_MS, this.options.requestTimeoutMs / 2)))) return { cleared: [] };
+    if (this.handedOverSig === sig) return { cleared: keyList };
+    const refs = keyList.map(parseRefKey).filter((ref) => this.placement.ownerOf(ref) === from);
+    const held = await this.store.getMany(refs.map((ref) => keys.registry(ref)));
+    const offers = refs.filter((ref, i) => held[i] !== undefined && this.offersToOwner(ref));
+    if (offers.length > 0) await this.offer(from, offers, 0, sig);
+    return sig === this.placement.signature ? { cleared: refs.map(refKey) } : { cleared: [] };
+  }
+
+  /** Resolves true once our run for rings `sig` reached its offers to owners (false if the rings move on, or after `timeoutMs`). */
+  private offeringOwnersFor(sig: string, timeoutMs: number): Promise<boolean> {
+    if (sig !== this.placement.signature) return Promise.resolve(false);
+    if (this.offeringSig === sig || this.handedOverSig === sig) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const entry = { sig, resolve };
+      this.offeringWaiters.push(entry);
+      this.clock.setTimer(timeoutMs, () => {
+        const i = this.offeringWaiters.indexOf(entry);
+        if (i >= 0) {
+          this.offeringWaiters.splice(i, 1);
+          resolve(false);
+        }
+      });
+    });
   }
 
   /** Offers `refs` to `peer` in batches, then drops our copies of those we no longer replicate. */
@@ -462,8 +563,10 @@ export class HandoffCoordinator implements SubHandler {
   onMessage(): void {}
 
   async onRequest(_link: Link, method: string, body: unknown): Promise<unknown> {
-    const b = body as { from: string; sig?: string; actors?: ActorCopy[]; hops?: number };
+    const b = body as { from: string; sig?: string; actors?: ActorCopy[]; hops?: number; keys?: unknown };
     switch (method) {
+      case 'repl.clear':
+        return this.answerClear(b.from, b.sig ?? '', Array.isArray(b.keys) ? b.keys.filter((k): k is string => typeof k === 'string') : []);
       case 'repl.await': {
         const done = await this.doneFor(b.sig ?? '', Math.min(AWAIT_ANSWER_MS, this.options.requestTimeoutMs / 2));
         return done ? { done } : { done, step: this.step, stepMs: this.clock.now() - this.stepSince, sigMatches: b.sig === this.placement.signature };

@@ -67,6 +67,13 @@ function signature(rings: Rings): string {
   return `${rings.any.nodes.join(',')}|${rings.control.nodes.join(',')}`;
 }
 
+/**
+ * Actors whose per-actor barrier question may be in flight at once: past it, actors wait for the
+ * peers' whole hand-off as before (a fail-over under load touches many actors, and each question
+ * makes the peers offer that actor out of turn).
+ */
+const MAX_CLEARING = 256;
+
 export class RingPlacement implements Placement {
   private view: MembershipView | undefined;
   private rings: Rings = { any: HashRing.of([]), control: HashRing.of([]) };
@@ -99,6 +106,19 @@ export class RingPlacement implements Placement {
   private activatedSinceSettled = new Set<string>();
   /** Copies lost with nodes that are still down (see lostCopies). */
   private losses: LossRecord[] = [];
+  /**
+   * Per-actor barrier, for the current rings: the awaited peers that answered that they hold nothing
+   * fresher of an actor for us (or gave it to us), so it may activate before their whole hand-off
+   * is over. Cleared on every ring change (answers are for one set of rings).
+   */
+  private clearedBy = new Map<string, Set<string>>();
+  /** Per-actor barrier questions in flight, by actor key: what a retrying call may wait for. */
+  private clearing = new Map<string, Promise<void>>();
+  /**
+   * Asks the awaited peers to clear one actor (HandoffCoordinator.clear); called by checkOwner when
+   * an actor waits on the barrier. Resolves when every peer answered, cleared or not.
+   */
+  onBarrier: ((ref: ActorRef, key: string) => Promise<void>) | undefined;
 
   constructor(
     readonly selfId: string,
@@ -128,6 +148,8 @@ export class RingPlacement implements Placement {
     this.epoch = view.version;
     this.replicaCache = new Map();
     this.disowned.clear();
+    this.clearedBy = new Map();
+    this.clearing = new Map();
     this.awaiting = new Set(view.list().filter((m) => m.id !== this.selfId && this.isLive(m.id)).map((m) => m.id));
     this.settleIncoming();
     return true;
@@ -288,13 +310,52 @@ export class RingPlacement implements Placement {
     if (this.isDisowned(refKey(ref))) {
       throw new UnavailableError(`${refKey(ref)}: a replica knows a newer owner; ${this.selfId} waits for that view`);
     }
-    if (this.awaiting.size > 0 && this.preferenceList(ref, this.inSettled)[0] !== this.selfId) {
-      throw new UnavailableError(`${refKey(ref)} is being handed over to ${this.selfId} (waiting for ${[...this.awaiting].join(', ')})`);
+    const key = refKey(ref);
+    if (this.awaiting.size > 0 && this.preferenceList(ref, this.inSettled)[0] !== this.selfId && !this.isCleared(key)) {
+      this.askClearance(ref, key);
+      throw new UnavailableError(`${key} is being handed over to ${this.selfId} (waiting for ${[...this.awaiting].join(', ')})`);
     }
     // Activated here as its owner, after every peer offered its copy: from now on ours is the one.
-    const key = refKey(ref);
     this.trust?.add(key);
     if (this.preferenceList(ref, this.ownersSettled)[0] !== this.selfId) this.activatedSinceSettled.add(key);
+  }
+
+  /** Every peer still awaited for the current rings cleared `key` (see clearedBy). */
+  private isCleared(key: string): boolean {
+    const by = this.clearedBy.get(key);
+    if (!by) return false;
+    for (const peer of this.awaiting) if (!by.has(peer)) return false;
+    return true;
+  }
+
+  private askClearance(ref: ActorRef, key: string): void {
+    if (!this.onBarrier || this.clearing.has(key) || this.clearing.size >= MAX_CLEARING) return;
+    const clearing = this.clearing;
+    // Resolves only once the actor may activate: a call waiting for it must never wake to meet the
+    // barrier again at once (a peer without a link answers nothing, at once), or its retries spin.
+    const cleared = new Promise<void>((resolve) => {
+      void this.onBarrier!(ref, key).then(() => {
+        if (clearing.get(key) === cleared) clearing.delete(key);
+        if (clearing === this.clearing && this.isCleared(key)) resolve();
+      });
+    });
+    clearing.set(key, cleared);
+  }
+
+  /** `peer` answered, for the rings named by `sig`, that `key` may activate here as far as it is concerned. */
+  cleared(peer: string, sig: string, key: string): void {
+    if (sig !== this.sig) return;
+    let by = this.clearedBy.get(key);
+    if (!by) this.clearedBy.set(key, (by = new Set()));
+    by.add(peer);
+  }
+
+  /**
+   * Resolves once `ref`, which met the barrier, may activate here (and never, if its question comes
+   * back without that): a call that met the barrier may wait for it, beside its own backoff.
+   */
+  clearance(ref: ActorRef): Promise<void> | undefined {
+    return this.clearing.size === 0 ? undefined : this.clearing.get(refKey(ref));
   }
 
   replicasOf(ref: ActorRef): string[] {

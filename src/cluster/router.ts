@@ -31,6 +31,8 @@ import type { Link, Transport } from './transport.js';
 import type { SubHandler } from './membership-service.js';
 
 const RETRY = { initialMs: 5, maxMs: 250, multiplier: 2, jitter: 0.2 };
+/** The longest the owner holds a forwarded call that met the hand-off barrier while its clearance is asked for. */
+const CLEARANCE_WAIT_MS = 250;
 /** A call retrying for this long is logged once, with the error it keeps meeting. */
 const SLOW_ROUTE_MS = 3_000;
 
@@ -82,7 +84,9 @@ export class ClusterRouter implements ActorService, SubHandler {
         this.log.warn({ actor: refKey(ref), method, ms: this.clock.now() - started, err: (failure as Error).message }, 'call still retrying');
       }
       if (this.clock.now() + delay >= deadline) throw failure;
-      await this.sleep(delay);
+      // An actor waiting on the hand-off barrier here may be cleared for activation any moment.
+      const cleared = this.placement.clearance(ref);
+      await (cleared ? Promise.race([cleared, this.sleep(delay)]) : this.sleep(delay));
     }
   }
 
@@ -144,7 +148,21 @@ export class ClusterRouter implements ActorService, SubHandler {
 
   onMessage(): void {}
 
-  async onRequest(_link: Link, method: string, body: unknown): Promise<unknown> {
+  async onRequest(link: Link, method: string, body: unknown): Promise<unknown> {
+    try {
+      return await this.onOwnerRequest(link, method, body);
+    } catch (err) {
+      // The actor waits on the hand-off barrier here and its clearance is being asked for: answering
+      // now would send the caller into its backoff just before the actor may activate.
+      const ref = (body as { ref?: ActorRef } | null)?.ref;
+      const cleared = retryable(err) && ref ? this.placement.clearance(ref) : undefined;
+      if (!cleared) throw err;
+      await Promise.race([cleared, this.sleep(CLEARANCE_WAIT_MS)]);
+      return await this.onOwnerRequest(link, method, body);
+    }
+  }
+
+  private async onOwnerRequest(_link: Link, method: string, body: unknown): Promise<unknown> {
     const b = body as Record<string, any>;
     const ref = (): ActorRef => validateRef(b.ref);
     switch (method) {

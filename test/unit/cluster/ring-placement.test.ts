@@ -138,3 +138,76 @@ describe('RingPlacement: loss records across a restart', () => {
     expect(p.storedLosses()).toEqual([]);
   });
 });
+
+describe('RingPlacement: the per-actor hand-off barrier', () => {
+  /** Node a after a's join to b and c: b and c have not handed over for the new rings yet. */
+  function joined(): { p: RingPlacement; asked: string[]; answer: Array<() => void> } {
+    const asked: string[] = [];
+    const answer: Array<() => void> = [];
+    const p = new RingPlacement('a', 2, () => 'any');
+    p.onBarrier = (_ref, key) => {
+      asked.push(key);
+      return new Promise<void>((resolve) => answer.push(resolve));
+    };
+    p.update(view({ a: 'up', b: 'up', c: 'up' }, 3));
+    return { p, asked, answer };
+  }
+  const pending = (promise: Promise<void> | undefined): Promise<'resolved' | 'pending'> =>
+    Promise.race([promise!.then(() => 'resolved' as const), new Promise<'pending'>((resolve) => setTimeout(() => resolve('pending'), 20))]);
+
+  it('an actor met by the barrier activates once every awaited peer cleared it, before their whole hand-off', async () => {
+    const { p, asked, answer } = joined();
+    const mine = counters.find((ref) => p.ownerOf(ref) === 'a')!;
+    const key = `counter/${mine.id}`;
+    expect(p.awaitingHandoffs.sort()).toEqual(['b', 'c']);
+    expect(() => p.checkOwner(mine)).toThrow(/being handed over/);
+    expect(() => p.checkOwner(mine)).toThrow(/being handed over/);
+    expect(asked).toEqual([key]); // one question in flight per actor
+    const cleared = p.clearance(mine);
+    p.cleared('b', p.signature, key);
+    expect(() => p.checkOwner(mine)).toThrow(/being handed over/);
+    p.cleared('c', 'some other rings', key);
+    expect(() => p.checkOwner(mine)).toThrow(/being handed over/);
+    p.cleared('c', p.signature, key);
+    answer[0]!();
+    expect(await pending(cleared)).toBe('resolved');
+    expect(() => p.checkOwner(mine)).not.toThrow();
+    // Another actor still waits for the whole hand-off.
+    const other = counters.find((ref) => ref !== mine && p.ownerOf(ref) === 'a')!;
+    expect(() => p.checkOwner(other)).toThrow(/being handed over/);
+  });
+
+  it('clearances are for one set of rings: a ring change asks again', async () => {
+    const { p, asked, answer } = joined();
+    const statuses: Record<string, MemberStatus> = { a: 'up', b: 'up', c: 'up', d: 'up' };
+    p.update(view(statuses, 4));
+    // Owned by a with and without e, so that only the ring change makes it wait again.
+    const withE = new RingPlacement('a', 2, () => 'any');
+    withE.update(view({ ...statuses, e: 'up' }, 5));
+    const mine = counters.find((ref) => p.ownerOf(ref) === 'a' && withE.ownerOf(ref) === 'a')!;
+    const key = `counter/${mine.id}`;
+    expect(() => p.checkOwner(mine)).toThrow(/being handed over/);
+    for (const peer of ['b', 'c', 'd']) p.cleared(peer, p.signature, key);
+    answer[0]!();
+    expect(() => p.checkOwner(mine)).not.toThrow();
+    statuses.e = 'up';
+    p.update(view(statuses, 5));
+    expect(p.ownerOf(mine)).toBe('a');
+    expect(() => p.checkOwner(mine)).toThrow(/being handed over/);
+    expect(asked).toEqual([key, key]);
+  });
+
+  it('a question that comes back without clearing leaves the waiting call to its backoff, and the next call asks again', async () => {
+    const { p, asked, answer } = joined();
+    const mine = counters.find((ref) => p.ownerOf(ref) === 'a')!;
+    expect(() => p.checkOwner(mine)).toThrow(/being handed over/);
+    const waiting = p.clearance(mine);
+    // A peer without a link answers nothing, at once: a call woken by that would meet the barrier
+    // again at once, and its retries would spin without ever yielding to the event loop.
+    answer[0]!();
+    expect(await pending(waiting)).toBe('pending');
+    expect(p.clearance(mine)).toBeUndefined();
+    expect(() => p.checkOwner(mine)).toThrow(/being handed over/);
+    expect(asked).toHaveLength(2);
+  });
+});
