@@ -47,6 +47,12 @@ const MOVED_ON = Symbol('rings moved on');
 const DROP_CONCURRENCY = 16;
 /** The longest a recovery waits for this node's offers to owners (see recoverSoon). */
 const RECOVERY_DEFER_MS = 5_000;
+/**
+ * Loads at once in a recovery after a hand-off. Each load seeds the actor's replicas, and those
+ * writes queue ahead of the writes of actors that callers are waiting for, which load on demand
+ * meanwhile: a few at a time keeps the links and the replicas' commits free for them.
+ */
+const RECOVERY_CONCURRENCY = 8;
 /** A run still going after this long is logged (and again every as long), with the step it is in. */
 const STUCK_RUN_MS = 5_000;
 import type { ClusterOptions } from './cluster-options.js';
@@ -192,7 +198,7 @@ export class HandoffCoordinator implements SubHandler {
     }
     const started = this.clock.now();
     this.recovering = this.local
-      .recover()
+      .recover(RECOVERY_CONCURRENCY)
       .then((n) => this.log.debug({ recovered: n, ms: this.clock.now() - started }, 'recovery after hand-off done'))
       .catch((err) => this.log.error({ err: errorMessage(err) }, 'recovery after hand-off failed'))
       .then(() => {
@@ -316,7 +322,9 @@ export class HandoffCoordinator implements SubHandler {
       a.resolve(true);
     }
     this.enter('offer-replicas');
-    for (const [peer, refs] of toReplicas) await this.offer(peer, refs, 0, sig);
+    // An actor loaded here since its replicas changed seeded them with its whole copy (a recovery
+    // loads hundreds right now): offering it again would only queue their writes behind the merge.
+    for (const [peer, refs] of toReplicas) await this.offer(peer, refs, 0, sig, (ref) => this.local.seededTo(ref, peer));
     if (sig !== this.placement.signature) {
       this.again = true;
       return;
@@ -436,23 +444,34 @@ export class HandoffCoordinator implements SubHandler {
     });
   }
 
-  /** Offers `refs` to `peer` in batches, then drops our copies of those we no longer replicate. */
-  private async offer(peer: string, refs: ActorRef[], hops = 0, sig = this.placement.signature): Promise<void> {
+  /**
+   * Offers `refs` to `peer` in batches, then drops our copies of those we no longer replicate.
+   * `skip` leaves out, batch by batch just before it is read, actors that need no offer by then.
+   */
+  private async offer(peer: string, refs: ActorRef[], hops = 0, sig = this.placement.signature, skip?: (ref: ActorRef) => boolean): Promise<void> {
     const batch = this.options.handoffBatch;
+    const take = (from: number): ActorRef[] => {
+      const slice = refs.slice(from, from + batch);
+      return skip ? slice.filter((ref) => !skip(ref)) : slice;
+    };
     // The next batch is read while this one is on the wire: the reads, not the requests, are most of
     // an offer's cost. Each batch holds other actors, and every copy is read after the run's drains,
     // as before; a copy read a round trip earlier is no staler than the first of a batch read in turn.
-    let reading: Promise<ActorCopy[]> | undefined = refs.length > 0 ? this.readCopies(refs.slice(0, batch)) : undefined;
+    const read = (slice: ActorRef[]): Promise<ActorCopy[]> => (slice.length > 0 ? this.readCopies(slice) : Promise.resolve([]));
+    let slice = take(0);
+    let reading: Promise<ActorCopy[]> | undefined = read(slice);
     for (let i = 0; i < refs.length; i += batch) {
-      const slice = refs.slice(i, i + batch);
       const actors = await reading!;
+      const current = slice;
       reading = undefined;
       // The rings moved on: a run for the new ones follows and offers to the owners it names.
       if (hops === 0 && sig !== this.placement.signature) return;
       if (i + batch < refs.length) {
-        reading = this.readCopies(refs.slice(i + batch, i + 2 * batch));
+        slice = take(i + batch);
+        reading = read(slice);
         reading.catch(() => {});
       }
+      if (actors.length === 0) continue;
       const sent = this.request(peer, 'repl.offer', { from: this.selfId, epoch: this.placement.epoch, actors, hops });
       // A run for rings that moved on stops waiting at once (the next run must not queue behind an
       // answer that no longer matters); our copies stay until a later offer is answered.
@@ -471,7 +490,7 @@ export class HandoffCoordinator implements SubHandler {
       }
       const refused = new Set(answer.refused);
       const dropped: ActorRef[] = [];
-      for (const ref of slice) {
+      for (const ref of current) {
         const key = refKey(ref);
         if (refused.has(key)) continue;
         if (this.placement.ownerOf(ref) === peer) this.handedOff++;

@@ -108,6 +108,8 @@ export class ActorCell {
   replicas: readonly string[] = NO_REPLICAS;
   /** The seed of the replicas with this node's whole copy, until they have it (see load). */
   private seeding: Promise<void> | undefined;
+  /** The replicas acknowledged the seed: they hold this copy, and get every later write of it. */
+  private seeded = false;
   private outboxInFlight = 0;
   private pendingRestart: number | undefined;
   private restartTimer: TimerHandle | undefined;
@@ -324,9 +326,18 @@ export class ActorCell {
     seeding.then(
       () => {
         if (this.seeding === seeding) this.seeding = undefined;
+        this.seeded = true;
       },
       () => {},
     );
+  }
+
+  /**
+   * Whether `peer` holds this incarnation's copy: it is one of the pinned replicas and acknowledged
+   * the seed (a write that fails later unloads the cell, so a loaded cell's replicas have them all).
+   */
+  seededTo(peer: string): boolean {
+    return this.seeded && this.status !== 'loading' && this.status !== 'stopping' && this.replicas.includes(peer);
   }
 
   /** Runs the type's onActivate hook (on load and on every restart) as a turn of its own. */

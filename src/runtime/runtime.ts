@@ -206,7 +206,7 @@ export class ActorSystem implements CellHost, ActorService {
   }
 
   /** Reactivates every actor that had mail, timers or outbox when the node last stopped. */
-  async recover(): Promise<number> {
+  async recover(concurrency = this.options.recoveryConcurrency): Promise<number> {
     if (!this.store) return 0;
     const awake = await this.store.scanKeys(keys.awakePrefix);
     let recovered = 0;
@@ -228,7 +228,7 @@ export class ActorSystem implements CellHost, ActorService {
         }
       }
     };
-    await Promise.all(Array.from({ length: this.options.recoveryConcurrency }, worker));
+    await Promise.all(Array.from({ length: concurrency }, worker));
     return recovered;
   }
 
@@ -623,6 +623,11 @@ export class ActorSystem implements CellHost, ActorService {
 
   isLoaded(ref: ActorRef): boolean {
     return this.cells.has(refKey(ref));
+  }
+
+  /** Whether `ref` is loaded here and `peer`, one of its replicas, acknowledged its seed (cell.seededTo). */
+  seededTo(ref: ActorRef, peer: string): boolean {
+    return this.cells.get(refKey(ref))?.seededTo(peer) ?? false;
   }
 
   /**

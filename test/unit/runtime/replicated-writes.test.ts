@@ -56,6 +56,22 @@ describe('replicated writes', () => {
     expect(replicator.writes.slice(1).every((w) => !w.seed)).toBe(true);
   });
 
+  it('says a replica holds the loaded copy only once it acknowledged the seed (hand-off skips offering it)', async () => {
+    const replicator = new StandInReplicator();
+    const node = await nodes.node([counter], { deps: { replicator } });
+    expect(node.system.seededTo(c1, 'peer-1')).toBe(false);
+    replicator.heldSeed = deferred<void>();
+    const told = node.system.tell(c1, { add: 1 }, { messageId: 'm1' });
+    await waitFor(() => replicator.writes.some((w) => w.seed), { what: 'the seed to be sent' });
+    expect(node.system.seededTo(c1, 'peer-1')).toBe(false);
+    replicator.heldSeed.resolve();
+    await told;
+    expect(node.system.seededTo(c1, 'peer-1')).toBe(true);
+    expect(node.system.seededTo(c1, 'peer-2')).toBe(false);
+    await node.system.release(c1);
+    expect(node.system.seededTo(c1, 'peer-1')).toBe(false);
+  });
+
   it('a write a replica refuses fails its ack and unloads the actor; the retry with the same id counts once', async () => {
     const replicator = new StandInReplicator();
     const node = await nodes.node([counter], { deps: { replicator } });
