@@ -12,6 +12,7 @@ import type { DeadLettersReply__Output } from './generated/cei/v1/DeadLettersRep
 import type { RedriveReply__Output } from './generated/cei/v1/RedriveReply.js';
 import type { ClusterClient } from './generated/cei/v1/Cluster.js';
 import type { MembersReply__Output } from './generated/cei/v1/MembersReply.js';
+import type { OwnersReply__Output } from './generated/cei/v1/OwnersReply.js';
 import { publicApi } from './api/proto.js';
 
 export type { ActorsClient } from './generated/cei/v1/Actors.js';
@@ -38,6 +39,9 @@ export function unary<Res>(invoke: (opts: grpc.CallOptions, cb: Callback<Res>) =
 
 type Ref = { type: string; id: string };
 
+/** Cluster.Owners' limit per call (src/api/cluster-service.ts). */
+const MAX_OWNERS_PER_CALL = 10_000;
+
 /** Promise-returning calls of the public Actors and Cluster services; errors are grpc ServiceErrors. */
 export class CeiClient {
   readonly actors: ActorsClient;
@@ -52,6 +56,27 @@ export class CeiClient {
 
   members(deadlineMs?: number): Promise<MembersReply__Output> {
     return unary((o, cb) => this.cluster.Members({}, o, cb), deadlineMs);
+  }
+
+  /** The owner node id of each ref in the answering node's view ("" for none); at most 10,000 refs. */
+  owners(refs: Ref[], deadlineMs?: number): Promise<OwnersReply__Output> {
+    return unary((o, cb) => this.cluster.Owners({ refs }, o, cb), deadlineMs);
+  }
+
+  /**
+   * The address of each ref's owner, as `this` node sees the cluster now (undefined when the owner
+   * is not an `up` member): where a client sends an actor's calls to skip the forward hop. A hint
+   * that ages with the rings; a node that no longer owns an actor still forwards its calls.
+   */
+  async ownerAddresses(refs: Ref[], deadlineMs?: number): Promise<Array<string | undefined>> {
+    const members = await this.members(deadlineMs);
+    const addressOf = new Map(members.members.filter((m) => m.status === 'up').map((m) => [m.id, m.address]));
+    const out: Array<string | undefined> = [];
+    for (let i = 0; i < refs.length; i += MAX_OWNERS_PER_CALL) {
+      const reply = await this.owners(refs.slice(i, i + MAX_OWNERS_PER_CALL), deadlineMs);
+      for (const owner of reply.owners) out.push(addressOf.get(owner));
+    }
+    return out;
   }
 
   spawn(ref: Ref, init?: unknown, deadlineMs?: number): Promise<SpawnReply__Output> {

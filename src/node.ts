@@ -149,7 +149,10 @@ export class CeiNode {
           maxPayloadBytes: runtime.maxPayloadBytes,
           streamHighWater: 8192,
           addServices: (server) => transport.addToServer(server),
-          membership: () => (cluster.membership ? { view: cluster.view, isFenced: cluster.isFenced, nodeId: store.nodeId } : undefined),
+          membership: () =>
+            cluster.membership
+              ? { view: cluster.view, isFenced: cluster.isFenced, nodeId: store.nodeId, ownerOf: (ref) => cluster.placement.ownerOf(ref) }
+              : undefined,
         },
         nodeLog,
       );

@@ -11,25 +11,46 @@ export interface CrossNodeTellsResult {
 }
 
 /**
+ * Where the streams send each tell: `owner` asks Cluster.Owners once (untimed) and gives each node
+ * the tells of the counters it owns, as a client that routes by owner does; `any` spreads them over
+ * every node, which forwards what it does not own.
+ */
+export type TellRouting = 'owner' | 'any';
+
+/**
  * `tells` durable tells `{"add": n}` (n = 1..5, so sums check more than counts) spread round robin
  * over `actors` counters `<prefix><i>`, sent with src/client.ts tellMany (one TellStream each, its
  * own window of unacknowledged tells) from `streamsPerNode` streams to every node of the cluster at
- * once. Every node forwards what it does not own to the owner, which acknowledges once its replica
- * has the tell durably too (R=2). Timed from the start of the streams to the last acknowledgement of
+ * once, each tell to its owner's streams or to any node (`routing`). A node forwards what it does
+ * not own to the owner, which acknowledges once its replica has the tell durably too (R=2). Timed from the start of the streams to the last acknowledgement of
  * all of them; every acknowledged tell goes into `ledger`, also when a stream fails.
  */
 export async function crossNodeTells(
   cluster: LocalCluster,
   ledger: CounterLedger,
-  opts: { prefix: string; actors: number; tells: number; streamsPerNode: number; deadlineMs: number },
+  opts: { prefix: string; actors: number; tells: number; streamsPerNode: number; deadlineMs: number; routing: TellRouting },
 ): Promise<CrossNodeTellsResult> {
   const nodes = cluster.live();
   const streams = nodes.length * opts.streamsPerNode;
+  // Stream s goes to node s % nodes.length; ownerNode[a] is counter a's owner's index in `nodes`.
+  const ownerNode: Array<number | undefined> = [];
+  if (opts.routing === 'owner') {
+    const refs = Array.from({ length: opts.actors }, (_, a) => counterRef(`${opts.prefix}${a}`));
+    const addresses = await cluster.client(nodes[0]!).ownerAddresses(refs);
+    for (const address of addresses) {
+      const index = nodes.findIndex((n) => n.address === address);
+      ownerNode.push(index >= 0 ? index : undefined);
+    }
+  }
   const perStream: Array<Array<TellItem & { id: string; add: number }>> = Array.from({ length: streams }, () => []);
+  const sentTo = new Array<number>(nodes.length).fill(0);
   for (let i = 0; i < opts.tells; i++) {
-    const id = `${opts.prefix}${i % opts.actors}`;
+    const a = i % opts.actors;
+    const id = `${opts.prefix}${a}`;
     const add = 1 + (i % 5);
-    perStream[i % streams]!.push({ to: counterRef(id), payload: { add }, id, add });
+    const owner = ownerNode[a];
+    const stream = owner === undefined ? i % streams : owner + nodes.length * (sentTo[owner]++ % opts.streamsPerNode);
+    perStream[stream]!.push({ to: counterRef(id), payload: { add }, id, add });
   }
   const begin = performance.now();
   const calls = perStream.map((items, s) => ({ items, call: tellMany(cluster.client(nodes[s % nodes.length]!).actors, items, opts.deadlineMs) }));

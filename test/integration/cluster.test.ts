@@ -51,6 +51,31 @@ describe('a 3-node cluster', () => {
     expect(listed.actors.filter((a) => a.ref!.id.startsWith('r-'))).toHaveLength(20);
   });
 
+  it('names each actor owner through Cluster.Owners from any node, as Describe does, and refuses bad refs', async () => {
+    const refs = Array.from({ length: 20 }, (_, i) => counter(`r-${i}`));
+    const described = await Promise.all(refs.map((r) => cluster.client(0).describe(r)));
+    for (const n of [0, 1, 2]) {
+      const reply = await cluster.client(n).owners(refs);
+      expect(reply.node).toBe(cluster.ids[n]);
+      expect(reply.owners).toEqual(described.map((d) => d.node));
+    }
+    // Addresses, for a client that sends each actor's calls to its owner.
+    const addresses = await cluster.client(2).ownerAddresses(refs);
+    expect(addresses).toEqual(described.map((d) => cluster.address(cluster.ids.indexOf(d.node))));
+
+    const refused = async (req: Array<{ type: string; id: string }>) =>
+      cluster.client(1).owners(req).then(
+        () => undefined,
+        (err: grpc.ServiceError) => err,
+      );
+    const bad = await refused([counter('ok'), { type: 'Bad Type', id: 'x' }]);
+    expect(bad?.code).toBe(grpc.status.INVALID_ARGUMENT);
+    expect(bad?.details).toContain('refs[1].type');
+    const tooMany = await refused(Array.from({ length: 10_001 }, (_, i) => counter(`m-${i}`)));
+    expect(tooMany?.code).toBe(grpc.status.INVALID_ARGUMENT);
+    expect(tooMany?.details).toContain('at most 10000');
+  });
+
   it('pages List across the nodes in one order', async () => {
     const seen: string[] = [];
     let token = '';
