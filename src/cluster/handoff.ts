@@ -74,11 +74,11 @@ export class HandoffCoordinator implements SubHandler {
   private again = false;
   /** The rings for which a run offered every owner its copies, and who waits to hear of the next ones. */
   private handedOverSig: string | undefined;
-  private awaiters: Array<{ sig: string; resolve: (done: boolean) => void }> = [];
+  private readonly awaiters: SigWaiters;
   /** The rings whose run has released and drained, and offers (or offered) the owners their copies. */
   private offeringSig: string | undefined;
   /** Per-actor barrier questions waiting for our run to get that far (see answerClear). */
-  private offeringWaiters: Array<{ sig: string; resolve: (reached: boolean) => void }> = [];
+  private readonly offeringWaiters: SigWaiters;
   /** Per-actor barrier questions gathered in this microtask, to go out as one request per peer. */
   private clearBatch: { sig: string; keys: string[]; done: Promise<void> } | undefined;
   /** Peers we are asking `repl.await` for the current rings. */
@@ -111,6 +111,8 @@ export class HandoffCoordinator implements SubHandler {
     private readonly options: ClusterOptions,
     private readonly trust: CopyTrust,
   ) {
+    this.awaiters = new SigWaiters(clock);
+    this.offeringWaiters = new SigWaiters(clock);
     placement.onBarrier = (_ref, key) => this.askClear(key);
   }
 
@@ -126,14 +128,8 @@ export class HandoffCoordinator implements SubHandler {
     this.ringWaiters.clear();
     for (const wake of waiters) wake();
     // Peers asking about other rings get their answer now: not done; they ask again for their new rings.
-    for (const a of this.awaiters.splice(0)) {
-      if (a.sig === this.placement.signature) this.awaiters.push(a);
-      else a.resolve(false);
-    }
-    for (const w of this.offeringWaiters.splice(0)) {
-      if (w.sig === this.placement.signature) this.offeringWaiters.push(w);
-      else w.resolve(false);
-    }
+    this.awaiters.settleOthers(this.placement.signature, false);
+    this.offeringWaiters.settleOthers(this.placement.signature, false);
     void this.local.releaseNotOwned();
     this.kick();
     for (const peer of this.placement.awaitingHandoffs) void this.askDone(peer);
@@ -222,17 +218,7 @@ export class HandoffCoordinator implements SubHandler {
   /** Resolves true once a run offered the owners their copies for rings `sig` (false after `timeoutMs`). */
   private doneFor(sig: string, timeoutMs: number): Promise<boolean> {
     if (this.handedOverSig === sig) return Promise.resolve(true);
-    return new Promise((resolve) => {
-      const entry = { sig, resolve };
-      this.awaiters.push(entry);
-      this.clock.setTimer(timeoutMs, () => {
-        const i = this.awaiters.indexOf(entry);
-        if (i >= 0) {
-          this.awaiters.splice(i, 1);
-          resolve(false);
-        }
-      });
-    });
+    return this.awaiters.wait(sig, timeoutMs);
   }
 
   /** Runs a pass (or queues another after the current one). */
@@ -300,10 +286,7 @@ export class HandoffCoordinator implements SubHandler {
     // Released and drained: from here a per-actor barrier question for these rings can be answered.
     if (sig === this.placement.signature) {
       this.offeringSig = sig;
-      for (const w of this.offeringWaiters.splice(0)) {
-        if (w.sig === sig) w.resolve(true);
-        else this.offeringWaiters.push(w);
-      }
+      this.offeringWaiters.settle(sig, true);
     }
     const { toOwners, toReplicas } = await this.plan();
     // Each offer carries the run's rings: once they moved on, the rest of this plan is stale.
@@ -317,10 +300,7 @@ export class HandoffCoordinator implements SubHandler {
     this.handedOverSig = sig;
     this.placement.markOwnersDone(sig);
     this.ownersOffered();
-    for (const a of this.awaiters.filter((w) => w.sig === sig)) {
-      this.awaiters.splice(this.awaiters.indexOf(a), 1);
-      a.resolve(true);
-    }
+    this.awaiters.settle(sig, true);
     this.enter('offer-replicas');
     // An actor loaded here since its replicas changed seeded them with its whole copy (a recovery
     // loads hundreds right now): offering it again would only queue their writes behind the merge.
@@ -431,17 +411,7 @@ export class HandoffCoordinator implements SubHandler {
   private offeringOwnersFor(sig: string, timeoutMs: number): Promise<boolean> {
     if (sig !== this.placement.signature) return Promise.resolve(false);
     if (this.offeringSig === sig || this.handedOverSig === sig) return Promise.resolve(true);
-    return new Promise((resolve) => {
-      const entry = { sig, resolve };
-      this.offeringWaiters.push(entry);
-      this.clock.setTimer(timeoutMs, () => {
-        const i = this.offeringWaiters.indexOf(entry);
-        if (i >= 0) {
-          this.offeringWaiters.splice(i, 1);
-          resolve(false);
-        }
-      });
-    });
+    return this.offeringWaiters.wait(sig, timeoutMs);
   }
 
   /**
@@ -659,6 +629,45 @@ export class HandoffCoordinator implements SubHandler {
     return { refused };
   }
 
+}
+
+/** Peers' questions about one set of rings (its signature), each answered once: now, on a ring change, or after its timeout. */
+class SigWaiters {
+  private waiters: Array<{ sig: string; resolve: (answer: boolean) => void }> = [];
+
+  constructor(private readonly clock: Clock) {}
+
+  /** Resolves with what `settle` says for `sig`, or false after `timeoutMs`. */
+  wait(sig: string, timeoutMs: number): Promise<boolean> {
+    return new Promise((resolve) => {
+      const entry = { sig, resolve };
+      this.waiters.push(entry);
+      this.clock.setTimer(timeoutMs, () => {
+        const i = this.waiters.indexOf(entry);
+        if (i >= 0) {
+          this.waiters.splice(i, 1);
+          resolve(false);
+        }
+      });
+    });
+  }
+
+  /** Answers every question about `sig`. */
+  settle(sig: string, answer: boolean): void {
+    this.settleWhere((w) => w === sig, answer);
+  }
+
+  /** Answers every question about rings other than `sig`. */
+  settleOthers(sig: string, answer: boolean): void {
+    this.settleWhere((w) => w !== sig, answer);
+  }
+
+  private settleWhere(match: (sig: string) => boolean, answer: boolean): void {
+    const settled = this.waiters.filter((w) => match(w.sig));
+    if (settled.length === 0) return;
+    this.waiters = this.waiters.filter((w) => !match(w.sig));
+    for (const w of settled) w.resolve(answer);
+  }
 }
 
 /** fn over `items`, at most `limit` at once; the results in the items' order. */
