@@ -115,7 +115,7 @@ export class RingPlacement implements Placement {
   /** Per-actor barrier questions in flight, by actor key: what a retrying call may wait for. */
   private clearing = new Map<string, Promise<void>>();
   /**
-   * Asks the awaited peers to clear one actor (HandoffCoordinator.clear); called by checkOwner when
+   * Asks the awaited peers to clear one actor (HandoffCoordinator.askClear); called by checkOwner when
    * an actor waits on the barrier. Resolves when every peer answered, cleared or not.
    */
   onBarrier: ((ref: ActorRef, key: string) => Promise<void>) | undefined;
@@ -220,7 +220,10 @@ export class RingPlacement implements Placement {
   }
 
   private settleIncoming(): void {
-    if (this.awaiting.size === 0) this.inSettled = this.rings;
+    if (this.awaiting.size > 0) return;
+    this.inSettled = this.rings;
+    // The barrier is down: per-actor clearances have nothing left to let through.
+    if (this.clearedBy.size > 0) this.clearedBy = new Map();
   }
 
   /**
@@ -334,10 +337,11 @@ export class RingPlacement implements Placement {
     // Resolves only once the actor may activate: a call waiting for it must never wake to meet the
     // barrier again at once (a peer without a link answers nothing, at once), or its retries spin.
     const cleared = new Promise<void>((resolve) => {
-      void this.onBarrier!(ref, key).then(() => {
+      const answered = (): void => {
         if (clearing.get(key) === cleared) clearing.delete(key);
         if (clearing === this.clearing && this.isCleared(key)) resolve();
-      });
+      };
+      this.onBarrier!(ref, key).then(answered, answered);
     });
     clearing.set(key, cleared);
   }
