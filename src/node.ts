@@ -54,6 +54,9 @@ export const NODE_DEFAULTS: Omit<NodeOptions, 'role' | 'listen' | 'dataDir'> = {
   cluster: {},
 };
 
+/** A node still not in a cluster this long after it started says why (and again every as long). */
+const JOIN_WAIT_WARN_MS = 5_000;
+
 const ADDRESS = /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/;
 
 /** Throws InvalidArgumentError unless `address` is HOST:PORT with a port in 0..65535. */
@@ -163,7 +166,20 @@ export class CeiNode {
       cluster.placement.restoreLosses(await loadStoredLosses(store));
       cluster.start(api.address, options.join, stored);
       if (!cluster.isUp) nodeLog.info({ seeds: options.join, known: stored.addresses.length }, 'joining the cluster');
-      await cluster.whenUp();
+      // Joining can wait forever (a restarted member never forms a cluster of its own): say so, at a
+      // level `cei up` prints, rather than sit silent.
+      const waiting = setInterval(() => {
+        const why = stored.member
+          ? 'this node was a member: it rejoins only through its seeds or the members it knew, never alone; start one of them (or give this node an empty data directory to start afresh)'
+          : 'no seed answers yet';
+        nodeLog.warn({ seeds: options.join, known: stored.addresses }, `still waiting to join the cluster: ${why}`);
+      }, JOIN_WAIT_WARN_MS);
+      waiting.unref();
+      try {
+        await cluster.whenUp();
+      } finally {
+        clearInterval(waiting);
+      }
       api.setServing(true);
       if (options.role === 'worker') {
         // The first message activates the agent; its activation reports what an earlier run of this worker left behind.

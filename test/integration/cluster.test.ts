@@ -1,7 +1,8 @@
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestCluster } from '../support/cluster.js';
-import { runCli } from '../support/node-process.js';
+import { spawn } from 'node:child_process';
+import { CLI, runCli } from '../support/node-process.js';
 import { waitFor } from '../support/wait.js';
 
 const counter = (id: string) => ({ type: 'counter', id });
@@ -191,6 +192,35 @@ describe('a 5-node cluster', () => {
     for (const id of onlyOnWorkers) {
       const got = await cluster.client(2).ask(counter(id), { get: true }, 10_000, 20_000);
       expect(got, `${id} (owner now ${(await cluster.client(2).describe(counter(id))).node})`).toEqual({ value: 3, count: 1 });
+    }
+  });
+});
+
+describe('a restarted member whose cluster is gone', () => {
+  const cluster = new TestCluster([{ role: 'bootstrap' }, { role: 'control' }]);
+
+  afterAll(async () => {
+    await cluster.destroy();
+  });
+
+  it('waits to rejoin, never forming a cluster alone, and says so at the default warn level of cei up', async () => {
+    await cluster.startAll();
+    await cluster.kill(1);
+    await cluster.kill(0);
+    const proc = spawn(process.execPath, [CLI, 'node', '--role=control', '--listen', cluster.address(1), '--data', cluster.dirs[1]!, '--log-level', 'warn'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    try {
+      let stdout = '';
+      let stderr = '';
+      proc.stdout.on('data', (d) => (stdout += d));
+      proc.stderr.on('data', (d) => (stderr += d));
+      await waitFor(() => stderr.includes('still waiting to join the cluster'), { timeoutMs: 20_000, what: 'the waiting node to say why' });
+      expect(stderr).toContain('this node was a member: it rejoins only through its seeds or the members it knew, never alone');
+      expect(stderr).toContain(cluster.address(0));
+      expect(stdout).not.toMatch(/^ready /m);
+    } finally {
+      proc.kill('SIGKILL');
     }
   });
 });
