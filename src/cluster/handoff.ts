@@ -36,6 +36,7 @@ import { keys, refFromIndexKey, type Op, type Store } from '../runtime/store.js'
 import { mergeCopies, type CopyTrust } from './copy-trust.js';
 import { parseRefKey, refKey, type ActorRef } from '../runtime/ref.js';
 import { CeiError, UnavailableError, errorMessage } from '../errors.js';
+import { inParallel } from '../runtime/in-parallel.js';
 
 const RERUN_MS = 100;
 /** A peer asked about rings it has not reached answers "not done" after this long, and is asked again. */
@@ -668,15 +669,4 @@ class SigWaiters {
     this.waiters = this.waiters.filter((w) => !match(w.sig));
     for (const w of settled) w.resolve(answer);
   }
-}
-
-/** fn over `items`, at most `limit` at once; the results in the items' order. */
-async function inParallel<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    for (let i = next++; i < items.length; i = next++) out[i] = await fn(items[i]!);
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return out;
 }

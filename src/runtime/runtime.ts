@@ -10,6 +10,7 @@ import { keys, parseStored, refFromIndexKey, type Op, type Store } from './store
 import { LOCAL_PLACEMENT, type Placement, type Replicator } from './placement.js';
 import type { ActorService } from './actor-service.js';
 import { RestartIntensity, restartSet } from './supervisor.js';
+import { inParallel } from './in-parallel.js';
 import {
   CeiError,
   DeadlineExceededError,
@@ -209,27 +210,22 @@ export class ActorSystem implements CellHost, ActorService {
   async recover(concurrency = this.options.recoveryConcurrency): Promise<number> {
     if (!this.store) return 0;
     const awake = await this.store.scanKeys(keys.awakePrefix);
-    let recovered = 0;
-    const queue = awake.map(refFromIndexKey);
-    const worker = async (): Promise<void> => {
-      for (let ref = queue.pop(); ref; ref = queue.pop()) {
-        if (!this.placement.owns(ref) || this.cells.has(refKey(ref))) continue;
-        if (!this.types.has(ref.type)) {
-          this.log.warn({ actor: refKey(ref) }, 'actor of an unknown type has pending work; not recovered (load its module with --actors)');
-          continue;
-        }
-        try {
-          await this.ready(ref);
-          recovered++;
-        } catch (err) {
-          // Not ours yet (being handed over, or the rings moved again): a later recovery takes it.
-          if (err instanceof CeiError && err.retryable) continue;
-          this.log.error({ actor: refKey(ref), err: errorMessage(err) }, 'recovery of actor failed');
-        }
+    const outcomes = await inParallel(awake.map(refFromIndexKey), concurrency, async (ref): Promise<number> => {
+      if (!this.placement.owns(ref) || this.cells.has(refKey(ref))) return 0;
+      if (!this.types.has(ref.type)) {
+        this.log.warn({ actor: refKey(ref) }, 'actor of an unknown type has pending work; not recovered (load its module with --actors)');
+        return 0;
       }
-    };
-    await Promise.all(Array.from({ length: concurrency }, worker));
-    return recovered;
+      try {
+        await this.ready(ref);
+        return 1;
+      } catch (err) {
+        // Not ours yet (being handed over, or the rings moved again): a later recovery takes it.
+        if (!(err instanceof CeiError && err.retryable)) this.log.error({ actor: refKey(ref), err: errorMessage(err) }, 'recovery of actor failed');
+        return 0;
+      }
+    });
+    return outcomes.reduce((a, b) => a + b, 0);
   }
 
   private cellFor(ref: ActorRef): ActorCell | Promise<ActorCell> {
