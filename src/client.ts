@@ -14,6 +14,7 @@ import type { ClusterClient } from './generated/cei/v1/Cluster.js';
 import type { MembersReply__Output } from './generated/cei/v1/MembersReply.js';
 import type { OwnersReply__Output } from './generated/cei/v1/OwnersReply.js';
 import { publicApi } from './api/proto.js';
+import { MAX_OWNERS_REFS } from './api/cluster-service.js';
 
 export type { ActorsClient } from './generated/cei/v1/Actors.js';
 
@@ -38,9 +39,6 @@ export function unary<Res>(invoke: (opts: grpc.CallOptions, cb: Callback<Res>) =
 }
 
 type Ref = { type: string; id: string };
-
-/** Cluster.Owners' limit per call (src/api/cluster-service.ts). */
-const MAX_OWNERS_PER_CALL = 10_000;
 
 /** Promise-returning calls of the public Actors and Cluster services; errors are grpc ServiceErrors. */
 export class CeiClient {
@@ -72,8 +70,8 @@ export class CeiClient {
     const members = await this.members(deadlineMs);
     const addressOf = new Map(members.members.filter((m) => m.status === 'up').map((m) => [m.id, m.address]));
     const out: Array<string | undefined> = [];
-    for (let i = 0; i < refs.length; i += MAX_OWNERS_PER_CALL) {
-      const reply = await this.owners(refs.slice(i, i + MAX_OWNERS_PER_CALL), deadlineMs);
+    for (let i = 0; i < refs.length; i += MAX_OWNERS_REFS) {
+      const reply = await this.owners(refs.slice(i, i + MAX_OWNERS_REFS), deadlineMs);
       for (const owner of reply.owners) out.push(addressOf.get(owner));
     }
     return out;

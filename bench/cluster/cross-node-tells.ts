@@ -22,8 +22,9 @@ export type TellRouting = 'owner' | 'any';
  * over `actors` counters `<prefix><i>`, sent with src/client.ts tellMany (one TellStream each, its
  * own window of unacknowledged tells) from `streamsPerNode` streams to every node of the cluster at
  * once, each tell to its owner's streams or to any node (`routing`). A node forwards what it does
- * not own to the owner, which acknowledges once its replica has the tell durably too (R=2). Timed from the start of the streams to the last acknowledgement of
- * all of them; every acknowledged tell goes into `ledger`, also when a stream fails.
+ * not own to the owner, which acknowledges once its replica has the tell durably too (R=2). Timed
+ * from the start of the streams to the last acknowledgement of all of them; every acknowledged tell
+ * goes into `ledger`, also when a stream fails.
  */
 export async function crossNodeTells(
   cluster: LocalCluster,
