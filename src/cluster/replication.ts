@@ -2,7 +2,7 @@
  * Replication of actors' writes to their replicas, and the replica's side of it.
  *
  * The owner gives every write of an actor (the same LevelDB ops it writes locally, in the store's
- * key layout) to the actor's replicas. Writes to one peer are batched over two microtasks into one
+ * key layout) to the actor's replicas. Writes to one peer in one macrotask are batched into one
  * `repl.write` request, and batches are sent in order on the peer's link; the replica applies each
  * batch as one group-committed write and answers. A batch not answered (the link dropped) is sent
  * again, together with every later batch, in the original order, once a link is back: re-applying
@@ -77,10 +77,14 @@ class PeerStream {
     let batch = this.pending;
     if (!batch) {
       batch = this.pending = { entries: [], sync: false, epoch, acked: false, ...deferred() };
-      // Two hops: a cell handles a message in the microtask after its enqueue's write, so the turn's
-      // commit (the mail's removal, the new state) joins the enqueue's batch, and the replica's
-      // group commit drops the transient mail put with its del instead of writing both.
-      queueMicrotask(() => queueMicrotask(() => this.flush()));
+      // After this macrotask, not after a few microtasks: grpc-js hands a read's messages over each
+      // in its own chain of promises, so a microtask-bounded batch held about one tell (its enqueue
+      // and its turn) and every tell cost a request, its answer and a replica write of its own.
+      // Batched by macrotask, one read's tells go together (hundreds under load). A cell handles a
+      // message in the microtask after its enqueue's write, so the turn's commit (the mail's
+      // removal, the new state) still joins the enqueue's batch, and the replica's group commit
+      // drops the transient mail put with its del instead of writing both.
+      setImmediate(() => this.flush());
     }
     batch.entries.push(seed ? [key, ops, SEED] : [key, ops]);
     if (sync) batch.sync = true;

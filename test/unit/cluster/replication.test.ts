@@ -48,13 +48,19 @@ async function linkedPair(net: MemoryNetwork, aPlacement: RingPlacement, bPlacem
   const aReplicator = new ClusterReplicator('a', aPlacement, aTransport, aStore, systemClock, silentLogger, 2_000, new CopyTrust());
   const bReplicator = new ClusterReplicator('b', bPlacement, bTransport, bStore, systemClock, silentLogger, 2_000, bTrust);
   const quiet: LinkHandler = { onLinkUp() {}, onLinkDown() {}, onMessage() {}, onRequest: async () => null };
+  /** Entries of each repl.write b was asked to apply, in arrival order. */
+  const requests: number[] = [];
+  const onRequest: LinkHandler['onRequest'] = (link, method, body) => {
+    requests.push((body as { entries: unknown[] }).entries.length);
+    return bReplicator.onRequest(link, method, body);
+  };
   aTransport.start({ id: 'a', address: 'a', role: 'control', incarnation: 1 }, quiet);
-  bTransport.start({ id: 'b', address: 'b', role: 'control', incarnation: 1 }, { ...quiet, onRequest: (link, method, body) => bReplicator.onRequest(link, method, body) });
+  bTransport.start({ id: 'b', address: 'b', role: 'control', incarnation: 1 }, { ...quiet, onRequest });
   cleanups.push(() => aTransport.stop());
   cleanups.push(() => bTransport.stop());
   aTransport.dial('b');
   await waitFor(() => aTransport.link('b'), { what: 'a linked to b' });
-  return { bStore, aReplicator };
+  return { bStore, aReplicator, requests };
 }
 
 describe('ClusterReplicator', () => {
@@ -109,6 +115,26 @@ describe('ClusterReplicator', () => {
     expect(await bStore.get(keys.state(prefix))).toBeDefined();
     expect(await bStore.get(mail)).toBeUndefined();
     expect(bStore.committer.cancelled).toBe(2);
+  });
+
+  it('sends the writes of one macrotask in one request, also when each came down its own chain of promises', async () => {
+    const net = new MemoryNetwork();
+    const aPlacement = placement('a', ['a', 'b'], 5);
+    const { bStore, aReplicator, requests } = await linkedPair(net, aPlacement, placement('b', ['a', 'b'], 5));
+    const refs = Array.from({ length: 40 }, (_, i): ActorRef => ({ type: 'counter', id: `m-${i}` })).filter((r) => aPlacement.ownerOf(r) === 'a');
+    // As grpc-js hands over a read's messages: each one some promise hops after the one before.
+    const hops = async (n: number) => {
+      for (let i = 0; i < n; i++) await Promise.resolve();
+    };
+    const writes: Promise<void>[] = [];
+    for (const ref of refs) {
+      await hops(5);
+      const ops = [{ type: 'put' as const, key: keys.state(keys.actor(ref)), value: JSON.stringify({ v: { value: 1 }, h: 1, a: 1 }) }];
+      writes.push(aReplicator.replicate(ref, refKey(ref), ops, true, ['b'])!);
+    }
+    await Promise.all(writes);
+    expect(requests).toEqual([refs.length]);
+    for (const ref of refs) expect(await bStore.get(keys.state(keys.actor(ref)))).toBeDefined();
   });
 
   it('in one batch, wipes the copies it does not trust and replaces seeded ones, keeping trusted copies and earlier ops of the batch in order', async () => {
