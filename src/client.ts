@@ -3,6 +3,7 @@ import type { ActorsClient } from './generated/cei/v1/Actors.js';
 import type { SpawnReply__Output } from './generated/cei/v1/SpawnReply.js';
 import type { TellReply__Output } from './generated/cei/v1/TellReply.js';
 import type { TellRequest } from './generated/cei/v1/TellRequest.js';
+import type { TellBatchReply__Output } from './generated/cei/v1/TellBatchReply.js';
 import type { AskReply__Output } from './generated/cei/v1/AskReply.js';
 import type { AskRequest } from './generated/cei/v1/AskRequest.js';
 import type { StopReply__Output } from './generated/cei/v1/StopReply.js';
@@ -143,9 +144,50 @@ export function tellMany(
   deadlineMs = 120_000,
   window = 2048,
 ): Promise<number[]> & { acked: () => number } {
+  return bulkTell(items, { deadlineMs, window, perMessage: 1 }, {
+    open: (deadline) => client.TellStream({ deadline }),
+    write: (call, chunk) => call.write(tellRequest(chunk[0]!)),
+    replies: (message: TellReply__Output) => [message],
+  });
+}
+
+/**
+ * tellMany over TellBatches: `perBatch` tells per message (at most 1,000), which costs both sides
+ * far less CPU per tell than one message each. Same results and errors as tellMany.
+ */
+export function tellInBatches(
+  client: ActorsClient,
+  items: TellItem[],
+  opts: { deadlineMs?: number; window?: number; perBatch?: number } = {},
+): Promise<number[]> & { acked: () => number } {
+  const { deadlineMs = 120_000, window = 4096, perBatch = 256 } = opts;
+  return bulkTell(items, { deadlineMs, window, perMessage: perBatch }, {
+    open: (deadline) => client.TellBatches({ deadline }),
+    write: (call, chunk) => call.write({ tells: chunk.map(tellRequest) }),
+    replies: (message: TellBatchReply__Output) => message.replies,
+  });
+}
+
+function tellRequest(it: TellItem): TellRequest {
+  return { to: it.to, payload: Buffer.from(JSON.stringify(it.payload)), message_id: it.messageId ?? '' };
+}
+
+/** One bulk-tell call of either shape: how to open it, write a chunk of items, and read replies. */
+interface BulkCall<Call, Reply> {
+  open: (deadline: number) => Call;
+  write: (call: Call, chunk: TellItem[]) => boolean;
+  replies: (message: Reply) => ReadonlyArray<{ seq: string }>;
+}
+
+function bulkTell<Call extends grpc.ClientDuplexStream<never, Reply>, Reply>(
+  items: TellItem[],
+  opts: { deadlineMs: number; window: number; perMessage: number },
+  how: BulkCall<Call, Reply>,
+): Promise<number[]> & { acked: () => number } {
+  const { window, perMessage } = opts;
   const seqs: number[] = [];
   const promise = new Promise<number[]>((resolve, reject) => {
-    const call = client.TellStream({ deadline: Date.now() + deadlineMs });
+    const call = how.open(Date.now() + opts.deadlineMs);
     let i = 0;
     let waitingForDrain = false;
     let ended = false;
@@ -154,8 +196,9 @@ export function tellMany(
     const pump = (): void => {
       if (waitingForDrain) return;
       while (i < items.length && i - seqs.length < window) {
-        const it = items[i++]!;
-        const ok = call.write({ to: it.to, payload: Buffer.from(JSON.stringify(it.payload)), message_id: it.messageId ?? '' });
+        const n = Math.min(perMessage, items.length - i, window - (i - seqs.length));
+        const ok = how.write(call, items.slice(i, i + n));
+        i += n;
         if (!ok) {
           waitingForDrain = true;
           call.once('drain', () => {
@@ -170,8 +213,8 @@ export function tellMany(
         call.end();
       }
     };
-    call.on('data', (reply: { seq: string }) => {
-      seqs.push(Number(reply.seq));
+    call.on('data', (message: Reply) => {
+      for (const reply of how.replies(message)) seqs.push(Number(reply.seq));
       if (i < items.length && i - seqs.length < window / 2) pump();
     });
     call.on('error', reject);

@@ -4,7 +4,7 @@ import { formatMs, formatNumber, target, type Figure } from '../support/figure.j
 import { summarize } from '../support/percentiles.js';
 import { distIsStale, ensureBuilt } from '../support/cei-node.js';
 import { checkCounters, CounterLedger, describeMismatch, verifyCounters } from './counters.js';
-import { crossNodeTells, type TellRouting } from './cross-node-tells.js';
+import { crossNodeTells, type TellApi, type TellRouting } from './cross-node-tells.js';
 import { failoverRounds, type FailoverOptions, type FailoverRound } from './failover.js';
 import { LocalCluster, type NodeRole } from './local-cluster.js';
 import { rawStream } from './raw-stream.js';
@@ -162,11 +162,12 @@ async function tellsAndFailovers(ctx: BenchContext, o: ClusterBenchOptions): Pro
   const ledger = new CounterLedger();
   try {
     // Owner-routed first: its warm-up creates the counters, so both runs time tells to live actors.
-    const tells = (key: string, routing: TellRouting, label: string) =>
+    const tells = (key: string, routing: TellRouting, api: TellApi, label: string) =>
       measure(ctx, SUITE, key, label, async () => {
         const cluster = await started;
-        await crossNodeTells(cluster, ledger, { prefix: TELL_PREFIX, actors: o.tellActors, tells: o.warmupTells, streamsPerNode: o.streamsPerNode, deadlineMs: 120_000, routing });
-        const r = await crossNodeTells(cluster, ledger, { prefix: TELL_PREFIX, actors: o.tellActors, tells: o.tells, streamsPerNode: o.streamsPerNode, deadlineMs: 300_000, routing });
+        const run = { prefix: TELL_PREFIX, actors: o.tellActors, streamsPerNode: o.streamsPerNode, routing, api };
+        await crossNodeTells(cluster, ledger, { ...run, tells: o.warmupTells, deadlineMs: 120_000 });
+        const r = await crossNodeTells(cluster, ledger, { ...run, tells: o.tells, deadlineMs: 300_000 });
         const clients = cluster.live().map((n) => cluster.client(n));
         const check = await checkCounters(clients, ledger);
         // A rate of tells that were not applied exactly once is no figure: fail it, saying both.
@@ -179,11 +180,12 @@ async function tellsAndFailovers(ctx: BenchContext, o: ClusterBenchOptions): Pro
           windowMs: r.elapsedMs,
           ratio,
           targets: [target('msg/s', '>=', 30_000, r.rate)],
-          detail: { actors: o.tellActors, streams: clients.length * o.streamsPerNode, routing, warmupTells: o.warmupTells, acknowledgedAndApplied: check.count },
+          detail: { actors: o.tellActors, streams: clients.length * o.streamsPerNode, routing, api, warmupTells: o.warmupTells, acknowledgedAndApplied: check.count },
         };
       });
-    await tells('tells_r2', 'owner', `durable tells R=2, tellMany by owner, 3 nodes x ${o.streamsPerNode}`);
-    await tells('tells_r2_forwarded', 'any', `durable tells R=2, tellMany to any node, 3 nodes x ${o.streamsPerNode}`);
+    await tells('tells_r2', 'owner', 'stream', `durable tells R=2, TellStream by owner, 3 nodes x ${o.streamsPerNode}`);
+    await tells('tells_r2_forwarded', 'any', 'stream', `durable tells R=2, TellStream to any node, 3 nodes x ${o.streamsPerNode}`);
+    await tells('tells_r2_batched', 'owner', 'batches', `durable tells R=2, TellBatches by owner, 3 nodes x ${o.streamsPerNode}`);
 
     if (o.only === 'tells') return;
     const failover = (signal: FailoverOptions['signal'], rounds: number): FailoverOptions => ({

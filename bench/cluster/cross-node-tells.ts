@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import { tellMany, type TellItem } from '../../src/client.js';
+import { tellInBatches, tellMany, type TellItem } from '../../src/client.js';
 import { counterRef, type CounterLedger } from './counters.js';
 import type { LocalCluster } from './local-cluster.js';
 
@@ -17,10 +17,14 @@ export interface CrossNodeTellsResult {
  */
 export type TellRouting = 'owner' | 'any';
 
+/** How each stream sends: `stream` one TellStream message per tell (tellMany), `batches` TellBatches (tellInBatches). */
+export type TellApi = 'stream' | 'batches';
+
 /**
  * `tells` durable tells `{"add": n}` (n = 1..5, so sums check more than counts) spread round robin
  * over `actors` counters `<prefix><i>`, sent with src/client.ts tellMany (one TellStream each, its
- * own window of unacknowledged tells) from `streamsPerNode` streams to every node of the cluster at
+ * own window of unacknowledged tells) or tellInBatches (`api`, the same over TellBatches) from
+ * `streamsPerNode` streams to every node of the cluster at
  * once, each tell to its owner's streams or to any node (`routing`). A node forwards what it does
  * not own to the owner, which acknowledges once its replica has the tell durably too (R=2). Timed
  * from the start of the streams to the last acknowledgement of all of them; every acknowledged tell
@@ -29,7 +33,7 @@ export type TellRouting = 'owner' | 'any';
 export async function crossNodeTells(
   cluster: LocalCluster,
   ledger: CounterLedger,
-  opts: { prefix: string; actors: number; tells: number; streamsPerNode: number; deadlineMs: number; routing: TellRouting },
+  opts: { prefix: string; actors: number; tells: number; streamsPerNode: number; deadlineMs: number; routing: TellRouting; api: TellApi },
 ): Promise<CrossNodeTellsResult> {
   const nodes = cluster.live();
   const streams = nodes.length * opts.streamsPerNode;
@@ -54,12 +58,16 @@ export async function crossNodeTells(
     perStream[stream]!.push({ to: counterRef(id), payload: { add }, id, add });
   }
   const begin = performance.now();
-  const calls = perStream.map((items, s) => ({ items, call: tellMany(cluster.client(nodes[s % nodes.length]!).actors, items, opts.deadlineMs) }));
+  const send = (s: number, items: TellItem[]) => {
+    const client = cluster.client(nodes[s % nodes.length]!).actors;
+    return opts.api === 'batches' ? tellInBatches(client, items, { deadlineMs: opts.deadlineMs, perBatch: 500, window: 8192 }) : tellMany(client, items, opts.deadlineMs);
+  };
+  const calls = perStream.map((items, s) => ({ items, call: send(s, items) }));
   const outcomes = await Promise.allSettled(calls.map((c) => c.call));
   const elapsedMs = performance.now() - begin;
   // Acknowledgements are in order: the first acked() items of a stream were acknowledged.
   for (const { items, call } of calls) for (const item of items.slice(0, call.acked())) ledger.ack(item.id, item.add);
   const failed = outcomes.flatMap((o, s) => (o.status === 'rejected' ? [`stream ${s} to node ${nodes[s % nodes.length]!.index}: ${(o.reason as Error).message}`] : []));
-  if (failed.length > 0) throw new Error(`${failed.length} of ${streams} TellStreams failed: ${failed.join('; ')}`);
+  if (failed.length > 0) throw new Error(`${failed.length} of ${streams} streams failed: ${failed.join('; ')}`);
   return { rate: (opts.tells * 1000) / elapsedMs, elapsedMs, tells: opts.tells };
 }

@@ -63,7 +63,7 @@ async function forEach<T>(items: T[], concurrency: number, fn: (item: T, i: numb
  * node), and how many the new node owns and when that check ended are kept as details.
  */
 export async function rebalanceOntoJoiner(cluster: LocalCluster, ledger: CounterLedger, opts: RebalanceOptions): Promise<RebalanceResult> {
-  const load = await crossNodeTells(cluster, ledger, { prefix: opts.prefix, actors: opts.actors, tells: opts.actors, streamsPerNode: opts.streamsPerNode, deadlineMs: 120_000, routing: 'any' });
+  const load = await crossNodeTells(cluster, ledger, { prefix: opts.prefix, actors: opts.actors, tells: opts.actors, streamsPerNode: opts.streamsPerNode, deadlineMs: 120_000, routing: 'any', api: 'stream' });
   const ids = Array.from({ length: opts.actors }, (_, i) => `${opts.prefix}${i}`);
   const step = Math.max(1, Math.floor(opts.actors / opts.sample));
   const sample = ids.filter((_, i) => i % step === 0);

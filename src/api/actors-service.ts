@@ -3,14 +3,18 @@ import type { ActorsHandlers } from '../generated/cei/v1/Actors.js';
 import type { ActorInfo } from '../generated/cei/v1/ActorInfo.js';
 import type { TellRequest__Output } from '../generated/cei/v1/TellRequest.js';
 import type { TellReply } from '../generated/cei/v1/TellReply.js';
+import type { TellBatch__Output } from '../generated/cei/v1/TellBatch.js';
 import type { ActorDescription } from '../runtime/runtime.js';
 import type { ActorService } from '../runtime/actor-service.js';
 import type { TellAck } from '../runtime/envelope.js';
-import { validateRef } from '../runtime/ref.js';
+import { validateRef, type ActorRef } from '../runtime/ref.js';
 import { InvalidArgumentError } from '../errors.js';
 import type { Logger } from '../runtime/logger.js';
 import { decodePayload, encodePayload } from './payload.js';
 import { toServiceError } from './status.js';
+
+/** Most tells one TellBatches message may carry (the proto's documented limit). */
+export const MAX_TELL_BATCH = 1_000;
 
 export interface ActorsServiceOptions {
   /** Largest accepted payload (JSON bytes). */
@@ -46,20 +50,103 @@ function remainingMs(call: grpc.ServerUnaryCall<unknown, unknown>): number {
 export function actorsService(system: ActorService, options: ActorsServiceOptions, log: Logger): ActorsHandlers {
   const limit = options.maxPayloadBytes;
 
+  /** A tell's fields checked at the boundary; `at` prefixes the names in errors (a batch's index). */
+  const checkTell = (req: TellRequest__Output, at = ''): { ref: ActorRef; payload: unknown; messageId: string } => ({
+    ref: validateRef(req.to, `${at}to`),
+    payload: decodePayload(req.payload, limit, `${at}payload`, true),
+    messageId: req.message_id,
+  });
   const startTell = (req: TellRequest__Output): Promise<TellAck> => {
     try {
-      const ref = validateRef(req.to, 'to');
-      const payload = decodePayload(req.payload, limit, 'payload', true);
-      return system.tell(ref, payload, req.message_id ? { messageId: req.message_id } : {});
+      const { ref, payload, messageId } = checkTell(req);
+      return system.tell(ref, payload, messageId ? { messageId } : {});
     } catch (err) {
       return Promise.reject(err);
     }
   };
-  const reply = (ack: TellAck): TellReply => ({ message_id: ack.messageId, seq: ack.seq });
   const fail = (err: unknown, method: string): Partial<grpc.ServiceError> => {
     const e = toServiceError(err);
     if (e.code === grpc.status.INTERNAL) log.error({ method, err: e.details }, 'internal error');
     return e;
+  };
+
+  /**
+   * The replies of a bulk-tell stream, in request order: `write` gets each run of leading replies
+   * that became ready. The first failure ends the stream with its status after the replies of every
+   * earlier tell, so the client knows exactly which tells were acknowledged. Reading pauses past
+   * `streamHighWater` unanswered tells.
+   */
+  const orderedReplies = (method: string, call: grpc.ServerDuplexStream<unknown, unknown>, write: (ready: TellReply[]) => void) => {
+    type Slot = { reply?: TellReply; error?: unknown };
+    const slots: Slot[] = [];
+    let head = 0;
+    let failed = false;
+    /** Input was refused: nothing read after it is started. */
+    let refusing = false;
+    let ended = false;
+    const flush = (): void => {
+      const ready: TellReply[] = [];
+      while (!failed && head < slots.length) {
+        const slot = slots[head]!;
+        if (slot.error !== undefined) {
+          failed = true;
+          break;
+        }
+        if (!slot.reply) break;
+        ready.push(slot.reply);
+        slots[head++] = undefined as never;
+      }
+      if (ready.length > 0) write(ready);
+      if (failed) {
+        call.emit('error', fail(slots[head]!.error, method));
+        return;
+      }
+      if (head > 4096 && head * 2 > slots.length) {
+        slots.splice(0, head);
+        head = 0;
+      }
+      const inFlight = slots.length - head;
+      if (inFlight < options.streamHighWater / 4 && call.isPaused()) call.resume();
+      if (ended && inFlight === 0) call.end();
+    };
+    const settle = (slot: Slot, tell: Promise<TellAck>): void => {
+      tell.then(
+        (ack) => {
+          slot.reply = { message_id: ack.messageId, seq: ack.seq };
+          flush();
+        },
+        (err: unknown) => {
+          slot.error = err ?? new Error('tell failed');
+          flush();
+        },
+      );
+    };
+    call.on('end', () => {
+      ended = true;
+      flush();
+    });
+    call.on('error', () => {
+      failed = true;
+    });
+    return {
+      /** Starts the tells `tell` gives, unless the stream failed or refused input already. */
+      start(tells: () => Array<Promise<TellAck>>): void {
+        if (failed || refusing) return;
+        for (const tell of tells()) {
+          const slot: Slot = {};
+          slots.push(slot);
+          settle(slot, tell);
+        }
+        if (slots.length - head >= options.streamHighWater) call.pause();
+      },
+      /** Input that started nothing: the stream ends with `err` once the replies before it are out, and nothing read after it starts. */
+      refused(err: unknown): void {
+        if (failed || refusing) return;
+        refusing = true;
+        slots.push({ error: err });
+        flush();
+      },
+    };
   };
 
   return {
@@ -77,60 +164,34 @@ export function actorsService(system: ActorService, options: ActorsServiceOption
 
     Tell(call, callback) {
       startTell(call.request).then(
-        (ack) => callback(null, reply(ack)),
+        (ack) => callback(null, { message_id: ack.messageId, seq: ack.seq }),
         (err) => callback(fail(err, 'Tell')),
       );
     },
 
     TellStream(call) {
-      // Replies go out in request order; the first failure ends the stream with its status after the
-      // replies of every earlier request, so the client knows exactly which tells were acknowledged.
-      const slots: Array<{ reply?: TellReply; error?: unknown }> = [];
-      let head = 0;
-      let failed = false;
-      let ended = false;
-      const flush = (): void => {
-        while (!failed && head < slots.length) {
-          const slot = slots[head]!;
-          if (slot.error !== undefined) {
-            failed = true;
-            call.emit('error', fail(slot.error, 'TellStream'));
-            return;
-          }
-          if (!slot.reply) break;
-          call.write(slot.reply);
-          slots[head++] = undefined as never;
-        }
-        if (head > 4096 && head * 2 > slots.length) {
-          slots.splice(0, head);
-          head = 0;
-        }
-        const inFlight = slots.length - head;
-        if (inFlight < options.streamHighWater / 4 && call.isPaused()) call.resume();
-        if (ended && inFlight === 0 && !failed) call.end();
-      };
-      call.on('data', (req: TellRequest__Output) => {
-        if (failed) return;
-        const slot: { reply?: TellReply; error?: unknown } = {};
-        slots.push(slot);
-        if (slots.length - head >= options.streamHighWater) call.pause();
-        startTell(req).then(
-          (ack) => {
-            slot.reply = reply(ack);
-            flush();
-          },
-          (err: unknown) => {
-            slot.error = err ?? new Error('tell failed');
-            flush();
-          },
-        );
+      const replies = orderedReplies('TellStream', call, (ready) => {
+        for (const r of ready) call.write(r);
       });
-      call.on('end', () => {
-        ended = true;
-        flush();
-      });
-      call.on('error', () => {
-        failed = true;
+      call.on('data', (req: TellRequest__Output) => replies.start(() => [startTell(req)]));
+    },
+
+    TellBatches(call) {
+      const replies = orderedReplies('TellBatches', call, (ready) => call.write({ replies: ready }));
+      call.on('data', (batch: TellBatch__Output) => {
+        if (batch.tells.length > MAX_TELL_BATCH) {
+          replies.refused(new InvalidArgumentError(`a batch holds at most ${MAX_TELL_BATCH} tells, this one ${batch.tells.length}`));
+          return;
+        }
+        // Validate every tell before starting any: a bad batch changes nothing.
+        let checked: Array<{ ref: ActorRef; payload: unknown; messageId: string }>;
+        try {
+          checked = batch.tells.map((req, i) => checkTell(req, `tells[${i}].`));
+        } catch (err) {
+          replies.refused(err);
+          return;
+        }
+        replies.start(() => checked.map((t) => system.tell(t.ref, t.payload, t.messageId ? { messageId: t.messageId } : {})));
       });
     },
 

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolve } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { CeiClient, tellMany } from '../../src/client.js';
+import { CeiClient, tellInBatches, tellMany } from '../../src/client.js';
 import { removeDir, startNode, tempDir, type NodeProcess } from '../support/node-process.js';
 
 const SLOW_ACTORS = resolve(import.meta.dirname, '../support/actors/slow.js');
@@ -122,6 +122,53 @@ describe('public Actors API on a real node', () => {
     const sent = tellMany(client.actors, items);
     await expectStatus(sent, 'INVALID_ARGUMENT', /finite number/);
     expect(sent.acked()).toBe(1);
+  });
+
+  it('answers TellBatches with every reply in request order, in fewer messages than tells', async () => {
+    const refs = [0, 1, 2].map((i) => ({ type: 'counter', id: `batches-${i}` }));
+    const items = Array.from({ length: 900 }, (_, i) => ({ to: refs[i % 3]!, payload: { add: i }, messageId: `b-${i}` }));
+    const seqs = await tellInBatches(client.actors, items, { perBatch: 100, window: 300 });
+    expect(seqs).toHaveLength(900);
+    // Per counter the seqs count up by one, in the order sent.
+    for (let i = 3; i < seqs.length; i++) expect(seqs[i]).toBe(seqs[i - 3]! + 1);
+    for (const [c, ref] of refs.entries()) {
+      const adds = items.filter((_, i) => i % 3 === c).map((it) => it.payload.add);
+      expect(await client.ask(ref, { get: true })).toEqual({ value: adds.reduce((a, b) => a + b, 0), count: 300 });
+    }
+    // The same ids again are duplicates: the same seqs, nothing applied twice.
+    expect(await tellInBatches(client.actors, items.slice(0, 10), { perBatch: 10 })).toEqual(seqs.slice(0, 10));
+    expect(await client.ask(refs[0]!, { get: true })).toMatchObject({ count: 300 });
+  });
+
+  it('refuses a malformed batch whole, after the replies of the batches before it', async () => {
+    const ref = { type: 'counter', id: 'batches-bad' };
+    const call = client.actors.TellBatches({ deadline: Date.now() + 10_000 });
+    const replies: number[] = [];
+    call.on('data', (m: { replies: unknown[] }) => replies.push(m.replies.length));
+    const ended = new Promise((resolve) => call.on('error', resolve));
+    const tell = (add: number) => ({ to: ref, payload: Buffer.from(JSON.stringify({ add })) });
+    call.write({ tells: [tell(1), tell(2)] });
+    // The second tell of this batch has no ref: none of the batch's tells may be applied.
+    call.write({ tells: [tell(10), { payload: Buffer.from('{"add":20}') }, tell(30)] });
+    call.write({ tells: [tell(100)] });
+    const err = (await ended) as grpc.ServiceError;
+    expect(grpcCode(err)).toBe('INVALID_ARGUMENT');
+    expect(err.details).toMatch(/tells\[1\]\.to is required/);
+    expect(replies.reduce((a, b) => a + b, 0)).toBe(2);
+    expect(await client.ask(ref, { get: true })).toEqual({ value: 3, count: 2 });
+
+    const tooMany = tellInBatches(client.actors, Array.from({ length: 1001 }, () => ({ to: ref, payload: { add: 1 } })), { perBatch: 1001, window: 2000 });
+    await expectStatus(tooMany, 'INVALID_ARGUMENT', /at most 1000 tells, this one 1001/);
+    expect(tooMany.acked()).toBe(0);
+    expect(await client.ask(ref, { get: true })).toEqual({ value: 3, count: 2 });
+  });
+
+  it('ends TellBatches at a tell its actor refuses, after the replies of the tells before it', async () => {
+    const ref = { type: 'counter', id: 'batches-refused' };
+    const items = [{ add: 1 }, { add: 2 }, { add: 'three' }, { add: 4 }].map((payload) => ({ to: ref, payload }));
+    const sent = tellInBatches(client.actors, items, { perBatch: 4 });
+    await expectStatus(sent, 'INVALID_ARGUMENT', /finite number/);
+    expect(sent.acked()).toBe(2);
   });
 
   it('rejects bad input with INVALID_ARGUMENT and changes nothing', async () => {
