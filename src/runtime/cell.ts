@@ -6,6 +6,8 @@ import type { Logger } from './logger.js';
 import { keys, parseStored, splitActorKey, type Op, type Store } from './store.js';
 import { DedupWindow, type DedupEntry } from './dedup-window.js';
 import { Backoff } from './backoff.js';
+import { deferred } from './deferred.js';
+import { dropTransientPairs } from './group-commit.js';
 import { RestartIntensity } from './supervisor.js';
 import { DELETED_RECORD, TurnContext, type TurnHost } from './turn-context.js';
 import type { DeadLetterRecord, Envelope, OutboxItem, StoredState, StoredTimer, TellAck } from './envelope.js';
@@ -100,6 +102,8 @@ export class ActorCell {
   readonly backoff: Backoff;
   /** Writes issued and not yet durable, and outbox items not yet acknowledged: passivation waits for both. */
   private writesInFlight = 0;
+  /** Enqueues' ops not written yet, and the promise of the write that will carry them. */
+  private held: { ops: Op[]; promise: Promise<void>; resolve: () => void; reject: (err: unknown) => void } | undefined;
   private lastBatch: Promise<void> | undefined;
   /**
    * The replicas this incarnation writes to, fixed when it loaded: when the rings give the actor
@@ -205,6 +209,7 @@ export class ActorCell {
       !this.processing &&
       this.mailboxDepth === 0 &&
       this.writesInFlight === 0 &&
+      this.held === undefined &&
       this.outboxInFlight === 0 &&
       this.timers.size === 0
     );
@@ -387,8 +392,39 @@ export class ActorCell {
     }
   }
 
+  /**
+   * Holds an enqueue's ops for the cell's next write, which is usually the commit of the turn that
+   * handles the message, queued just before (see enqueue): the message's put and its removal then
+   * drop out together before they reach the store or the replicas, and a tell costs one write, local
+   * and replicated, instead of two. A microtask after the first held op, whatever is still held is
+   * written on its own, so nothing waits past the turn that would have carried it.
+   */
+  private holdForNextWrite(ops: Op[]): Promise<void> {
+    let held = this.held;
+    if (!held) {
+      const fresh = (held = this.held = { ops: [], ...deferred<void>() });
+      queueMicrotask(() => {
+        if (this.held === fresh) void this.write([]);
+      });
+    }
+    for (const op of ops) held.ops.push(op);
+    return held.promise;
+  }
+
   /** Writes through the group committer; counts each distinct batch once, however many writes joined it. */
   private write(ops: Op[]): Promise<void> {
+    const held = this.held;
+    if (held) {
+      // Every write carries the held enqueues first: a write never overtakes them.
+      this.held = undefined;
+      ops = dropTransientPairs(ops.length === 0 ? held.ops : [...held.ops, ...ops]);
+    }
+    const done = this.writeNow(ops);
+    if (held) done.then(held.resolve, held.reject);
+    return done;
+  }
+
+  private writeNow(ops: Op[]): Promise<void> {
     const local = this.host.store!.write(ops, this.sync);
     const remote = this.replicas.length > 0 ? this.host.replicator!.replicate(this.ref, this.key, ops, this.sync, this.replicas) : undefined;
     // Settles once every part did (a refused replica must not let whenQuiet pass before the local
@@ -456,12 +492,13 @@ export class ActorCell {
       ops.push({ type: 'put', key: keys.dedup(this.prefix, messageId), value: JSON.stringify({ s: seq, t: now }) });
       for (const gone of this.dedup.add(messageId, entry, now)) ops.push({ type: 'del', key: keys.dedup(this.prefix, gone) });
     }
-    // The message is handled at once, before its write is durable: the turn's removal of it usually
-    // meets its put in the same pending batch and both drop out (see Op.transient). The ack still waits
-    // for durability, and a crash before the write loses message and effect together, unacknowledged.
-    const done = this.write(ops);
+    // The message is handled at once, before its write is durable: the turn's commit, queued here
+    // first, carries its put, and the removal and the put drop out together (holdForNextWrite). The
+    // ack still waits for durability, and a crash before the write loses message and effect
+    // together, unacknowledged.
     this.queue.push(env);
     this.schedule();
+    const done = this.holdForNextWrite(ops);
     const acked = done.then(() => {
       if (entry) entry.pending = undefined;
       return ack;
@@ -733,6 +770,7 @@ export class ActorCell {
 
   /** Resolves once no turn runs and every write the cell issued is durable. */
   async whenQuiet(): Promise<void> {
+    if (this.held) void this.write([]);
     // Woken by notifyIdle whenever a turn ends or a write (local and replicated) completes.
     while (this.processing || this.writesInFlight > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
   }

@@ -10,6 +10,29 @@ export type Op = { type: 'put'; key: string; value: string; transient?: true } |
 
 const CANCELLED: Op = { type: 'del', key: '' };
 
+/**
+ * `ops` without the transient puts that a later del of the same key in `ops` undoes, and without
+ * those dels: the same result when written as one batch. Any other write of the key in between
+ * keeps the pair. Returns `ops` itself when nothing drops out.
+ */
+export function dropTransientPairs(ops: Op[]): Op[] {
+  let transient: Map<string, number> | undefined;
+  let dropped: Set<number> | undefined;
+  for (let i = 0; i < ops.length; i++) {
+    const op = ops[i]!;
+    if (op.type === 'put') {
+      if (op.transient) (transient ??= new Map()).set(op.key, i);
+      else transient?.delete(op.key);
+      continue;
+    }
+    const at = transient?.get(op.key);
+    if (at === undefined) continue;
+    transient!.delete(op.key);
+    (dropped ??= new Set()).add(at).add(i);
+  }
+  return dropped ? ops.filter((_, i) => !dropped.has(i)) : ops;
+}
+
 interface PendingBatch {
   ops: Op[];
   /** Positions in `ops` of transient puts, by key. */

@@ -1,6 +1,7 @@
 import { describe, expect, it, vi } from 'vitest';
 import { counter } from '../../../src/actors/counter.js';
 import type { Op } from '../../../src/runtime/store.js';
+import { dropTransientPairs } from '../../../src/runtime/group-commit.js';
 import { ref } from '../../support/actors.js';
 import { useTestNodes } from '../../support/runtime-node.js';
 
@@ -141,5 +142,23 @@ describe('group commit', () => {
     await expect(store.write([put('z\x00late', '1')], true)).rejects.toThrow(/not open/);
     // The committer stays failed: later writes reject too rather than hang.
     await expect(store.write([put('z\x00later', '1')], false)).rejects.toThrow(/not open/);
+  });
+});
+
+describe('dropTransientPairs', () => {
+  const tput = (key: string): Op => ({ type: 'put', key, value: 'v', transient: true });
+  const del = (key: string): Op => ({ type: 'del', key });
+  const put = (key: string): Op => ({ type: 'put', key, value: 'w' });
+
+  it('drops a transient put with the later del of its key, keeping everything else in order', () => {
+    const ops = [tput('m1'), put('s'), tput('m2'), del('m1'), del('x')];
+    expect(dropTransientPairs(ops)).toEqual([put('s'), tput('m2'), del('x')]);
+  });
+
+  it('keeps a pair that another write of the key separates, and returns ops untouched when nothing drops', () => {
+    const separated = [tput('k'), put('k'), del('k')];
+    expect(dropTransientPairs(separated)).toBe(separated);
+    const plain = [put('a'), del('a'), del('b')];
+    expect(dropTransientPairs(plain)).toBe(plain);
   });
 });

@@ -105,15 +105,17 @@ describe('outbox', () => {
     const node = await nodes.node([relay, counter]);
     const deliveries: Array<Promise<void>> = [];
     const deliver = node.system.deliver.bind(node.system);
+    let shutdown: Promise<void> | undefined;
     vi.spyOn(node.system, 'deliver').mockImplementation((from, item) => {
+      // The node starts shutting down just as the committed turn's delivery goes out: it is refused.
+      shutdown ??= node.system.shutdown();
       const delivery = deliver(from, item);
       deliveries.push(delivery);
       return delivery;
     });
     await node.system.tell(r, { forward: 7 });
-    // Shut down right after the turn: its commit is flushed, and its delivery is refused (shutting down).
-    await within(node.system.shutdown(), 'shutdown');
     await waitFor(() => deliveries.length === 1, { what: 'the delivery attempt' });
+    await within(shutdown!, 'shutdown');
     expect((await Promise.allSettled(deliveries))[0]!.status).toBe('rejected');
     // Whatever the sender did about the refusal is written before the store closes.
     await node.store.committer.drain();

@@ -72,6 +72,25 @@ describe('replicated writes', () => {
     expect(node.system.seededTo(c1, 'peer-1')).toBe(false);
   });
 
+  it("sends a tell handled at once as one write with the turn, without the message's put or its removal", async () => {
+    const replicator = new StandInReplicator();
+    const node = await nodes.node([counter], { deps: { replicator } });
+    await node.system.tell(c1, { add: 1 }, { messageId: 'warm' });
+    await node.system.ask(c1, { get: true });
+    replicator.writes.length = 0;
+    const before = node.store.committer.opsWritten;
+    const { seq } = await node.system.tell(c1, { add: 2 }, { messageId: 'm-once' });
+    expect(replicator.writes).toHaveLength(1);
+    const prefix = keys.actor(c1);
+    const written = replicator.writes[0]!.ops.map((op) => `${op.type} ${op.key}`);
+    expect(written.filter((k) => k.endsWith(keys.mail(prefix, seq)))).toEqual([]);
+    expect(written).toContain(`put ${keys.state(prefix)}`);
+    expect(written).toContain(`put ${keys.dedup(prefix, 'm-once')}`);
+    // Locally too, only what remains is written: the state and the dedup entry.
+    expect(node.store.committer.opsWritten - before).toBe(replicator.writes[0]!.ops.length);
+    expect(await node.system.ask(c1, { get: true })).toEqual({ value: 3, count: 2 });
+  });
+
   it('a write a replica refuses fails its ack and unloads the actor; the retry with the same id counts once', async () => {
     const replicator = new StandInReplicator();
     const node = await nodes.node([counter], { deps: { replicator } });
