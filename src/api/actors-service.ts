@@ -109,15 +109,26 @@ export function actorsService(system: ActorService, options: ActorsServiceOption
       if (inFlight < options.streamHighWater / 4 && call.isPaused()) call.resume();
       if (ended && inFlight === 0) call.end();
     };
+    // Acks of one group commit settle one by one over many microtasks: flushing once they all did
+    // (after this macrotask) sends them as one reply message instead of one message each.
+    let flushScheduled = false;
+    const scheduleFlush = (): void => {
+      if (flushScheduled) return;
+      flushScheduled = true;
+      setImmediate(() => {
+        flushScheduled = false;
+        flush();
+      });
+    };
     const settle = (slot: Slot, tell: Promise<TellAck>): void => {
       tell.then(
         (ack) => {
           slot.reply = { message_id: ack.messageId, seq: ack.seq };
-          flush();
+          scheduleFlush();
         },
         (err: unknown) => {
           slot.error = err ?? new Error('tell failed');
-          flush();
+          scheduleFlush();
         },
       );
     };
