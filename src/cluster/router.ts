@@ -14,7 +14,8 @@
  * Node-to-node methods (prefix "actor."), answered by the owner's local ActorSystem only - a node
  * never forwards a forwarded call, so a call makes at most one network hop per attempt:
  *   actor.spawn, actor.tell, actor.ask, actor.stop, actor.describe, actor.deadLetters,
- *   actor.redrive, actor.list (the owned actors of that node)
+ *   actor.redrive, actor.list (the owned actors of that node), and actor.tells { items: the bodies
+ *   of several actor.tell } -> [{ ack } | { code, error }] in the same order (see forwardTell)
  */
 import type { ActorService, TellOptions } from '../runtime/actor-service.js';
 import { compareRefKeys, type ActorDescription, type ActorSystem, type DeadLetter } from '../runtime/runtime.js';
@@ -24,7 +25,8 @@ import type { Logger } from '../runtime/logger.js';
 import { Backoff } from '../runtime/backoff.js';
 import { refKey, validateRef, type ActorRef } from '../runtime/ref.js';
 import { randomUUID } from 'node:crypto';
-import { CeiError, InvalidArgumentError, UnavailableError } from '../errors.js';
+import { CeiError, InvalidArgumentError, UnavailableError, errorMessage } from '../errors.js';
+import { remoteError } from './transport-core.js';
 import type { ClusterOptions } from './cluster-options.js';
 import type { RingPlacement } from './ring-placement.js';
 import type { Link, Transport } from './transport.js';
@@ -36,11 +38,30 @@ const CLEARANCE_WAIT_MS = 250;
 /** A call retrying for this long is logged once, with the error it keeps meeting. */
 const SLOW_ROUTE_MS = 3_000;
 
+/** Tells one actor.tells request may carry (a client's whole window fits). */
+const MAX_FORWARDED_TELLS = 100_000;
+
+/** One tell's outcome in an actor.tells answer: its ack, or its error's code and message. */
+interface TellOutcome {
+  ack?: TellAck;
+  code?: string;
+  error?: string;
+}
+
+interface ForwardBatch {
+  items: unknown[];
+  waiters: Array<{ resolve: (ack: TellAck) => void; reject: (err: unknown) => void }>;
+  timeoutMs: number;
+}
+
 function retryable(err: unknown): boolean {
   return err instanceof CeiError && err.retryable;
 }
 
 export class ClusterRouter implements ActorService, SubHandler {
+  /** Tells to forward at the end of this macrotask, per owner link (forwardTell). */
+  private readonly forwards = new Map<Link, ForwardBatch>();
+
   constructor(
     private readonly local: ActorSystem,
     private readonly placement: RingPlacement,
@@ -70,7 +91,9 @@ export class ClusterRouter implements ActorService, SubHandler {
         const link = this.transport.link(owner);
         if (!link) throw new UnavailableError(`no link to ${owner}, the owner of ${refKey(ref)}`);
         const request = typeof body === 'function' ? (body as () => unknown)() : body;
-        return await link.request<T>(method, request, Math.max(1, Math.min(this.options.requestTimeoutMs, deadline - this.clock.now())));
+        const timeoutMs = Math.max(1, Math.min(this.options.requestTimeoutMs, deadline - this.clock.now()));
+        if (method === 'actor.tell') return (await this.forwardTell(link, request, timeoutMs)) as T;
+        return await link.request<T>(method, request, timeoutMs);
       } catch (err) {
         // A fenced node answers at once: waiting here for the partition to heal would turn its
         // UNAVAILABLE into the caller's DEADLINE_EXCEEDED, when the caller could try another node.
@@ -88,6 +111,49 @@ export class ClusterRouter implements ActorService, SubHandler {
       const cleared = this.placement.clearance(ref);
       await (cleared ? Promise.race([cleared, this.sleep(delay)]) : this.sleep(delay));
     }
+  }
+
+  /**
+   * Forwards a tell with the others this macrotask forwards to the same owner, as one actor.tells
+   * request: a client streaming tells to a node that owns few of them would otherwise cost the pair
+   * a request, an answer and their JSON per tell. Each tell still settles on its own (its ack, or
+   * the error its owner gave it), so the caller's retries are per tell as before.
+   */
+  private forwardTell(link: Link, request: unknown, timeoutMs: number): Promise<TellAck> {
+    let batch = this.forwards.get(link);
+    if (!batch) {
+      const fresh: ForwardBatch = (batch = { items: [], waiters: [], timeoutMs });
+      this.forwards.set(link, fresh);
+      setImmediate(() => {
+        if (this.forwards.get(link) === fresh) this.forwards.delete(link);
+        this.sendForwards(link, fresh);
+      });
+    }
+    // The batch's request may take no longer than its most hurried tell may wait.
+    batch.timeoutMs = Math.min(batch.timeoutMs, timeoutMs);
+    batch.items.push(request);
+    return new Promise<TellAck>((resolve, reject) => batch.waiters.push({ resolve, reject }));
+  }
+
+  private sendForwards(link: Link, batch: ForwardBatch): void {
+    const { items, waiters, timeoutMs } = batch;
+    if (items.length === 1) {
+      link.request<TellAck>('actor.tell', items[0], timeoutMs).then(waiters[0]!.resolve, waiters[0]!.reject);
+      return;
+    }
+    link.request<TellOutcome[]>('actor.tells', { items }, timeoutMs).then(
+      (outcomes) => {
+        if (!Array.isArray(outcomes) || outcomes.length !== items.length) {
+          const err = new CeiError('INTERNAL', `actor.tells answered ${Array.isArray(outcomes) ? outcomes.length : 'no list of'} outcomes for ${items.length} tells`);
+          for (const w of waiters) w.reject(err);
+          return;
+        }
+        outcomes.forEach((o, i) => (o.ack ? waiters[i]!.resolve(o.ack) : waiters[i]!.reject(remoteError(o.code ?? 'INTERNAL', o.error ?? 'no ack and no error'))));
+      },
+      (err: unknown) => {
+        for (const w of waiters) w.reject(err);
+      },
+    );
   }
 
   spawn(ref: ActorRef, init?: unknown, parent?: string): Promise<{ created: boolean; node: string }> {
@@ -162,10 +228,19 @@ export class ClusterRouter implements ActorService, SubHandler {
     }
   }
 
-  private async onOwnerRequest(_link: Link, method: string, body: unknown): Promise<unknown> {
+  private async onOwnerRequest(link: Link, method: string, body: unknown): Promise<unknown> {
     const b = body as Record<string, any>;
     const ref = (): ActorRef => validateRef(b.ref);
     switch (method) {
+      case 'actor.tells': {
+        if (!Array.isArray(b.items) || b.items.length > MAX_FORWARDED_TELLS) throw new InvalidArgumentError(`actor.tells takes a list of at most ${MAX_FORWARDED_TELLS} tells`);
+        const settled = await Promise.allSettled((b.items as unknown[]).map((item) => this.onRequest(link, 'actor.tell', item)));
+        return settled.map((r): TellOutcome => {
+          if (r.status === 'fulfilled') return { ack: r.value as TellAck };
+          const err = r.reason;
+          return { code: err instanceof CeiError ? err.code : 'INTERNAL', error: errorMessage(err) };
+        });
+      }
       case 'actor.tell':
         return this.local.tell(ref(), b.payload, b.opts ?? {});
       case 'actor.ask':

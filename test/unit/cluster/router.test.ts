@@ -66,4 +66,38 @@ describe('ClusterRouter', () => {
     expect(link.tells[2]!.messageId).toBe('mine-1');
     expect(own).toMatchObject({ messageId: 'mine-1', duplicate: false });
   });
+
+  it("forwards one macrotask's tells to an owner as one actor.tells request, each settling on its own", async () => {
+    const [a, b] = [await nodes.node([counter]), await nodes.node([counter])];
+    const view = MembershipView.of([member('a'), member('b')], { version: 1 });
+    const [aPlacement, bPlacement] = [new RingPlacement('a', 2, () => 'any'), new RingPlacement('b', 2, () => 'any')];
+    aPlacement.update(view);
+    bPlacement.update(view);
+    const owner = new ClusterRouter(b.system, bPlacement, {} as Transport, systemClock, CLUSTER_TEST_PRESET, silentLogger);
+    const requests: Array<{ method: string; items: number }> = [];
+    const link: Link = {
+      peer: { id: 'b', address: 'b', role: 'control', incarnation: 1 },
+      open: true,
+      send() {},
+      close() {},
+      request<T>(method: string, body: unknown): Promise<T> {
+        requests.push({ method, items: (body as { items?: unknown[] }).items?.length ?? 1 });
+        // As the wire would: the answer crosses as JSON.
+        return owner.onRequest(link, method, body).then((answer) => JSON.parse(JSON.stringify(answer)) as T);
+      },
+    };
+    const transport = { link: (id: string) => (id === 'b' ? link : undefined) } as unknown as Transport;
+    const router = new ClusterRouter(a.system, aPlacement, transport, systemClock, CLUSTER_TEST_PRESET, silentLogger);
+    const refs = Array.from({ length: 60 }, (_, i): ActorRef => ({ type: 'counter', id: `f${i}` })).filter((r) => aPlacement.ownerOf(r) === 'b');
+
+    const tells = refs.map((ref, i) => router.tell(ref, i === 1 ? { add: 'two' } : { add: i + 1 }, { messageId: `f-${i}` }));
+    const outcomes = await Promise.allSettled(tells);
+    expect(requests).toEqual([{ method: 'actor.tells', items: refs.length }]);
+    expect(outcomes[1]).toMatchObject({ status: 'rejected', reason: { code: 'INVALID_ARGUMENT' } });
+    for (const [i, o] of outcomes.entries()) if (i !== 1) expect(o).toMatchObject({ status: 'fulfilled', value: { messageId: `f-${i}`, duplicate: false } });
+    expect(await b.system.ask(refs[0]!, { get: true })).toMatchObject({ value: 1, count: 1 });
+    expect(await b.system.ask(refs[2]!, { get: true })).toMatchObject({ value: 3, count: 1 });
+    // Nothing of the refused tell reached its actor.
+    expect(await b.system.ask(refs[1]!, { get: true })).toMatchObject({ value: 0, count: 0 });
+  });
 });
