@@ -160,7 +160,9 @@ export function tellInBatches(
   items: TellItem[],
   opts: { deadlineMs?: number; window?: number; perBatch?: number } = {},
 ): Promise<number[]> & { acked: () => number } {
-  const { deadlineMs = 120_000, window = 4096, perBatch = 256 } = opts;
+  // A bigger window batches no better past this, and every tell in flight is live heap that each
+  // young-generation GC on the node copies (measured: 1,024 was as fast as 8,192 or faster).
+  const { deadlineMs = 120_000, window = 1024, perBatch = 256 } = opts;
   return bulkTell(items, { deadlineMs, window, perMessage: perBatch }, {
     open: (deadline) => client.TellBatches({ deadline }),
     write: (call, chunk) => call.write({ tells: chunk.map(tellRequest) }),

@@ -60,7 +60,7 @@ export async function crossNodeTells(
   const begin = performance.now();
   const send = (s: number, items: TellItem[]) => {
     const client = cluster.client(nodes[s % nodes.length]!).actors;
-    return opts.api === 'batches' ? tellInBatches(client, items, { deadlineMs: opts.deadlineMs, perBatch: 500, window: 8192 }) : tellMany(client, items, opts.deadlineMs);
+    return opts.api === 'batches' ? tellInBatches(client, items, { deadlineMs: opts.deadlineMs }) : tellMany(client, items, opts.deadlineMs);
   };
   const calls = perStream.map((items, s) => ({ items, call: send(s, items) }));
   const outcomes = await Promise.allSettled(calls.map((c) => c.call));
