@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=64
 /**
  * The `cei` command. It only turns flags into option objects and starts things; what it starts lives
  * in src/node.ts (a node), src/demo.ts (the embedded default) and src/cli-actor.ts (client commands).

@@ -7,6 +7,7 @@ import { CLI, PACKAGE_ROOT } from '../support/cei-node.js';
 import { startReadyChild, type ReadyChild } from '../support/ready-child.js';
 import type { TempDirs } from '../support/temp-dirs.js';
 import { reapOnExit } from './exit-reaper.js';
+import { NODE_V8_FLAGS } from '../../src/node-flags.js';
 
 export type NodeRole = 'bootstrap' | 'control' | 'worker';
 
@@ -102,7 +103,7 @@ export class LocalCluster {
   async start(node: LocalNode): Promise<void> {
     if (node.child) throw new Error(`node ${node.index} is still running`);
     const join = node.index === 0 ? [] : ['--join', this.nodes[0]!.address];
-    const args = [...cpuProfileArgs(), CLI, 'node', `--role=${node.role}`, '--listen', node.address, '--data', node.dataDir, '--log-level', this.options.logLevel, ...join, ...this.options.args];
+    const args = [...NODE_V8_FLAGS, ...cpuProfileArgs(), CLI, 'node', `--role=${node.role}`, '--listen', node.address, '--data', node.dataDir, '--log-level', this.options.logLevel, ...join, ...this.options.args];
     const log = this.log(node.index);
     log.write(`--- bench: start ${node.starts + 1} of node ${node.index} (${node.role}) at ${new Date().toISOString()}\n`);
     let child: ReadyChild;

@@ -3,6 +3,7 @@ import { existsSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { startReadyChild, type ReadyChild } from './ready-child.js';
 import { newestMtime } from './machine.js';
+import { NODE_V8_FLAGS } from '../../src/node-flags.js';
 
 /** The package root (bench/support/ -> ../..). */
 export const PACKAGE_ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -38,7 +39,7 @@ export function distIsStale(): boolean {
 
 /** Starts a bootstrap node on a free loopback port with data in `dataDir`, and waits for its ready line. */
 export async function startCeiNode(dataDir: string, opts: { deadlineMs?: number; args?: string[] } = {}): Promise<CeiNodeProcess> {
-  const args = [CLI, 'node', '--role=bootstrap', '--listen', '127.0.0.1:0', '--data', dataDir, '--log-level', 'warn', ...(opts.args ?? [])];
+  const args = [...NODE_V8_FLAGS, CLI, 'node', '--role=bootstrap', '--listen', '127.0.0.1:0', '--data', dataDir, '--log-level', 'warn', ...(opts.args ?? [])];
   const child = await startReadyChild(process.execPath, args, {
     ready: /^ready (\S+) (\S+)$/,
     deadlineMs: opts.deadlineMs ?? 20_000,

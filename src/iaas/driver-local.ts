@@ -23,6 +23,7 @@
  * Waits (the start timeout, the termination grace) run on the injected clock; the system clock's
  * timers do not hold a process open, so a caller with nothing else alive must keep itself alive.
  */
+import { NODE_V8_FLAGS } from '../node-flags.js';
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, isAbsolute, join, resolve } from 'node:path';
@@ -356,6 +357,7 @@ export class LocalDriver implements IaasDriver {
     mkdirSync(dataDir);
     const now = this.clock.now();
     const args = [
+      ...NODE_V8_FLAGS,
       this.config.cliPath,
       'node',
       '--role=worker',

@@ -10,6 +10,7 @@ import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { CommandService, NodeService } from '../plans/plan.js';
 import { signalInstance } from '../iaas/local-process.js';
+import { NODE_V8_FLAGS } from '../node-flags.js';
 
 /** dist/cli.js (or src/cli.ts under tsx): the `cei` a node service runs. */
 export const CEI_CLI = fileURLToPath(new URL(import.meta.url.endsWith('.ts') ? '../cli.ts' : '../cli.js', import.meta.url));
@@ -53,7 +54,7 @@ export function nodeArgs(s: NodeService): string[] {
 
 export function startNodeProcess(s: NodeService, log: string): Started {
   mkdirSync(s.data_dir, { recursive: true });
-  return startDetached(process.execPath, nodeArgs(s), { log, env: s.env });
+  return startDetached(process.execPath, [...NODE_V8_FLAGS, ...nodeArgs(s)], { log, env: s.env });
 }
 
 export function startCommandProcess(s: CommandService, log: string): Started {

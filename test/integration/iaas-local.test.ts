@@ -5,6 +5,7 @@
  *
  * Every process an instance directory records is SIGKILLed after each test, whatever happened.
  */
+import { NODE_V8_FLAGS } from '../../src/node-flags.js';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -133,6 +134,8 @@ describe('local driver with real cei workers', () => {
     ]);
     const started = [await byState(d, 'w1', 'started'), await byState(d, 'w2', 'started')];
     for (const s of started) expect(s.nodeId).toMatch(/\S/);
+    // Started as every cei node is, with the node V8 flags (src/node-flags.ts).
+    for (const i of launched) expect(readFileSync(`/proc/${i.handle.pid}/cmdline`, 'utf8').split('\0')).toEqual(expect.arrayContaining([...NODE_V8_FLAGS]));
     await waitForWorkers(started.map((s) => s.nodeId!));
 
     // Idempotent: the same ids again start nothing new.

@@ -3,6 +3,7 @@ import { createWriteStream, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
+import { NODE_V8_FLAGS } from '../../src/node-flags.js';
 
 export const CLI = resolve(import.meta.dirname, '../../dist/cli.js');
 
@@ -71,6 +72,7 @@ export function startNode(opts: {
   env?: Record<string, string>;
 }): Promise<NodeProcess> {
   const args = [
+    ...NODE_V8_FLAGS,
     CLI,
     'node',
     `--role=${opts.role ?? 'bootstrap'}`,
