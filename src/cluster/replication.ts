@@ -80,10 +80,10 @@ class PeerStream {
       // After this macrotask, not after a few microtasks: grpc-js hands a read's messages over each
       // in its own chain of promises, so a microtask-bounded batch held about one tell (its enqueue
       // and its turn) and every tell cost a request, its answer and a replica write of its own.
-      // Batched by macrotask, one read's tells go together (hundreds under load). A cell handles a
-      // message in the microtask after its enqueue's write, so the turn's commit (the mail's
-      // removal, the new state) still joins the enqueue's batch, and the replica's group commit
-      // drops the transient mail put with its del instead of writing both.
+      // Batched by macrotask, one read's tells go together (hundreds under load). A cell usually
+      // sends a tell's enqueue and turn as one write without the mail at all (cell.ts
+      // holdForNextWrite); when they go apart, they still meet in this batch, and the replica's
+      // group commit drops the transient mail put with its del instead of writing both.
       setImmediate(() => this.flush());
     }
     batch.entries.push(seed ? [key, ops, SEED] : [key, ops]);

@@ -38,8 +38,13 @@ const CLEARANCE_WAIT_MS = 250;
 /** A call retrying for this long is logged once, with the error it keeps meeting. */
 const SLOW_ROUTE_MS = 3_000;
 
-/** Tells one actor.tells request may carry (a client's whole window fits). */
-const MAX_FORWARDED_TELLS = 100_000;
+/**
+ * Tells one actor.tells request carries at most: at the default --max-payload (1 MiB) a request
+ * stays within half the peer link's 64 MiB frame limit.
+ */
+const FORWARD_BATCH_TELLS = 32;
+/** What an owner accepts in one actor.tells request (a guard; senders send FORWARD_BATCH_TELLS). */
+const MAX_FORWARDED_TELLS = 1_000;
 
 /** One tell's outcome in an actor.tells answer: its ack, or its error's code and message. */
 interface TellOutcome {
@@ -121,7 +126,8 @@ export class ClusterRouter implements ActorService, SubHandler {
    */
   private forwardTell(link: Link, request: unknown, timeoutMs: number): Promise<TellAck> {
     let batch = this.forwards.get(link);
-    if (!batch) {
+    if (!batch || batch.items.length >= FORWARD_BATCH_TELLS) {
+      // A full batch leaves on its own setImmediate all the same; later tells start the next one.
       const fresh: ForwardBatch = (batch = { items: [], waiters: [], timeoutMs });
       this.forwards.set(link, fresh);
       setImmediate(() => {

@@ -67,7 +67,7 @@ describe('ClusterRouter', () => {
     expect(own).toMatchObject({ messageId: 'mine-1', duplicate: false });
   });
 
-  it("forwards one macrotask's tells to an owner as one actor.tells request, each settling on its own", async () => {
+  it("forwards one macrotask's tells to an owner in actor.tells requests of up to 32, each tell settling on its own", async () => {
     const [a, b] = [await nodes.node([counter]), await nodes.node([counter])];
     const view = MembershipView.of([member('a'), member('b')], { version: 1 });
     const [aPlacement, bPlacement] = [new RingPlacement('a', 2, () => 'any'), new RingPlacement('b', 2, () => 'any')];
@@ -88,11 +88,16 @@ describe('ClusterRouter', () => {
     };
     const transport = { link: (id: string) => (id === 'b' ? link : undefined) } as unknown as Transport;
     const router = new ClusterRouter(a.system, aPlacement, transport, systemClock, CLUSTER_TEST_PRESET, silentLogger);
-    const refs = Array.from({ length: 60 }, (_, i): ActorRef => ({ type: 'counter', id: `f${i}` })).filter((r) => aPlacement.ownerOf(r) === 'b');
+    const refs = Array.from({ length: 100 }, (_, i): ActorRef => ({ type: 'counter', id: `f${i}` })).filter((r) => aPlacement.ownerOf(r) === 'b');
+    expect(refs.length).toBeGreaterThan(32);
 
     const tells = refs.map((ref, i) => router.tell(ref, i === 1 ? { add: 'two' } : { add: i + 1 }, { messageId: `f-${i}` }));
     const outcomes = await Promise.allSettled(tells);
-    expect(requests).toEqual([{ method: 'actor.tells', items: refs.length }]);
+    // At most 32 tells per request (FORWARD_BATCH_TELLS).
+    expect(requests).toEqual([
+      { method: 'actor.tells', items: 32 },
+      { method: refs.length === 33 ? 'actor.tell' : 'actor.tells', items: refs.length - 32 },
+    ]);
     expect(outcomes[1]).toMatchObject({ status: 'rejected', reason: { code: 'INVALID_ARGUMENT' } });
     for (const [i, o] of outcomes.entries()) if (i !== 1) expect(o).toMatchObject({ status: 'fulfilled', value: { messageId: `f-${i}`, duplicate: false } });
     expect(await b.system.ask(refs[0]!, { get: true })).toMatchObject({ value: 1, count: 1 });
