@@ -24,8 +24,8 @@ export type TellApi = 'stream' | 'batches';
  * `tells` durable tells `{"add": n}` (n = 1..5, so sums check more than counts) spread round robin
  * over `actors` counters `<prefix><i>`, sent with src/client.ts tellMany (one TellStream each, its
  * own window of unacknowledged tells) or tellInBatches (`api`, the same over TellBatches) from
- * `streamsPerNode` streams to every node of the cluster at
- * once, each tell to its owner's streams or to any node (`routing`). A node forwards what it does
+ * `streamsPerNode` streams to every node of the cluster at once, each tell to its owner's streams
+ * or to any node (`routing`). A node forwards what it does
  * not own to the owner, which acknowledges once its replica has the tell durably too (R=2). Timed
  * from the start of the streams to the last acknowledgement of all of them; every acknowledged tell
  * goes into `ledger`, also when a stream fails.
