@@ -8,6 +8,8 @@ import { deferred } from './deferred.js';
  */
 export type Op = { type: 'put'; key: string; value: string; transient?: true } | { type: 'del'; key: string };
 
+const CANCELLED: Op = { type: 'del', key: '' };
+
 /**
  * `ops` without the transient puts that a later del of the same key in `ops` undoes, and without
  * those dels: the same result when written as one batch. Any other write of the key in between
@@ -33,6 +35,8 @@ export function dropTransientPairs(ops: Op[]): Op[] {
 
 interface PendingBatch {
   ops: Op[];
+  /** Positions in `ops` of transient puts, by key. */
+  transient: Map<string, number>;
   sync: boolean;
   promise: Promise<void>;
   resolve: () => void;
@@ -65,11 +69,25 @@ export class GroupCommitter {
     if (this.failed !== undefined) return Promise.reject(this.failed);
     let batch = this.pending;
     if (!batch) {
-      batch = this.pending = { ops: [], sync: false, ...deferred() };
+      batch = this.pending = { ops: [], transient: new Map(), sync: false, ...deferred() };
       // A microtask lets a synchronous burst of writes land in one batch even when nothing is in flight.
       if (!this.writing) queueMicrotask(() => this.flush());
     }
-    for (const op of ops) batch.ops.push(op);
+    for (let i = 0; i < ops.length; i++) {
+      const op = ops[i]!;
+      if (op.type === 'del') {
+        const at = batch.transient.get(op.key);
+        if (at !== undefined) {
+          batch.ops[at] = CANCELLED;
+          batch.transient.delete(op.key);
+          this.cancelled += 2;
+          continue;
+        }
+      } else if (op.transient) {
+        batch.transient.set(op.key, batch.ops.length);
+      }
+      batch.ops.push(op);
+    }
     if (sync) batch.sync = true;
     return batch.promise;
   }
@@ -91,14 +109,14 @@ export class GroupCommitter {
     this.writing = true;
     this.inFlight = batch;
     let written: Promise<void>;
-    const ops = dropTransientPairs(batch.ops);
-    this.cancelled += batch.ops.length - ops.length;
-    const count = ops.length;
+    let count = 0;
     try {
       const chained = this.db.batch();
-      for (const op of ops) {
+      for (const op of batch.ops) {
         if (op.type === 'put') chained.put(op.key, op.value);
-        else chained.del(op.key);
+        else if (op !== CANCELLED) chained.del(op.key);
+        else continue;
+        count++;
       }
       written = chained.write({ sync: batch.sync });
     } catch (err) {
