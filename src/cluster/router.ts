@@ -8,8 +8,10 @@
  * it in flight) may have been enqueued by the owner all the same, so its retry must be recognised:
  * a tell the caller sent without a message id gets one of the router's from its first forward on
  * (the owner's dedup window answers the retry with the first one's seq). The caller, who sent it
- * once, gets its own (empty) id back and no duplicate flag. A tell handled here never needs one: a
- * local enqueue that failed did not happen.
+ * once, gets its own (empty) id back and no duplicate flag. A tell this node owns is enqueued here
+ * without one (an id costs a dedup entry, written and replicated): a local tell that failed before
+ * its actor took it did not happen and is retried, but one taken whose write then failed
+ * (UnconfirmedTellError) may have, and goes back to the caller instead.
  *
  * Node-to-node methods (prefix "actor."), answered by the owner's local ActorSystem only - a node
  * never forwards a forwarded call, so a call makes at most one network hop per attempt:
@@ -25,7 +27,7 @@ import type { Logger } from '../runtime/logger.js';
 import { Backoff } from '../runtime/backoff.js';
 import { refKey, validateRef, type ActorRef } from '../runtime/ref.js';
 import { randomUUID } from 'node:crypto';
-import { CeiError, InvalidArgumentError, UnavailableError, errorMessage } from '../errors.js';
+import { CeiError, InvalidArgumentError, UnavailableError, UnconfirmedTellError, errorMessage } from '../errors.js';
 import { remoteError } from './transport-core.js';
 import type { ClusterOptions } from './cluster-options.js';
 import type { RingPlacement } from './ring-placement.js';
@@ -171,7 +173,14 @@ export class ClusterRouter implements ActorService, SubHandler {
     // No id of the caller's: one of ours from the first forward on, for every attempt after it too.
     let routed: TellOptions | undefined;
     const forward = () => ({ ref, payload, opts: (routed ??= { ...opts, messageId: `route:${randomUUID()}` }) });
-    return this.route(ref, 'actor.tell', forward, () => this.local.tell(ref, payload, routed ?? opts)).then((ack) =>
+    const here = (): Promise<TellAck> =>
+      this.local.tell(ref, payload, routed ?? opts).catch((err: unknown) => {
+        // Taken here without any id: sending it again could apply it twice. The caller hears that
+        // its outcome is unknown, as it would from a lost answer.
+        if (routed === undefined && err instanceof UnconfirmedTellError && err.retryable) throw new CeiError(err.code, err.message, { cause: err, retryable: false });
+        throw err;
+      });
+    return this.route(ref, 'actor.tell', forward, here).then((ack) =>
       routed === undefined ? ack : { ...ack, messageId: opts.messageId ?? '', duplicate: false },
     );
   }

@@ -11,7 +11,7 @@ import { dropTransientPairs } from './group-commit.js';
 import { RestartIntensity } from './supervisor.js';
 import { DELETED_RECORD, TurnContext, type TurnHost } from './turn-context.js';
 import type { DeadLetterRecord, Envelope, OutboxItem, StoredState, StoredTimer, TellAck } from './envelope.js';
-import { CeiError, DataLossError, errorMessage } from '../errors.js';
+import { CeiError, DataLossError, UnconfirmedTellError, errorMessage } from '../errors.js';
 import type { Replicator } from './placement.js';
 
 /** Retries of an outbox item whose target is out of reach for now. */
@@ -499,10 +499,17 @@ export class ActorCell {
     this.queue.push(env);
     this.schedule();
     const done = this.holdForNextWrite(ops);
-    const acked = done.then(() => {
-      if (entry) entry.pending = undefined;
-      return ack;
-    });
+    const acked = done.then(
+      () => {
+        if (entry) entry.pending = undefined;
+        return ack;
+      },
+      // The turn may have run and its local write landed: callers must not take this failure for
+      // a tell that never happened (see UnconfirmedTellError).
+      (err: unknown) => {
+        throw new UnconfirmedTellError(this.key, err);
+      },
+    );
     if (entry) entry.pending = acked;
     return acked;
   }

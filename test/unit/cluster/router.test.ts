@@ -1,7 +1,8 @@
 /**
  * ClusterRouter forwarding a tell whose answer is lost: the owner enqueued it, the router retries,
- * and the owner must recognise the retry. Real ActorSystems on LevelDB; the link between them is a
- * stub that loses the first answer.
+ * and the owner must recognise the retry; and a tell taken here whose replicated write failed, which
+ * must not be enqueued again. Real ActorSystems on LevelDB; the link between them, and the replicas
+ * of the node that owns, are stubs.
  */
 import { describe, expect, it } from 'vitest';
 import { counter } from '../../../src/actors/counter.js';
@@ -10,12 +11,13 @@ import { MembershipView, type Member } from '../../../src/cluster/membership.js'
 import { RingPlacement } from '../../../src/cluster/ring-placement.js';
 import { ClusterRouter } from '../../../src/cluster/router.js';
 import type { Link, Transport } from '../../../src/cluster/transport.js';
-import { DeadlineExceededError } from '../../../src/errors.js';
+import { DeadlineExceededError, UnavailableError } from '../../../src/errors.js';
 import { systemClock } from '../../../src/runtime/clock.js';
 import type { TellOptions } from '../../../src/runtime/actor-service.js';
 import { silentLogger } from '../../../src/runtime/logger.js';
 import type { ActorRef } from '../../../src/runtime/ref.js';
 import type { ActorSystem } from '../../../src/runtime/runtime.js';
+import type { Replicator } from '../../../src/runtime/placement.js';
 import { useTestNodes } from '../../support/runtime-node.js';
 
 const nodes = useTestNodes();
@@ -37,6 +39,19 @@ function lossyLink(owner: ActorSystem, lose: number): Link & { tells: TellOption
       const ack = await owner.tell(b.ref, b.payload, b.opts);
       if (tells.length <= lose) throw new DeadlineExceededError('request actor.tell to b: no answer within 5 ms');
       return ack as T;
+    },
+  };
+}
+
+/** Replicas that refuse the next `refuse` writes, as replicas that know a newer owner do. */
+function refusingReplicas(): Replicator & { refuse: number } {
+  return {
+    refuse: 0,
+    replicasFor: () => ['b'],
+    replicate() {
+      if (this.refuse === 0) return Promise.resolve();
+      this.refuse--;
+      return Promise.reject(new UnavailableError('replica b knows a newer owner'));
     },
   };
 }
@@ -65,6 +80,29 @@ describe('ClusterRouter', () => {
     const own = await router.tell(ref, { add: 1 }, { messageId: 'mine-1' });
     expect(link.tells[2]!.messageId).toBe('mine-1');
     expect(own).toMatchObject({ messageId: 'mine-1', duplicate: false });
+  });
+
+  it('does not enqueue a tell without an id again when it was taken here but its replicated write failed', async () => {
+    const replicas = refusingReplicas();
+    const a = await nodes.node([counter], { deps: { replicator: replicas } });
+    const placement = new RingPlacement('a', 2, () => 'any');
+    placement.update(MembershipView.of([member('a'), member('b')], { version: 1 }));
+    const ref = Array.from({ length: 100 }, (_, i): ActorRef => ({ type: 'counter', id: `u${i}` })).find((r) => placement.ownerOf(r) === 'a')!;
+    const router = new ClusterRouter(a.system, placement, {} as Transport, systemClock, CLUSTER_TEST_PRESET, silentLogger);
+    await router.tell(ref, { add: 1 });
+
+    replicas.refuse = 1;
+    const refused = router.tell(ref, { add: 5 });
+    await expect(refused).rejects.toThrow(/may or may not take effect/);
+    await expect(refused).rejects.toMatchObject({ code: 'UNAVAILABLE', retryable: false });
+    // The turn ran and its local write landed before the replica refused: sent once, counted once.
+    // A retry here would have made it 11.
+    expect(await a.system.ask(ref, { get: true })).toMatchObject({ value: 6, count: 2 });
+
+    // Under the caller's own id the same failure is retried, and the dedup window answers it.
+    replicas.refuse = 1;
+    expect(await router.tell(ref, { add: 2 }, { messageId: 'own-1' })).toMatchObject({ messageId: 'own-1' });
+    expect(await a.system.ask(ref, { get: true })).toMatchObject({ value: 8, count: 3 });
   });
 
   it("forwards one macrotask's tells to an owner in actor.tells requests of up to 32, each tell settling on its own", async () => {
