@@ -211,7 +211,8 @@ export class ActorSystem implements CellHost, ActorService {
     if (!this.store) return 0;
     const awake = await this.store.scanKeys(keys.awakePrefix);
     const outcomes = await inParallel(awake.map(refFromIndexKey), concurrency, async (ref): Promise<number> => {
-      if (!this.placement.owns(ref) || this.cells.has(refKey(ref))) return 0;
+      // Shutting down: the store closes under loads started now (what is left is recovered next start).
+      if (this.closing || !this.placement.owns(ref) || this.cells.has(refKey(ref))) return 0;
       if (!this.types.has(ref.type)) {
         this.log.warn({ actor: refKey(ref) }, 'actor of an unknown type has pending work; not recovered (load its module with --actors)');
         return 0;
@@ -221,7 +222,7 @@ export class ActorSystem implements CellHost, ActorService {
         return 1;
       } catch (err) {
         // Not ours yet (being handed over, or the rings moved again): a later recovery takes it.
-        if (!(err instanceof CeiError && err.retryable)) this.log.error({ actor: refKey(ref), err: errorMessage(err) }, 'recovery of actor failed');
+        if (!(err instanceof CeiError && err.retryable) && !this.closing) this.log.error({ actor: refKey(ref), err: errorMessage(err) }, 'recovery of actor failed');
         return 0;
       }
     });
@@ -243,7 +244,9 @@ export class ActorSystem implements CellHost, ActorService {
     this.cells.set(key, fresh);
     fresh.ready.catch((err) => {
       if (this.cells.get(key) === fresh) this.cells.delete(key);
-      this.log.error({ actor: key, err: errorMessage(err) }, 'activation failed');
+      // A load the shutdown cut short (its store closed) is no failure of the actor's.
+      if (this.closing) this.log.debug({ actor: key, err: errorMessage(err) }, 'activation ended by the shutdown');
+      else this.log.error({ actor: key, err: errorMessage(err) }, 'activation failed');
     });
     return fresh;
   }

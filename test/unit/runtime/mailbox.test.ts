@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { defineActor } from '../../../src/runtime/actor-type.js';
-import { keys } from '../../../src/runtime/store.js';
+import { keys, Store } from '../../../src/runtime/store.js';
+import { ActorSystem, RUNTIME_TEST_PRESET } from '../../../src/runtime/runtime.js';
+import { silentLogger, type Logger } from '../../../src/runtime/logger.js';
 import { recorder, ref, type RecorderState } from '../../support/actors.js';
 import { useTestNodes } from '../../support/runtime-node.js';
 import { waitFor, within } from '../../support/wait.js';
@@ -101,6 +103,24 @@ describe('durable mailbox', () => {
     expect(await node.system.recover()).toBe(1);
     const state = await node.system.ask<{ log: number[] }>(a, get);
     expect(state.log).toEqual([0, 1, 2, 3, 4]);
+  });
+
+  it('a shutdown during recovery ends the recovery quietly: no actor fails on the store closing under it', async () => {
+    const node = await nodes.node([recorder]);
+    const actors = Array.from({ length: 200 }, (_, i) => ref('recorder', `pending-${i}`));
+    // A timer far off keeps each actor's pending-work mark: each is recovered on the next start.
+    await Promise.all(actors.map((a) => node.system.ask(a, { after: { name: 't', ms: 3_600_000, m: 'late' } })));
+    await node.stop();
+    const errors: unknown[] = [];
+    const logger: Logger = { ...silentLogger, error: (obj, msg) => errors.push({ ...obj, msg }), child: () => logger };
+    const store = await Store.open(node.dir);
+    const system = new ActorSystem({ store, clock: node.clock, types: [recorder], logger }, RUNTIME_TEST_PRESET);
+    const recovering = system.recover(4);
+    await system.shutdown();
+    await store.close();
+    const recovered = await within(recovering, 'the recovery to end');
+    expect(recovered).toBeLessThan(actors.length);
+    expect(errors).toEqual([]);
   });
 
   it('an actor released while it loads stops once loaded: calls meanwhile reach one incarnation, nothing is overwritten', async () => {
