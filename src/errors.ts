@@ -58,15 +58,15 @@ export class UnavailableError extends CeiError {
 }
 
 /**
- * A tell its actor took (and may already have handled) whose write did not become durable on the
- * owner and every live replica, e.g. a replica that knows a newer owner refused it: the tell may or
- * may not take effect. Sending it again is safe only under the same message id, which the actor's
- * dedup window recognises; the code and retryability are those of the failed write.
+ * A tell or ask its actor took (and may already have handled) whose write did not become durable on
+ * the owner and every live replica, e.g. a replica that knows a newer owner refused it: the message
+ * may or may not take effect. Sending it again is safe only under the same message id, which the
+ * actor's dedup window recognises; the code and retryability are those of the failed write.
  */
-export class UnconfirmedTellError extends CeiError {
-  override name = 'UnconfirmedTellError';
+export class UnconfirmedMessageError extends CeiError {
+  override name = 'UnconfirmedMessageError';
   constructor(actor: string, cause: unknown) {
-    super(cause instanceof CeiError ? cause.code : 'UNAVAILABLE', `a tell to ${actor} was taken but not confirmed durable (${errorMessage(cause)}): it may or may not take effect`, {
+    super(cause instanceof CeiError ? cause.code : 'UNAVAILABLE', `a message to ${actor} was taken but not confirmed durable (${errorMessage(cause)}): it may or may not take effect`, {
       cause,
       retryable: cause instanceof CeiError && cause.retryable,
     });

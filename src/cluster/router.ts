@@ -11,7 +11,8 @@
  * once, gets its own (empty) id back and no duplicate flag. A tell this node owns is enqueued here
  * without one (an id costs a dedup entry, written and replicated): a local tell that failed before
  * its actor took it did not happen and is retried, but one taken whose write then failed
- * (UnconfirmedTellError) may have, and goes back to the caller instead.
+ * (UnconfirmedMessageError) may have, and goes back to the caller instead; so does such a local ask.
+ * A forwarded ask carries no id: one whose answer was lost is asked again (see docs/cluster.md).
  *
  * Node-to-node methods (prefix "actor."), answered by the owner's local ActorSystem only - a node
  * never forwards a forwarded call, so a call makes at most one network hop per attempt:
@@ -27,7 +28,7 @@ import type { Logger } from '../runtime/logger.js';
 import { Backoff } from '../runtime/backoff.js';
 import { refKey, validateRef, type ActorRef } from '../runtime/ref.js';
 import { randomUUID } from 'node:crypto';
-import { CeiError, InvalidArgumentError, UnavailableError, UnconfirmedTellError, errorMessage } from '../errors.js';
+import { CeiError, InvalidArgumentError, UnavailableError, UnconfirmedMessageError, errorMessage } from '../errors.js';
 import { remoteError } from './transport-core.js';
 import type { ClusterOptions } from './cluster-options.js';
 import type { RingPlacement } from './ring-placement.js';
@@ -63,6 +64,15 @@ interface ForwardBatch {
 
 function retryable(err: unknown): boolean {
   return err instanceof CeiError && err.retryable;
+}
+
+/**
+ * A message taken here without an id whose write then failed may have been handled: sending it
+ * again could apply it twice. The caller hears that its outcome is unknown, as from a lost answer.
+ */
+function notRetried(err: unknown): never {
+  if (err instanceof UnconfirmedMessageError && err.retryable) throw new CeiError(err.code, err.message, { cause: err, retryable: false });
+  throw err;
 }
 
 export class ClusterRouter implements ActorService, SubHandler {
@@ -173,13 +183,10 @@ export class ClusterRouter implements ActorService, SubHandler {
     // No id of the caller's: one of ours from the first forward on, for every attempt after it too.
     let routed: TellOptions | undefined;
     const forward = () => ({ ref, payload, opts: (routed ??= { ...opts, messageId: `route:${randomUUID()}` }) });
-    const here = (): Promise<TellAck> =>
-      this.local.tell(ref, payload, routed ?? opts).catch((err: unknown) => {
-        // Taken here without any id: sending it again could apply it twice. The caller hears that
-        // its outcome is unknown, as it would from a lost answer.
-        if (routed === undefined && err instanceof UnconfirmedTellError && err.retryable) throw new CeiError(err.code, err.message, { cause: err, retryable: false });
-        throw err;
-      });
+    const here = (): Promise<TellAck> => {
+      const told = this.local.tell(ref, payload, routed ?? opts);
+      return routed === undefined ? told.catch(notRetried) : told;
+    };
     return this.route(ref, 'actor.tell', forward, here).then((ack) =>
       routed === undefined ? ack : { ...ack, messageId: opts.messageId ?? '', duplicate: false },
     );
@@ -187,7 +194,7 @@ export class ClusterRouter implements ActorService, SubHandler {
 
   ask<T = unknown>(ref: ActorRef, payload: unknown, timeoutMs?: number, from?: ActorRef): Promise<T> {
     const ms = timeoutMs && timeoutMs > 0 ? timeoutMs : this.local.options.defaultAskTimeoutMs;
-    return this.route<T>(ref, 'actor.ask', { ref, payload, timeoutMs: ms, from }, () => this.local.ask<T>(ref, payload, ms, from), ms);
+    return this.route<T>(ref, 'actor.ask', { ref, payload, timeoutMs: ms, from }, () => this.local.ask<T>(ref, payload, ms, from).catch(notRetried), ms);
   }
 
   stop(ref: ActorRef): Promise<void> {

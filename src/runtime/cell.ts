@@ -11,7 +11,7 @@ import { dropTransientPairs } from './group-commit.js';
 import { RestartIntensity } from './supervisor.js';
 import { DELETED_RECORD, TurnContext, type TurnHost } from './turn-context.js';
 import type { DeadLetterRecord, Envelope, OutboxItem, StoredState, StoredTimer, TellAck } from './envelope.js';
-import { CeiError, DataLossError, UnconfirmedTellError, errorMessage } from '../errors.js';
+import { CeiError, DataLossError, UnconfirmedMessageError, errorMessage } from '../errors.js';
 import type { Replicator } from './placement.js';
 
 /** Retries of an outbox item whose target is out of reach for now. */
@@ -505,9 +505,9 @@ export class ActorCell {
         return ack;
       },
       // The turn may have run and its local write landed: callers must not take this failure for
-      // a tell that never happened (see UnconfirmedTellError).
+      // a tell that never happened (see UnconfirmedMessageError).
       (err: unknown) => {
-        throw new UnconfirmedTellError(this.key, err);
+        throw new UnconfirmedMessageError(this.key, err);
       },
     );
     if (entry) entry.pending = acked;
@@ -635,7 +635,7 @@ export class ActorCell {
       // The turns ran but are not durable where they must be: nothing of them goes out, the asks
       // hear why, and the cell leaves memory (writeFailed) so no later turn builds on them.
       this.outboxInFlight -= outbox.length;
-      const reason = err instanceof Error ? err : new Error(errorMessage(err));
+      const reason = new UnconfirmedMessageError(this.key, err);
       if (replies) for (const [askId] of replies) this.host.answerError(askId, reason);
       this.host.log.warn({ actor: this.key, err: errorMessage(err) }, 'commit failed');
     });

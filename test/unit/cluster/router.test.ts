@@ -82,7 +82,7 @@ describe('ClusterRouter', () => {
     expect(own).toMatchObject({ messageId: 'mine-1', duplicate: false });
   });
 
-  it('does not enqueue a tell without an id again when it was taken here but its replicated write failed', async () => {
+  it('does not enqueue a tell without an id, or an ask, again when it was taken here but its replicated write failed', async () => {
     const replicas = refusingReplicas();
     const a = await nodes.node([counter], { deps: { replicator: replicas } });
     const placement = new RingPlacement('a', 2, () => 'any');
@@ -103,6 +103,11 @@ describe('ClusterRouter', () => {
     replicas.refuse = 1;
     expect(await router.tell(ref, { add: 2 }, { messageId: 'own-1' })).toMatchObject({ messageId: 'own-1' });
     expect(await a.system.ask(ref, { get: true })).toMatchObject({ value: 8, count: 3 });
+
+    // An ask has no id: taken here, it is not asked again either.
+    replicas.refuse = 1;
+    await expect(router.ask(ref, { add: 3 })).rejects.toMatchObject({ code: 'UNAVAILABLE', retryable: false });
+    expect(await a.system.ask(ref, { get: true })).toMatchObject({ value: 11, count: 4 });
   });
 
   it("forwards one macrotask's tells to an owner in actor.tells requests of up to 32, each tell settling on its own", async () => {

@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { counter } from '../../../src/actors/counter.js';
-import { UnavailableError, UnconfirmedTellError } from '../../../src/errors.js';
+import { UnavailableError, UnconfirmedMessageError } from '../../../src/errors.js';
 import type { Replicator } from '../../../src/runtime/placement.js';
 import type { Op } from '../../../src/runtime/store.js';
 import { keys } from '../../../src/runtime/store.js';
@@ -99,7 +99,7 @@ describe('replicated writes', () => {
     // Taken, maybe handled, not confirmed: retryable only because the retry carries the same id.
     const refused = node.system.tell(c1, { add: 2 }, { messageId: 'm2' });
     await expect(refused).rejects.toThrow(/knows a newer owner.*may or may not take effect/);
-    await expect(refused).rejects.toBeInstanceOf(UnconfirmedTellError);
+    await expect(refused).rejects.toBeInstanceOf(UnconfirmedMessageError);
     await expect(refused).rejects.toMatchObject({ code: 'UNAVAILABLE', retryable: true });
     await waitFor(() => !node.system.isLoaded(c1), { what: 'the actor to leave memory' });
     replicator.refusing = false;
