@@ -21,6 +21,7 @@ import HashRingLib from 'hashring';
 
 /** How many keys' preference lists a ring remembers before it starts over. */
 const MEMO_LIMIT = 200_000;
+const NO_NODES: readonly string[] = Object.freeze([]);
 import { InvalidArgumentError } from '../errors.js';
 
 /** Options of a HashRing. */
@@ -126,21 +127,27 @@ export class HashRing {
    * m <= n. Throws RangeError when `n` is not an integer >= 0.
    */
   preferenceList(key: string, n: number): string[] {
+    return [...this.remembered(key, n)];
+  }
+
+  /** preferenceList without the copy, for callers that only read it (the owner of every call). */
+  remembered(key: string, n: number): readonly string[] {
     if (!Number.isInteger(n) || n < 0) throw new RangeError(`preference list length must be an integer >= 0, got ${String(n)}`);
     // range(key, 0) would mean "all nodes" to the package, hence the explicit check.
-    if (n === 0 || this.ring === undefined) return [];
+    if (n === 0 || this.ring === undefined) return NO_NODES;
     // The ring never changes, so lists are remembered: each lookup hashes the key (md5), and the
     // router, the replicator and the hand-off ask for the same keys over and over.
-    const memoKey = n === this.memoN ? key : undefined;
-    const known = memoKey !== undefined ? this.memo.get(memoKey) : undefined;
-    if (known) return [...known];
+    if (n === this.memoN) {
+      const known = this.memo.get(key);
+      if (known) return known;
+    }
     const list = this.ring.range(key, Math.min(n, this.nodes.length), true);
     if (this.memoN === undefined) this.memoN = n;
     if (n === this.memoN) {
       if (this.memo.size >= MEMO_LIMIT) this.memo.clear();
       this.memo.set(key, list);
     }
-    return [...list];
+    return list;
   }
 
   private memo = new Map<string, string[]>();

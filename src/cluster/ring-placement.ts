@@ -279,7 +279,9 @@ export class RingPlacement implements Placement {
   }
 
   ownerOf(ref: ActorRef): string | undefined {
-    return this.preferenceList(ref)[0];
+    // Asked for every call the router takes: the ring's remembered list, not a copy of it.
+    const ring = this.ringFor(ref, this.rings);
+    return ring ? ring.remembered(refKey(ref), this.replicas)[0] : this.preferenceList(ref)[0];
   }
 
   /** The preference list at this node's last completed rebalance run. */

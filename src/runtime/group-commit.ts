@@ -16,6 +16,43 @@ const CANCELLED: Op = { type: 'del', key: '' };
  * keeps the pair. Returns `ops` itself when nothing drops out.
  */
 export function dropTransientPairs(ops: Op[]): Op[] {
+  return ops.length <= SCAN_LIMIT ? dropPairsByScan(ops) : dropPairsByMap(ops);
+}
+
+/**
+ * Below this many ops a del looks back for the key's latest op instead of keeping a Map: a cell's
+ * write (an enqueue's put, then the turn's del and state) is a handful of ops, and the Map and Set
+ * were most of what the call cost.
+ */
+const SCAN_LIMIT = 32;
+
+function dropPairsByScan(ops: Op[]): Op[] {
+  let dropped = 0;
+  let gone: boolean[] | undefined;
+  for (let i = 0; i < ops.length; i++) {
+    const op = ops[i]!;
+    if (op.type !== 'del') continue;
+    for (let j = i - 1; j >= 0; j--) {
+      const earlier = ops[j]!;
+      if (earlier.key !== op.key) continue;
+      // The key's latest op before the del decides: a transient put pairs with it, anything else
+      // (a del, a put that is not transient) keeps it.
+      if (earlier.type === 'put' && earlier.transient) {
+        gone ??= new Array<boolean>(ops.length).fill(false);
+        gone[j] = gone[i] = true;
+        dropped += 2;
+      }
+      break;
+    }
+  }
+  if (!gone) return ops;
+  const out = new Array<Op>(ops.length - dropped);
+  let k = 0;
+  for (let i = 0; i < ops.length; i++) if (!gone[i]) out[k++] = ops[i]!;
+  return out;
+}
+
+function dropPairsByMap(ops: Op[]): Op[] {
   let transient: Map<string, number> | undefined;
   let dropped: Set<number> | undefined;
   for (let i = 0; i < ops.length; i++) {

@@ -4,6 +4,7 @@ import type { Op } from '../../../src/runtime/store.js';
 import { dropTransientPairs } from '../../../src/runtime/group-commit.js';
 import { ref } from '../../support/actors.js';
 import { useTestNodes } from '../../support/runtime-node.js';
+import { pick, randomInt, seededRandom } from '../../support/seeded-random.js';
 
 const nodes = useTestNodes();
 
@@ -160,5 +161,22 @@ describe('dropTransientPairs', () => {
     expect(dropTransientPairs(separated)).toBe(separated);
     const plain = [put('a'), del('a'), del('b')];
     expect(dropTransientPairs(plain)).toBe(plain);
+  });
+
+  it('follows one rule for short writes and long batches alike: a del drops with the latest op of its key when that is a transient put', () => {
+    const random = seededRandom(7);
+    const kinds = [tput, del, put];
+    for (let round = 0; round < 400; round++) {
+      // Lengths on both sides of the switch from the look-back scan to the Map (32 ops).
+      const ops = Array.from({ length: 1 + randomInt(random, 80) }, () => pick(random, kinds)(`k${randomInt(random, 6)}`));
+      const gone = new Set<number>();
+      ops.forEach((op, i) => {
+        if (op.type !== 'del') return;
+        const j = ops.slice(0, i).map((o) => o.key).lastIndexOf(op.key);
+        const latest = ops[j];
+        if (latest?.type === 'put' && latest.transient) gone.add(j).add(i);
+      });
+      expect(dropTransientPairs(ops), `ops ${JSON.stringify(ops)}`).toEqual(ops.filter((_, i) => !gone.has(i)));
+    }
   });
 });
