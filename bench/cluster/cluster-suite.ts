@@ -8,6 +8,7 @@ import { crossNodeTells, type TellApi, type TellRouting } from './cross-node-tel
 import { failoverRounds, type FailoverOptions, type FailoverRound } from './failover.js';
 import { LocalCluster, type NodeRole } from './local-cluster.js';
 import { rawStream } from './raw-stream.js';
+import { rawTellStream } from './raw-tellstream.js';
 import { rebalanceOntoJoiner } from './rebalance.js';
 
 /** Sizes and deadlines of the cluster suite. Every measurement is bounded by a count or a time. */
@@ -77,6 +78,14 @@ export const CLUSTER_BENCH_QUICK: ClusterBenchOptions = {
 };
 
 const SUITE = 'cluster';
+
+/**
+ * The issue's target for durable R=2 tells, and the raw stream it was set against (about 184,000
+ * msg/s on the issue's machine): on a shared host the ratio to a raw stream measured beside the
+ * tells is the figure to judge, the absolute rate moves with the neighbours.
+ */
+const TELLS_TARGET = 30_000;
+const ISSUE_RAW_STREAM = 184_000;
 const TELL_PREFIX = 'tell-';
 /** Fail-over targets of the issue (p99, default flags). */
 const KILL_P99_MS = 1_000;
@@ -151,9 +160,15 @@ async function runCluster(ctx: BenchContext, o: ClusterBenchOptions): Promise<vo
 }
 
 async function tellsAndFailovers(ctx: BenchContext, o: ClusterBenchOptions): Promise<void> {
+  const rawNow = () => rawStream(ctx.tmp.make('raw-stream'), { perWrite: o.rawPerWrite, inFlight: o.rawInFlight, actors: o.tellActors, warmupMs: o.warmupMs, durationMs: o.windowMs });
   const raw = await measure(ctx, SUITE, 'raw_stream', `raw grpc-js stream, ${o.rawPerWrite}/write, LevelDB group commit`, async () => {
-    const r = await rawStream(ctx.tmp.make('raw-stream'), { perWrite: o.rawPerWrite, inFlight: o.rawInFlight, actors: o.tellActors, warmupMs: o.warmupMs, durationMs: o.windowMs });
+    const r = await rawNow();
     return { value: r.rate, unit: 'msg/s', count: r.messages, windowMs: r.windowMs, detail: { perWrite: o.rawPerWrite, writesInFlight: o.rawInFlight, acked: r.acked } };
+  });
+  const streams = 3 * o.streamsPerNode;
+  const rawTells = await measure(ctx, SUITE, 'raw_tellstream', `raw grpc-js TellStream, acknowledged on arrival, ${streams} streams`, async () => {
+    const r = await rawTellStream({ streams, actors: o.tellActors, warmupTells: o.warmupTells, tells: o.tells });
+    return { value: r.rate, unit: 'msg/s', count: r.tells, windowMs: r.elapsedMs, detail: { streams } };
   });
 
   // One 3-node cluster for the tells and both fail-overs: the fail-overs run on nodes that hold data.
@@ -167,20 +182,36 @@ async function tellsAndFailovers(ctx: BenchContext, o: ClusterBenchOptions): Pro
         const cluster = await started;
         const run = { prefix: TELL_PREFIX, actors: o.tellActors, streamsPerNode: o.streamsPerNode, routing, api };
         await crossNodeTells(cluster, ledger, { ...run, tells: o.warmupTells, deadlineMs: 120_000 });
+        // The raw stream again just before and just after (the cluster idle), for a ratio that the
+        // host's load over the minutes of the suite does not skew.
+        const before = await rawNow();
         const r = await crossNodeTells(cluster, ledger, { ...run, tells: o.tells, deadlineMs: 300_000 });
+        const after = await rawNow();
+        const rawBeside = (before.rate + after.rate) / 2;
         const clients = cluster.live().map((n) => cluster.client(n));
         const check = await checkCounters(clients, ledger);
         // A rate of tells that were not applied exactly once is no figure: fail it, saying both.
         if (check.wrong.length > 0) throw new Error(`${formatNumber(r.rate)} msg/s acknowledged, but ${describeMismatch(check, ledger)}`);
-        const ratio: Figure['ratio'] = raw.error === undefined && raw.value > 0 ? { to: 'raw stream', toKey: raw.key, value: r.rate / raw.value } : undefined;
+        const ratio = r.rate / rawBeside;
         return {
           value: r.rate,
           unit: 'msg/s',
           count: r.tells,
           windowMs: r.elapsedMs,
-          ratio,
-          targets: [target('msg/s', '>=', 30_000, r.rate)],
-          detail: { actors: o.tellActors, streams: clients.length * o.streamsPerNode, routing, api, warmupTells: o.warmupTells, acknowledgedAndApplied: check.count },
+          ratio: { to: 'raw stream beside it', toKey: raw.key, value: ratio },
+          targets: [target('msg/s', '>=', TELLS_TARGET, r.rate), target('x raw stream', '>=', Number((TELLS_TARGET / ISSUE_RAW_STREAM).toFixed(3)), ratio)],
+          detail: {
+            actors: o.tellActors,
+            streams: clients.length * o.streamsPerNode,
+            routing,
+            api,
+            warmupTells: o.warmupTells,
+            acknowledgedAndApplied: check.count,
+            rawBefore: Math.round(before.rate),
+            rawAfter: Math.round(after.rate),
+            // One TellStream message per tell costs what raw_tellstream costs before any work is done.
+            ...(api === 'stream' && rawTells.error === undefined ? { ofRawTellStream: Number((r.rate / rawTells.value).toFixed(3)) } : {}),
+          },
         };
       });
     await tells('tells_r2', 'owner', 'stream', `durable tells R=2, TellStream by owner, 3 nodes x ${o.streamsPerNode}`);
