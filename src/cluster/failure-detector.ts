@@ -265,6 +265,11 @@ export class FailureDetectorRegistry {
     return this.detectors.get(peer)?.isAvailable() ?? true;
   }
 
+  /** Clock time of the peer's latest heartbeat, or undefined for a peer not monitored. */
+  lastHeartbeatAt(peer: string): number | undefined {
+    return this.detectors.get(peer)?.lastHeartbeatAt;
+  }
+
   /** Whether the registry monitors `peer`. */
   isMonitoring(peer: string): boolean {
     return this.detectors.get(peer)?.isMonitoring() ?? false;

@@ -322,6 +322,7 @@ export class MembershipService implements LinkHandler {
 
   private tick(): void {
     const now = this.clock.now();
+    const sinceLastTick = now - this.lastTick;
     // A tick far later than scheduled means this process itself stalled (GC, a long turn, CPU
     // starvation): the silence it saw is its own. Give heartbeats time to arrive before judging.
     if (now - this.lastTick > this.options.tickMs * 4 + 100) this.stalledUntil = now + this.options.heartbeatIntervalMs * 3;
@@ -335,7 +336,13 @@ export class MembershipService implements LinkHandler {
       if (!reachable && !this.suspects.has(m.id)) {
         this.suspects.add(m.id);
         changed = true;
-        this.log.info({ peer: m.id }, 'peer unreachable: suspected');
+        // What the suspicion rests on, for telling a dead peer from a stalled or flooded link.
+        const heard = this.detectors.lastHeartbeatAt(m.id);
+        const link = this.transport.link(m.id);
+        this.log.info(
+          { peer: m.id, link: link?.open ? 'open' : 'down', silentMs: heard === undefined ? null : now - heard, phi: Number(this.detectors.phi(m.id).toFixed(1)), sinceLastTickMs: sinceLastTick },
+          'peer unreachable: suspected',
+        );
       } else if (reachable && this.suspects.has(m.id)) {
         this.suspects.delete(m.id);
         changed = true;

@@ -310,6 +310,7 @@ describe('FailureDetectorRegistry', () => {
     expect(registry.phi('n1')).toBe(0);
     expect(registry.isAvailable('n1')).toBe(true);
     expect(registry.isMonitoring('n1')).toBe(false);
+    expect(registry.lastHeartbeatAt('n1')).toBeUndefined();
     expect(registry.peers()).toEqual([]);
   });
 
@@ -329,6 +330,8 @@ describe('FailureDetectorRegistry', () => {
     registry.heartbeat('n1');
     expect(registry.isAvailable('n1')).toBe(true);
     expect(registry.unavailable()).toEqual(['n2', 'n3']);
+    // What a suspicion log reports as the silence: time since the peer's last heartbeat.
+    expect(clock.now() - registry.lastHeartbeatAt('n2')!).toBe(1_100);
     expect(registry.phi('n2')).toBeGreaterThanOrEqual(PHI_DEFAULTS.threshold);
   });
 
