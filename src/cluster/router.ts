@@ -179,6 +179,20 @@ export class ClusterRouter implements ActorService, SubHandler {
   }
 
   tell(ref: ActorRef, payload: unknown, opts: TellOptions = {}): Promise<TellAck> {
+    // Most tells of a client that routes by owner: this node owns the actor. The first attempt goes
+    // straight to the runtime (no retry loop, no closures for forwarding); a retryable failure takes
+    // the routed path, which retries it as route() would have.
+    if (this.placement.ownerOf(ref) === this.placement.selfId) {
+      return this.local.tell(ref, payload, opts).catch((err: unknown) => {
+        if (!retryable(err) || this.local.isFenced) throw err;
+        if (!opts.messageId && err instanceof UnconfirmedMessageError) notRetried(err);
+        return this.routedTell(ref, payload, opts);
+      });
+    }
+    return this.routedTell(ref, payload, opts);
+  }
+
+  private routedTell(ref: ActorRef, payload: unknown, opts: TellOptions): Promise<TellAck> {
     if (opts.messageId) return this.route(ref, 'actor.tell', { ref, payload, opts }, () => this.local.tell(ref, payload, opts));
     // No id of the caller's: one of ours from the first forward on, for every attempt after it too.
     let routed: TellOptions | undefined;
