@@ -1,9 +1,8 @@
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
-import { startReadyChild } from '../support/ready-child.js';
-import { PACKAGE_ROOT } from '../support/cei-node.js';
 import { reapOnExit } from './exit-reaper.js';
 import { peerClient, type PeerFrame, type PeerFrame__Output } from './peer-proto.js';
+import { startTsxServer } from '../support/tsx-server.js';
 
 const RECEIVER = fileURLToPath(new URL('./raw-stream-receiver.ts', import.meta.url));
 
@@ -30,14 +29,7 @@ export async function rawStream(
   dir: string,
   opts: { perWrite: number; inFlight: number; actors: number; warmupMs: number; durationMs: number },
 ): Promise<RawStreamResult> {
-  // The receiver is TypeScript: run it through tsx, which only hooks module loading.
-  const tsx = import.meta.resolve('tsx');
-  const child = await startReadyChild(process.execPath, ['--import', tsx, RECEIVER, dir], {
-    ready: /^ready (\S+)$/,
-    deadlineMs: 20_000,
-    name: 'raw stream receiver',
-    cwd: PACKAGE_ROOT,
-  });
+  const child = await startTsxServer(RECEIVER, 'raw stream receiver', [dir]);
   reapOnExit(child.proc);
   const client = peerClient(child.match[1]!);
   let result: RawStreamResult;

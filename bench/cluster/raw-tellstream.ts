@@ -1,9 +1,8 @@
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { actorsClient, tellMany, type TellItem } from '../../src/client.js';
-import { startReadyChild } from '../support/ready-child.js';
-import { PACKAGE_ROOT } from '../support/cei-node.js';
 import { reapOnExit } from './exit-reaper.js';
+import { startTsxServer } from '../support/tsx-server.js';
 
 const SERVER = fileURLToPath(new URL('./raw-tellstream-server.ts', import.meta.url));
 
@@ -21,13 +20,7 @@ export interface RawTellStreamResult {
  * under `tells_r2`. An untimed `warmupTells` first, then `tells` timed.
  */
 export async function rawTellStream(opts: { streams: number; actors: number; warmupTells: number; tells: number }): Promise<RawTellStreamResult> {
-  const tsx = import.meta.resolve('tsx');
-  const child = await startReadyChild(process.execPath, ['--import', tsx, SERVER], {
-    ready: /^ready (\S+)$/,
-    deadlineMs: 20_000,
-    name: 'raw TellStream server',
-    cwd: PACKAGE_ROOT,
-  });
+  const child = await startTsxServer(SERVER, 'raw TellStream server');
   reapOnExit(child.proc);
   const client = actorsClient(child.match[1]!);
   const run = async (total: number): Promise<number> => {

@@ -1,8 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { runClosedLoop, type ClosedLoopResult } from '../support/closed-loop.js';
-import { startReadyChild } from '../support/ready-child.js';
-import { PACKAGE_ROOT } from '../support/cei-node.js';
 import { echoClient } from './echo-proto.js';
+import { startTsxServer } from '../support/tsx-server.js';
 
 const SERVER = fileURLToPath(new URL('./echo-server.ts', import.meta.url));
 
@@ -12,14 +11,7 @@ const SERVER = fileURLToPath(new URL('./echo-server.ts', import.meta.url));
  * The payload has the size of a small JSON tell.
  */
 export async function rawGrpcEcho(opts: { concurrency: number; warmupMs: number; durationMs: number }): Promise<ClosedLoopResult> {
-  // The server is TypeScript: run it through tsx, which only hooks module loading.
-  const tsx = import.meta.resolve('tsx');
-  const child = await startReadyChild(process.execPath, ['--import', tsx, SERVER], {
-    ready: /^ready (\S+)$/,
-    deadlineMs: 20_000,
-    name: 'echo server',
-    cwd: PACKAGE_ROOT,
-  });
+  const child = await startTsxServer(SERVER, 'echo server');
   const client = echoClient(child.match[1]!);
   try {
     const payload = Buffer.from(JSON.stringify({ add: 1 }));
