@@ -18,11 +18,11 @@
  * build one ring per eligibility class from the live members of that class.
  */
 import HashRingLib from 'hashring';
+import { InvalidArgumentError } from '../errors.js';
 
 /** How many keys' preference lists a ring remembers before it starts over. */
 const MEMO_LIMIT = 200_000;
 const NO_NODES: readonly string[] = Object.freeze([]);
-import { InvalidArgumentError } from '../errors.js';
 
 /** Options of a HashRing. */
 export interface HashRingOptions {
