@@ -297,8 +297,15 @@ export class ActorCell {
     for (const [id, e] of dedup) {
       for (const gone of this.dedup.add(id, { seq: e.s, at: e.t }, now)) expired.push({ type: 'del', key: keys.dedup(this.prefix, gone) });
     }
-    // Entries at or below the handled mark were handled in a turn whose removal raced a crash: skip them.
-    this.queue = mail.filter((env) => env.s > this.handled).sort((a, b) => a.s - b.s);
+    const queue: Envelope[] = [];
+    for (const env of mail) {
+      if (env.s > this.handled) queue.push(env);
+      // Handled already, its removal lost: a replica that applied a resent batch can keep an
+      // enqueue's put whose del dropped out with the resent copy (docs/cluster.md). Never again
+      // handled, and removed now.
+      else expired.push({ type: 'del', key: keys.mail(this.prefix, env.s) });
+    }
+    this.queue = queue.sort((a, b) => a.s - b.s);
     this.awakeWritten = this.queue.length > 0 || this.timers.size > 0 || outbox.length > 0;
     this.host.log.debug({ actor: this.key, handled: this.handled, pending: this.queue.length, dedup: dedup.length }, 'actor loaded');
     const replicator = this.host.replicator;
