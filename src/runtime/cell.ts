@@ -6,7 +6,7 @@ import type { Logger } from './logger.js';
 import { keys, parseStored, splitActorKey, type Op, type Store } from './store.js';
 import { DedupWindow, type DedupEntry } from './dedup-window.js';
 import { Backoff } from './backoff.js';
-import { deferred } from './deferred.js';
+import { deferred, type Deferred } from './deferred.js';
 import { dropTransientPairs } from './group-commit.js';
 import { RestartIntensity } from './supervisor.js';
 import { DELETED_RECORD, TurnContext, type TurnHost } from './turn-context.js';
@@ -103,7 +103,7 @@ export class ActorCell {
   /** Writes issued and not yet durable, and outbox items not yet acknowledged: passivation waits for both. */
   private writesInFlight = 0;
   /** Enqueues' ops not written yet, and the promise of the write that will carry them. */
-  private held: { ops: Op[]; promise: Promise<void>; resolve: () => void; reject: (err: unknown) => void } | undefined;
+  private held: (Deferred<void> & { ops: Op[] }) | undefined;
   private lastBatch: Promise<void> | undefined;
   /**
    * The replicas this incarnation writes to, fixed when it loaded: when the rings give the actor
