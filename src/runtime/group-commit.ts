@@ -1,5 +1,5 @@
 import type { Level } from 'level';
-import { deferred } from './deferred.js';
+import { deferred, type Deferred } from './deferred.js';
 
 /**
  * A store operation. A put marked `transient` (a mailbox entry) is dropped together with a later del
@@ -7,8 +7,6 @@ import { deferred } from './deferred.js';
  * written costs no LevelDB write at all, and the batch stays atomic either way.
  */
 export type Op = { type: 'put'; key: string; value: string; transient?: true } | { type: 'del'; key: string };
-
-const CANCELLED: Op = { type: 'del', key: '' };
 
 /**
  * `ops` without the transient puts that a later del of the same key in `ops` undoes, and without
@@ -70,14 +68,9 @@ function dropPairsByMap(ops: Op[]): Op[] {
   return dropped ? ops.filter((_, i) => !dropped.has(i)) : ops;
 }
 
-interface PendingBatch {
+interface PendingBatch extends Deferred<void> {
   ops: Op[];
-  /** Positions in `ops` of transient puts, by key. */
-  transient: Map<string, number>;
   sync: boolean;
-  promise: Promise<void>;
-  resolve: () => void;
-  reject: (err: unknown) => void;
 }
 
 /**
@@ -106,25 +99,11 @@ export class GroupCommitter {
     if (this.failed !== undefined) return Promise.reject(this.failed);
     let batch = this.pending;
     if (!batch) {
-      batch = this.pending = { ops: [], transient: new Map(), sync: false, ...deferred() };
+      batch = this.pending = { ops: [], sync: false, ...deferred() };
       // A microtask lets a synchronous burst of writes land in one batch even when nothing is in flight.
       if (!this.writing) queueMicrotask(() => this.flush());
     }
-    for (let i = 0; i < ops.length; i++) {
-      const op = ops[i]!;
-      if (op.type === 'del') {
-        const at = batch.transient.get(op.key);
-        if (at !== undefined) {
-          batch.ops[at] = CANCELLED;
-          batch.transient.delete(op.key);
-          this.cancelled += 2;
-          continue;
-        }
-      } else if (op.transient) {
-        batch.transient.set(op.key, batch.ops.length);
-      }
-      batch.ops.push(op);
-    }
+    for (const op of ops) batch.ops.push(op);
     if (sync) batch.sync = true;
     return batch.promise;
   }
@@ -146,14 +125,16 @@ export class GroupCommitter {
     this.writing = true;
     this.inFlight = batch;
     let written: Promise<void>;
-    let count = 0;
+    // The pair rule over the whole batch, which holds many writers' ops: the same rule a cell
+    // applies to its own write.
+    const ops = dropTransientPairs(batch.ops);
+    this.cancelled += batch.ops.length - ops.length;
+    const count = ops.length;
     try {
       const chained = this.db.batch();
-      for (const op of batch.ops) {
+      for (const op of ops) {
         if (op.type === 'put') chained.put(op.key, op.value);
-        else if (op !== CANCELLED) chained.del(op.key);
-        else continue;
-        count++;
+        else chained.del(op.key);
       }
       written = chained.write({ sync: batch.sync });
     } catch (err) {

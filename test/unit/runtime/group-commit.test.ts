@@ -53,6 +53,26 @@ describe('group commit', () => {
     expect(committer.opsWritten - opsBefore).toBe(1_000);
   });
 
+  it('applies the transient-pair rule across the writes of a batch: a pair another write of the key separates stays', async () => {
+    const node = await nodes.node([]);
+    const { committer } = node.store;
+    await node.store.write([put('z\x00kept', 'old')], true);
+    const cancelledBefore = committer.cancelled;
+    // Three writers in one batch: a mail-like transient put, a plain put of the same key (a seed
+    // does that), then its removal. The key's last op is the del: it must end deleted.
+    const writes = [
+      node.store.write([{ type: 'put', key: 'z\x00kept', value: 'mail', transient: true }], false),
+      node.store.write([put('z\x00kept', 'seeded')], false),
+      node.store.write([{ type: 'del', key: 'z\x00kept' }], false),
+      // And a plain pair beside it, which drops out.
+      node.store.write([{ type: 'put', key: 'z\x00gone', value: 'mail', transient: true }], false),
+      node.store.write([{ type: 'del', key: 'z\x00gone' }], false),
+    ];
+    await Promise.all(writes);
+    expect(await node.store.get('z\x00kept')).toBeUndefined();
+    expect(committer.cancelled - cancelledBefore).toBe(2);
+  });
+
   it('collects writes issued while a batch is in flight into the next batch', async () => {
     const node = await nodes.node([]);
     const { committer } = node.store;
