@@ -28,8 +28,8 @@ import type { Logger } from '../runtime/logger.js';
 import { Backoff } from '../runtime/backoff.js';
 import { refKey, validateRef, type ActorRef } from '../runtime/ref.js';
 import { randomUUID } from 'node:crypto';
-import { CeiError, InvalidArgumentError, UnavailableError, UnconfirmedMessageError, errorMessage } from '../errors.js';
-import { remoteError } from './transport-core.js';
+import { CeiError, InvalidArgumentError, UnavailableError, UnconfirmedMessageError } from '../errors.js';
+import { errorForPeer, remoteError } from './transport-core.js';
 import type { ClusterOptions } from './cluster-options.js';
 import type { RingPlacement } from './ring-placement.js';
 import type { Link, Transport } from './transport.js';
@@ -271,11 +271,7 @@ export class ClusterRouter implements ActorService, SubHandler {
       case 'actor.tells': {
         if (!Array.isArray(b.items) || b.items.length > MAX_FORWARDED_TELLS) throw new InvalidArgumentError(`actor.tells takes a list of at most ${MAX_FORWARDED_TELLS} tells`);
         const settled = await Promise.allSettled((b.items as unknown[]).map((item) => this.onRequest(link, 'actor.tell', item)));
-        return settled.map((r): TellOutcome => {
-          if (r.status === 'fulfilled') return { ack: r.value as TellAck };
-          const err = r.reason;
-          return { code: err instanceof CeiError ? err.code : 'INTERNAL', error: errorMessage(err) };
-        });
+        return settled.map((r): TellOutcome => (r.status === 'fulfilled' ? { ack: r.value as TellAck } : errorForPeer(r.reason)));
       }
       case 'actor.tell':
         return this.local.tell(ref(), b.payload, b.opts ?? {});

@@ -137,6 +137,14 @@ function makeFrame(kind: FrameKind, id: number, method: string, body: unknown): 
 // --- errors ----------------------------------------------------------------------------------------
 
 /**
+ * An error as a peer's answer carries it, which remoteError turns back: its code (INTERNAL for one
+ * that is not a CeiError) and its message.
+ */
+export function errorForPeer(err: unknown): { code: ErrorCode; error: string } {
+  return { code: err instanceof CeiError ? err.code : 'INTERNAL', error: errorMessage(err) };
+}
+
+/**
  * The CeiError a request rejects with for a remote error `code`: the matching subclass where one
  * exists, so `retryable` is right on this side too. An unknown code is INTERNAL.
  */
@@ -372,13 +380,12 @@ export class PeerLink implements Link, WireSink {
 
   private respondError(id: number, method: string, err: unknown): void {
     if (this.state !== 'up') return;
-    let code: ErrorCode = 'INTERNAL';
-    if (err instanceof CeiError) code = err.code;
-    else this.host.log.warn({ err, peer: this.peer.id, method }, 'peer request handler failed with an error that is not a CeiError');
+    if (!(err instanceof CeiError)) this.host.log.warn({ err, peer: this.peer.id, method }, 'peer request handler failed with an error that is not a CeiError');
+    const { code, error } = errorForPeer(err);
     const f = makeFrame('res', id, '', undefined);
     f.ok = false;
     f.errorCode = code;
-    f.error = errorMessage(err);
+    f.error = error;
     this.wire.write(f);
   }
 }
