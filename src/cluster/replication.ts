@@ -24,7 +24,7 @@ import type { Logger } from '../runtime/logger.js';
 import type { Replicator } from '../runtime/placement.js';
 import { keys, type Op, type Store } from '../runtime/store.js';
 import type { CopyTrust } from './copy-trust.js';
-import { deferred } from '../runtime/deferred.js';
+import { joinWrites, type WriteDone } from '../runtime/write-done.js';
 import { parseRefKey, type ActorRef } from '../runtime/ref.js';
 import { UnavailableError, errorMessage } from '../errors.js';
 import type { RingPlacement } from './ring-placement.js';
@@ -37,17 +37,28 @@ type Entry = [refKey: string, ops: Op[], seed?: typeof SEED];
 
 interface Batch {
   entries: Entry[];
+  /** Each entry's writer, told when the batch is answered: entries[i] is waiters[i]'s. */
+  waiters: WriteDone[];
   sync: boolean;
   epoch: number;
   /** Answered once; it stays in the unacked list until every batch before it is answered too. */
   acked: boolean;
-  /** Resolves with the actors whose ops the replica refused (only those writes fail). */
-  promise: Promise<ReadonlySet<string>>;
-  resolve: (refused: ReadonlySet<string>) => void;
-  reject: (err: unknown) => void;
+  /** Made only for drain, which waits for the batch however it ends. */
+  settled?: Promise<void>;
+  onSettled?: () => void;
 }
 
-const NOTHING_REFUSED: ReadonlySet<string> = new Set();
+/** Tells every writer of `batch` its outcome: only the refused actors' writes fail. */
+function answer(batch: Batch, peer: string, refused: ReadonlySet<string> | undefined, err?: unknown): void {
+  batch.acked = true;
+  batch.onSettled?.();
+  for (let i = 0; i < batch.entries.length; i++) {
+    const key = batch.entries[i]![0];
+    if (err !== undefined) batch.waiters[i]!(err);
+    else if (refused?.has(key)) batch.waiters[i]!(new UnavailableError(`replica ${peer} knows a newer owner of ${key}`));
+    else batch.waiters[i]!();
+  }
+}
 
 const RESEND_MS = 25;
 
@@ -73,10 +84,10 @@ class PeerStream {
     private readonly owner: ClusterReplicator,
   ) {}
 
-  add(key: string, ops: Op[], sync: boolean, epoch: number, seed: boolean): Promise<void> {
+  add(key: string, ops: Op[], sync: boolean, epoch: number, seed: boolean, done: WriteDone): void {
     let batch = this.pending;
     if (!batch) {
-      batch = this.pending = { entries: [], sync: false, epoch, acked: false, ...deferred() };
+      batch = this.pending = { entries: [], waiters: [], sync: false, epoch, acked: false };
       // After this macrotask, not after a few microtasks: grpc-js hands a read's messages over each
       // in its own chain of promises, so a microtask-bounded batch held about one tell (its enqueue
       // and its turn) and every tell cost a request, its answer and a replica write of its own.
@@ -87,11 +98,9 @@ class PeerStream {
       setImmediate(() => this.flush());
     }
     batch.entries.push(seed ? [key, ops, SEED] : [key, ops]);
+    batch.waiters.push(done);
     if (sync) batch.sync = true;
     batch.epoch = Math.max(batch.epoch, epoch);
-    return batch.promise.then((refused) => {
-      if (refused.has(key)) throw new UnavailableError(`replica ${this.peer} knows a newer owner of ${key}`);
-    });
   }
 
   private flush(): void {
@@ -110,15 +119,14 @@ class PeerStream {
     }
     const body = { from: this.owner.selfId, epoch: batch.epoch, sync: batch.sync, entries: batch.entries };
     link.request<{ rejected: string[] }>('repl.write', body, this.owner.requestTimeoutMs).then(
-      (answer) => {
+      (reply) => {
         if (!batch.acked) {
-          batch.acked = true;
-          if (answer.rejected.length > 0) {
+          if (reply.rejected.length > 0) {
             // Our copies of these actors now hold turns no one acknowledged: they must not win a merge,
             // and we must not take their mail until our view catches up with the replica's.
-            this.owner.refused(answer.rejected);
-            batch.resolve(new Set(answer.rejected));
-          } else batch.resolve(NOTHING_REFUSED);
+            this.owner.refused(reply.rejected);
+            answer(batch, this.peer, new Set(reply.rejected));
+          } else answer(batch, this.peer, undefined);
         }
         while (this.unacked.length > 0 && this.unacked[0]!.acked) this.unacked.shift();
       },
@@ -133,7 +141,7 @@ class PeerStream {
       this.resendScheduled = false;
       if (!this.owner.stillReplica(this.peer)) {
         // Gone from the live set: nothing more to wait for from it.
-        for (const b of this.unacked.splice(0)) if (!b.acked) b.resolve(NOTHING_REFUSED);
+        for (const b of this.unacked.splice(0)) if (!b.acked) answer(b, this.peer, undefined);
         return;
       }
       if (!this.owner.linkTo(this.peer)) {
@@ -149,11 +157,7 @@ class PeerStream {
     const batches = [...this.unacked, ...(this.pending ? [this.pending] : [])];
     this.unacked = [];
     this.pending = undefined;
-    for (const b of batches) {
-      if (b.acked) continue;
-      b.acked = true;
-      b.reject(err);
-    }
+    for (const b of batches) if (!b.acked) answer(b, this.peer, undefined, err);
   }
 
   /** What a stuck drain is waiting for, for the logs. */
@@ -171,8 +175,8 @@ class PeerStream {
 
   /** Resolves once everything handed to this stream so far was answered (or the peer left). */
   async drain(): Promise<void> {
-    const all = [...this.unacked, ...(this.pending ? [this.pending] : [])].map((b) => b.promise.catch(() => NOTHING_REFUSED));
-    await Promise.all(all);
+    const open = [...this.unacked, ...(this.pending ? [this.pending] : [])].filter((b) => !b.acked);
+    await Promise.all(open.map((b) => (b.settled ??= new Promise<void>((resolve) => (b.onSettled = resolve)))));
   }
 }
 
@@ -212,11 +216,14 @@ export class ClusterReplicator implements Replicator, SubHandler {
     return this.placement.replicasOfKey(ref, key);
   }
 
-  replicate(ref: ActorRef, key: string, ops: Op[], sync: boolean, replicas: readonly string[], seed = false): Promise<void> | undefined {
-    if (replicas.length === 0) return undefined;
+  replicate(ref: ActorRef, key: string, ops: Op[], sync: boolean, replicas: readonly string[], done: WriteDone, seed = false): void {
+    if (replicas.length === 0) {
+      queueMicrotask(() => done());
+      return;
+    }
     const epoch = this.placement.epoch;
-    if (replicas.length === 1) return this.stream(replicas[0]!).add(key, ops, sync, epoch, seed);
-    return Promise.all(replicas.map((peer) => this.stream(peer).add(key, ops, sync, epoch, seed))).then(() => {});
+    const each = replicas.length === 1 ? done : joinWrites(replicas.length, done);
+    for (const peer of replicas) this.stream(peer).add(key, ops, sync, epoch, seed, each);
   }
 
   private stream(peer: string): PeerStream {

@@ -6,7 +6,8 @@ import type { Logger } from './logger.js';
 import { keys, parseStored, splitActorKey, type Op, type Store } from './store.js';
 import { DedupWindow, type DedupEntry } from './dedup-window.js';
 import { Backoff } from './backoff.js';
-import { deferred, type Deferred } from './deferred.js';
+import { joinWrites, whenSettled, type WriteDone } from './write-done.js';
+import { soon } from './microtask.js';
 import { dropTransientPairs } from './group-commit.js';
 import { RestartIntensity } from './supervisor.js';
 import { DELETED_RECORD, TurnContext, type TurnHost } from './turn-context.js';
@@ -64,10 +65,6 @@ interface LiveTimer extends StoredTimer {
 const NO_OPS: Op[] = [];
 const NO_REPLICAS: readonly string[] = Object.freeze([]);
 
-function firstFailure(results: PromiseSettledResult<unknown>[]): void {
-  for (const r of results) if (r.status === 'rejected') throw r.reason;
-}
-
 export class ActorCell {
   readonly key: string;
   readonly prefix: string;
@@ -102,9 +99,8 @@ export class ActorCell {
   readonly backoff: Backoff;
   /** Writes issued and not yet durable, and outbox items not yet acknowledged: passivation waits for both. */
   private writesInFlight = 0;
-  /** Enqueues' ops not written yet, and the promise of the write that will carry them. */
-  private held: (Deferred<void> & { ops: Op[] }) | undefined;
-  private lastBatch: Promise<void> | undefined;
+  /** Enqueues' ops not written yet, and their callbacks, for the write that will carry them. */
+  private held: { ops: Op[]; waiters: WriteDone[] } | undefined;
   /**
    * The replicas this incarnation writes to, fixed when it loaded: when the rings give the actor
    * other replicas, the cell is released and its next load seeds them (runtime.releaseNotOwned).
@@ -173,7 +169,7 @@ export class ActorCell {
       this.committedState = this.state;
     } else {
       this.committedJson = JSON.stringify(this.state);
-      await this.write([
+      await this.writeAwaited([
         { type: 'put', key: keys.registry(this.ref), value: JSON.stringify({ created: this.host.clock.now(), parent }) },
         { type: 'put', key: keys.state(this.prefix), value: storedStateJson(this.committedJson, this.handled, this.activations, this.children, parent) },
       ]);
@@ -331,10 +327,10 @@ export class ActorCell {
     const registry = this.registered ? await this.host.store!.get(keys.registry(this.ref)) : undefined;
     ops.push(registry !== undefined ? { type: 'put', key: keys.registry(this.ref), value: registry } : { type: 'del', key: keys.registry(this.ref) });
     ops.push(this.awakeWritten ? { type: 'put', key: keys.awake(this.ref), value: '' } : { type: 'del', key: keys.awake(this.ref) });
-    const seeding = replicator.replicate(this.ref, this.key, ops, this.sync, this.replicas, true);
-    if (!seeding) return;
+    const seeding = new Promise<void>((resolve, reject) =>
+      this.tracked((err) => (err === undefined ? resolve() : reject(err)), (done) => replicator.replicate(this.ref, this.key, ops, this.sync, this.replicas, done, true)),
+    );
     this.seeding = seeding;
-    this.trackWrite(seeding);
     seeding.then(
       () => {
         if (this.seeding === seeding) this.seeding = undefined;
@@ -406,55 +402,66 @@ export class ActorCell {
    * and replicated, instead of two. A microtask after the first held op, whatever is still held is
    * written on its own, so nothing waits past the turn that would have carried it.
    */
-  private holdForNextWrite(ops: Op[]): Promise<void> {
+  private holdForNextWrite(ops: Op[], done: WriteDone): void {
     let held = this.held;
     if (!held) {
-      const fresh = (held = this.held = { ops: [], ...deferred<void>() });
-      queueMicrotask(() => {
-        if (this.held === fresh) void this.write([]);
+      const fresh = (held = this.held = { ops: [], waiters: [] });
+      soon(() => {
+        if (this.held === fresh) this.write([]);
       });
     }
     for (const op of ops) held.ops.push(op);
-    return held.promise;
+    held.waiters.push(done);
   }
 
-  /** Writes through the group committer; counts each distinct batch once, however many writes joined it. */
-  private write(ops: Op[]): Promise<void> {
+  /**
+   * Writes `ops` locally and to the replicas; `done`, if given, runs once both have them (or with the
+   * first failure). Every write carries the held enqueues first: a write never overtakes them.
+   */
+  private write(ops: Op[], done?: WriteDone): void {
     const held = this.held;
-    if (held) {
-      // Every write carries the held enqueues first: a write never overtakes them.
-      this.held = undefined;
-      ops = dropTransientPairs(ops.length === 0 ? held.ops : [...held.ops, ...ops]);
+    if (!held) {
+      this.tracked(done, (part) => this.writeNow(ops, part));
+      return;
     }
-    const done = this.writeNow(ops);
-    if (held) done.then(held.resolve, held.reject);
-    return done;
+    this.held = undefined;
+    const all = dropTransientPairs(ops.length === 0 ? held.ops : [...held.ops, ...ops]);
+    this.tracked(
+      (err) => {
+        for (const waiter of held.waiters) waiter(err);
+        done?.(err);
+      },
+      (part) => this.writeNow(all, part),
+    );
   }
 
-  private writeNow(ops: Op[]): Promise<void> {
-    const local = this.host.store!.write(ops, this.sync);
-    const remote = this.replicas.length > 0 ? this.host.replicator!.replicate(this.ref, this.key, ops, this.sync, this.replicas) : undefined;
-    // Settles once every part did (a refused replica must not let whenQuiet pass before the local
-    // write is in), and fails if any part failed.
-    const done = remote ? Promise.allSettled(this.seeding ? [local, remote, this.seeding] : [local, remote]).then(firstFailure) : local;
-    this.trackWrite(done);
-    return done;
+  /** write as a promise. */
+  private writeAwaited(ops: Op[]): Promise<void> {
+    return new Promise((resolve, reject) => this.write(ops, (err) => (err === undefined ? resolve() : reject(err))));
   }
 
-  /** Counts each distinct write in flight once (many writes join one group commit), for whenQuiet. */
-  private trackWrite(done: Promise<void>): void {
-    if (done === this.lastBatch) return;
-    this.lastBatch = done;
+  private writeNow(ops: Op[], done: WriteDone): void {
+    // Done once every part is: a refused replica must not let whenQuiet pass before the local write
+    // is in. Until the seed is in, no write of this incarnation is durable on the replicas.
+    const parts = 1 + (this.replicas.length > 0 ? 1 : 0) + (this.seeding ? 1 : 0);
+    const part = parts === 1 ? done : joinWrites(parts, done);
+    this.host.store!.writeThen(ops, this.sync, part);
+    if (this.replicas.length > 0) this.host.replicator!.replicate(this.ref, this.key, ops, this.sync, this.replicas, part);
+    if (this.seeding) whenSettled(this.seeding, part);
+  }
+
+  /**
+   * Runs `start` with the callback of a write the cell counts in flight (for whenQuiet and
+   * passivation) until it settles. A failed write (e.g. a replica that knows a newer owner) is
+   * settled too, and unloads the cell (writeFailed) before `done` hears of it.
+   */
+  private tracked(done: WriteDone | undefined, start: (done: WriteDone) => void): void {
     this.writesInFlight++;
-    const settled = (): void => {
+    start((err) => {
       this.writesInFlight--;
-      if (this.lastBatch === done) this.lastBatch = undefined;
+      if (err !== undefined) this.host.writeFailed(this, err);
+      done?.(err);
       this.notifyIdle();
-    };
-    // A failed write (e.g. a replica that knows a newer owner) is settled too: whenQuiet must not wait forever.
-    done.then(settled, (err: unknown) => {
-      settled();
-      this.host.writeFailed(this, err);
     });
   }
 
@@ -505,17 +512,16 @@ export class ActorCell {
     // together, unacknowledged.
     this.queue.push(env);
     this.schedule();
-    const done = this.holdForNextWrite(ops);
-    const acked = done.then(
-      () => {
-        if (entry) entry.pending = undefined;
-        return ack;
-      },
-      // The turn may have run and its local write landed: callers must not take this failure for
-      // a tell that never happened (see UnconfirmedMessageError).
-      (err: unknown) => {
-        throw new UnconfirmedMessageError(this.key, err);
-      },
+    const acked = new Promise<TellAck>((resolve, reject) =>
+      this.holdForNextWrite(ops, (err) => {
+        if (err === undefined) {
+          if (entry) entry.pending = undefined;
+          resolve(ack);
+        }
+        // The turn may have run and its local write landed: callers must not take this failure for
+        // a tell that never happened (see UnconfirmedMessageError).
+        else reject(new UnconfirmedMessageError(this.key, err));
+      }),
     );
     if (entry) entry.pending = acked;
     return acked;
@@ -524,7 +530,7 @@ export class ActorCell {
   private schedule(): void {
     if (this.processing || this.status !== 'active' || this.host.halted || this.head >= this.queue.length) return;
     this.processing = true;
-    queueMicrotask(() => void this.runTurns());
+    soon(() => void this.runTurns());
   }
 
   /**
@@ -638,7 +644,11 @@ export class ActorCell {
       return;
     }
     this.outboxInFlight += outbox.length;
-    this.write(ops).then(afterCommit, (err) => {
+    this.write(ops, (err) => {
+      if (err === undefined) {
+        afterCommit();
+        return;
+      }
       // The turns ran but are not durable where they must be: nothing of them goes out, the asks
       // hear why, and the cell leaves memory (writeFailed) so no later turn builds on them.
       this.outboxInFlight -= outbox.length;
@@ -784,7 +794,7 @@ export class ActorCell {
 
   /** Resolves once no turn runs and every write the cell issued is durable. */
   async whenQuiet(): Promise<void> {
-    if (this.held) void this.write([]);
+    if (this.held) this.write([]);
     // Woken by notifyIdle whenever a turn ends or a write (local and replicated) completes.
     while (this.processing || this.writesInFlight > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
   }
@@ -843,7 +853,7 @@ export class ActorCell {
   markQuiet(): void {
     if (!this.stored || !this.awakeWritten || !this.isIdle) return;
     this.awakeWritten = false;
-    void this.write([{ type: 'del', key: keys.awake(this.ref) }]);
+    this.write([{ type: 'del', key: keys.awake(this.ref) }]);
   }
 
   /** Ops that mark a passivated actor as having nothing to recover. */

@@ -1,5 +1,6 @@
 import type { Level } from 'level';
-import { deferred, type Deferred } from './deferred.js';
+import { failureOf, type WriteDone } from './write-done.js';
+import { soon } from './microtask.js';
 
 /**
  * A store operation. A put marked `transient` (a mailbox entry) is dropped together with a later del
@@ -68,15 +69,30 @@ function dropPairsByMap(ops: Op[]): Op[] {
   return dropped ? ops.filter((_, i) => !dropped.has(i)) : ops;
 }
 
-interface PendingBatch extends Deferred<void> {
+interface PendingBatch {
   ops: Op[];
   sync: boolean;
+  /** The writers' callbacks, in the order they joined. */
+  waiters: WriteDone[];
+  /** Made only when a caller wants a promise (write, drain): most writers pass a callback. */
+  promise?: Promise<void>;
+}
+
+/** The batch's promise, settled with its waiters. */
+function promiseOf(batch: PendingBatch): Promise<void> {
+  batch.promise ??= new Promise<void>((resolve, reject) => batch.waiters.push((err) => (err === undefined ? resolve() : reject(err))));
+  return batch.promise;
+}
+
+function settle(batch: PendingBatch, err?: unknown): void {
+  for (const done of batch.waiters) done(err);
 }
 
 /**
  * Group commit: every write issued while a LevelDB write is in flight joins the next batch, and that
- * batch is written with one (synced, when any member asked for sync) chained batch write. Writers
- * that join the same batch share one promise, so a burst of N writes costs one fsync, not N.
+ * batch is written with one (synced, when any member asked for sync) chained batch write, so a
+ * burst of N writes costs one fsync, not N. Writers take a promise (write) or pass a callback
+ * (writeThen); either settles when the batch does.
  *
  * Ordering: batches are written strictly one after another in the order writes were issued, so a
  * write that resolved implies every write issued before it is on disk too.
@@ -97,15 +113,29 @@ export class GroupCommitter {
 
   write(ops: Op[], sync: boolean): Promise<void> {
     if (this.failed !== undefined) return Promise.reject(this.failed);
+    return promiseOf(this.join(ops, sync));
+  }
+
+  /** write with a callback: `done` runs when the batch `ops` joined is on disk, or failed. Never synchronously. */
+  writeThen(ops: Op[], sync: boolean, done: WriteDone): void {
+    if (this.failed !== undefined) {
+      const failed = this.failed;
+      queueMicrotask(() => done(failed));
+      return;
+    }
+    this.join(ops, sync).waiters.push(done);
+  }
+
+  private join(ops: Op[], sync: boolean): PendingBatch {
     let batch = this.pending;
     if (!batch) {
-      batch = this.pending = { ops: [], sync: false, ...deferred() };
+      batch = this.pending = { ops: [], sync: false, waiters: [] };
       // A microtask lets a synchronous burst of writes land in one batch even when nothing is in flight.
-      if (!this.writing) queueMicrotask(() => this.flush());
+      if (!this.writing) soon(() => this.flush());
     }
     for (const op of ops) batch.ops.push(op);
     if (sync) batch.sync = true;
-    return batch.promise;
+    return batch;
   }
 
   /**
@@ -114,7 +144,8 @@ export class GroupCommitter {
    * read-merge-write that read before it landed would diff against a stale copy).
    */
   drain(): Promise<void> {
-    return (this.pending ?? this.inFlight)?.promise ?? Promise.resolve();
+    const batch = this.pending ?? this.inFlight;
+    return batch ? promiseOf(batch) : Promise.resolve();
   }
 
   private flush(): void {
@@ -147,17 +178,19 @@ export class GroupCommitter {
         this.opsWritten += count;
         this.writing = false;
         this.inFlight = undefined;
-        batch.resolve();
+        settle(batch);
         if (this.pending) this.flush();
       },
-      (err: unknown) => {
+      (reason: unknown) => {
         // A failed write leaves the store in an unknown state for everything after it: fail them all.
+        const err = failureOf(reason);
         this.failed = err;
         this.writing = false;
         this.inFlight = undefined;
-        batch.reject(err);
-        this.pending?.reject(err);
+        const next = this.pending;
         this.pending = undefined;
+        settle(batch, err);
+        if (next) settle(next, err);
       },
     );
   }

@@ -1,5 +1,6 @@
 import type { ActorRef } from './ref.js';
 import type { Op } from './group-commit.js';
+import type { WriteDone } from './write-done.js';
 
 /**
  * Where actors live, as the local runtime needs to know it. The runtime knows nothing of other nodes;
@@ -40,8 +41,9 @@ export interface Replicator {
   /** The replicas `ref` has under the current rings (a cell pins them when it loads). */
   replicasFor(ref: ActorRef, key: string): readonly string[];
   /**
-   * Sends `ops` to `replicas` in order with the actor's other writes. With `seed`, the ops are the
-   * owner's whole copy of the actor: each replica replaces what it holds of the actor with them.
+   * Sends `ops` to `replicas` (at least one) in order with the actor's other writes; `done` runs once
+   * every replica has them durably, or with the first failure. With `seed`, the ops are the owner's
+   * whole copy of the actor: each replica replaces what it holds of the actor with them.
    */
-  replicate(ref: ActorRef, key: string, ops: Op[], sync: boolean, replicas: readonly string[], seed?: boolean): Promise<void> | undefined;
+  replicate(ref: ActorRef, key: string, ops: Op[], sync: boolean, replicas: readonly string[], done: WriteDone, seed?: boolean): void;
 }

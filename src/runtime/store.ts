@@ -30,6 +30,7 @@ import { Level } from 'level';
 import { StoreOpenError, DataLossError } from '../errors.js';
 import type { ActorRef } from './ref.js';
 import { GroupCommitter, type Op } from './group-commit.js';
+import type { WriteDone } from './write-done.js';
 
 export type { Op } from './group-commit.js';
 
@@ -146,6 +147,11 @@ export class Store {
   /** Group-committed write; resolves once durable to the level asked (synced or not). */
   write(ops: Op[], sync: boolean): Promise<void> {
     return this.committer.write(ops, sync);
+  }
+
+  /** write with a callback instead of a promise (see write-done.ts). */
+  writeThen(ops: Op[], sync: boolean, done: WriteDone): void {
+    this.committer.writeThen(ops, sync, done);
   }
 
   get(key: string): Promise<string | undefined> {

@@ -16,7 +16,7 @@ import { MemoryNetwork } from '../../../src/cluster/transport-memory.js';
 import { systemClock } from '../../../src/runtime/clock.js';
 import { silentLogger } from '../../../src/runtime/logger.js';
 import { refKey, type ActorRef } from '../../../src/runtime/ref.js';
-import { keys, Store } from '../../../src/runtime/store.js';
+import { keys, Store, type Op } from '../../../src/runtime/store.js';
 import { waitFor } from '../../support/wait.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -63,6 +63,11 @@ async function linkedPair(net: MemoryNetwork, aPlacement: RingPlacement, bPlacem
   return { bStore, aReplicator, requests };
 }
 
+/** The replicator's callback as a promise. */
+function replicate(r: ClusterReplicator, ref: ActorRef, key: string, ops: Op[], sync: boolean, replicas: string[], seed = false): Promise<void> {
+  return new Promise((resolve, reject) => r.replicate(ref, key, ops, sync, replicas, (err) => (err === undefined ? resolve() : reject(err)), seed));
+}
+
 describe('ClusterReplicator', () => {
   it('a replica whose newer view names another owner refuses only that actor; the rest of the batch is applied', async () => {
     const net = new MemoryNetwork();
@@ -77,7 +82,7 @@ describe('ClusterReplicator', () => {
     const stillA = refs.find((r) => aPlacement.ownerOf(r) === 'a' && bPlacement.ownerOf(r) === 'a')!;
     const write = (ref: ActorRef) => {
       const ops = [{ type: 'put' as const, key: keys.state(keys.actor(ref)), value: JSON.stringify({ v: { value: 1 }, h: 1, a: 1 }) }];
-      return aReplicator.replicate(ref, refKey(ref), ops, true, ['b'])!;
+      return replicate(aReplicator, ref, refKey(ref), ops, true, ['b']);
     };
     // Both in one microtask: one batch.
     const refused = write(movedAway);
@@ -101,14 +106,14 @@ describe('ClusterReplicator', () => {
     const prefix = keys.actor(ref);
     const mail = keys.mail(prefix, 1);
     // The enqueue's write, then (as the cell's turn loop does) the turn's commit one microtask later.
-    const enqueued = aReplicator.replicate(ref, refKey(ref), [{ type: 'put', key: mail, value: '{"s":1,"p":{"add":1}}', transient: true }], true, ['b'])!;
+    const enqueued = replicate(aReplicator, ref, refKey(ref), [{ type: 'put', key: mail, value: '{"s":1,"p":{"add":1}}', transient: true }], true, ['b']);
     const committed = new Promise<void>((resolve, reject) =>
       queueMicrotask(() => {
         const ops = [
           { type: 'del' as const, key: mail },
           { type: 'put' as const, key: keys.state(prefix), value: JSON.stringify({ v: { value: 1 }, h: 1, a: 1 }) },
         ];
-        aReplicator.replicate(ref, refKey(ref), ops, true, ['b'])!.then(resolve, reject);
+        replicate(aReplicator, ref, refKey(ref), ops, true, ['b']).then(resolve, reject);
       }),
     );
     await Promise.all([enqueued, committed]);
@@ -130,7 +135,7 @@ describe('ClusterReplicator', () => {
     for (const ref of refs) {
       await hops(5);
       const ops = [{ type: 'put' as const, key: keys.state(keys.actor(ref)), value: JSON.stringify({ v: { value: 1 }, h: 1, a: 1 }) }];
-      writes.push(aReplicator.replicate(ref, refKey(ref), ops, true, ['b'])!);
+      writes.push(replicate(aReplicator, ref, refKey(ref), ops, true, ['b']));
     }
     await Promise.all(writes);
     expect(requests).toEqual([refs.length]);
@@ -151,7 +156,7 @@ describe('ClusterReplicator', () => {
     await bStore.write([untrusted, seeded, trusted, twice].flatMap((ref) => [state(ref, 9), { type: 'put' as const, key: stray(ref), value: 'x' }]), true);
     bTrust.add(refKey(trusted));
     bTrust.add(refKey(seeded));
-    const send = (ref: ActorRef, ops: Array<ReturnType<typeof state>>, seed = false) => aReplicator.replicate(ref, refKey(ref), ops, true, ['b'], seed)!;
+    const send = (ref: ActorRef, ops: Array<ReturnType<typeof state>>, seed = false) => replicate(aReplicator, ref, refKey(ref), ops, true, ['b'], seed);
     // All in one microtask: one batch.
     const done = Promise.all([
       send(untrusted, [state(untrusted, 2)]),

@@ -48,10 +48,13 @@ function refusingReplicas(): Replicator & { refuse: number } {
   return {
     refuse: 0,
     replicasFor: () => ['b'],
-    replicate() {
-      if (this.refuse === 0) return Promise.resolve();
+    replicate(_ref, _key, _ops, _sync, _replicas, done) {
+      if (this.refuse === 0) {
+        queueMicrotask(() => done());
+        return;
+      }
       this.refuse--;
-      return Promise.reject(new UnavailableError('replica b knows a newer owner'));
+      queueMicrotask(() => done(new UnavailableError('replica b knows a newer owner')));
     },
   };
 }

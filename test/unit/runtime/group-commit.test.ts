@@ -2,6 +2,8 @@ import { describe, expect, it, vi } from 'vitest';
 import { counter } from '../../../src/actors/counter.js';
 import type { Op } from '../../../src/runtime/store.js';
 import { dropTransientPairs } from '../../../src/runtime/group-commit.js';
+import { joinWrites } from '../../../src/runtime/write-done.js';
+import { waitFor } from '../../support/wait.js';
 import { ref } from '../../support/actors.js';
 import { useTestNodes } from '../../support/runtime-node.js';
 import { pick, randomInt, seededRandom } from '../../support/seeded-random.js';
@@ -163,6 +165,50 @@ describe('group commit', () => {
     await expect(store.write([put('z\x00late', '1')], true)).rejects.toThrow(/not open/);
     // The committer stays failed: later writes reject too rather than hang.
     await expect(store.write([put('z\x00later', '1')], false)).rejects.toThrow(/not open/);
+  });
+
+  it('settles callback writers with their batch, in the order they joined, never before the batch is written', async () => {
+    const node = await nodes.node([]);
+    const { store } = node;
+    const heard: string[] = [];
+    store.writeThen([put('z\x00cb1', '1')], false, (err) => heard.push(`one ${String(err)}`));
+    const promised = store.write([put('z\x00cb2', '2')], false);
+    store.writeThen([put('z\x00cb3', '3')], true, (err) => heard.push(`three ${String(err)}`));
+    expect(heard).toEqual([]);
+    await promised;
+    expect(heard).toEqual(['one undefined', 'three undefined']);
+    expect(await store.get('z\x00cb3')).toBe('3');
+  });
+
+  it('fails callback writers of the failed batch and of every write after it, never synchronously', async () => {
+    const node = await nodes.node([]);
+    const { store } = node;
+    await node.system.shutdown();
+    await store.db.close();
+    const errors: unknown[] = [];
+    store.writeThen([put('z\x00cblate', '1')], true, (err) => errors.push(err));
+    await waitFor(() => errors.length === 1, { what: 'the failed write reported' });
+    store.writeThen([put('z\x00cblater', '1')], true, (err) => errors.push(err));
+    expect(errors).toHaveLength(1);
+    await waitFor(() => errors.length === 2, { what: 'the later write reported' });
+    for (const err of errors) expect(String(err)).toMatch(/not open/);
+  });
+});
+
+describe('joinWrites', () => {
+  it('reports once, after the last part, with the first failure', () => {
+    const heard: unknown[] = [];
+    const part = joinWrites(3, (err) => heard.push(err ?? 'ok'));
+    part();
+    part(new Error('first'));
+    expect(heard).toEqual([]);
+    part(new Error('second'));
+    expect(heard).toHaveLength(1);
+    expect(String(heard[0])).toMatch(/first/);
+    const clean = joinWrites(2, (err) => heard.push(err ?? 'ok'));
+    clean();
+    clean();
+    expect(heard[1]).toBe('ok');
   });
 });
 

@@ -11,6 +11,7 @@ import type { Replicator } from '../../../src/runtime/placement.js';
 import type { Op } from '../../../src/runtime/store.js';
 import { keys } from '../../../src/runtime/store.js';
 import { deferred } from '../../../src/runtime/deferred.js';
+import type { WriteDone } from '../../../src/runtime/write-done.js';
 import { useTestNodes } from '../../support/runtime-node.js';
 import { waitFor } from '../../support/wait.js';
 
@@ -28,11 +29,11 @@ class StandInReplicator implements Replicator {
     return ['peer-1'];
   }
 
-  replicate(_ref: unknown, key: string, ops: Op[], _sync: boolean, _replicas: readonly string[], seed = false): Promise<void> {
+  replicate(_ref: unknown, key: string, ops: Op[], _sync: boolean, _replicas: readonly string[], done: WriteDone, seed = false): void {
     this.writes.push({ key, ops, seed });
-    if (this.refusing) return Promise.reject(new UnavailableError('replica peer-1 knows a newer owner'));
-    if (seed && this.heldSeed) return this.heldSeed.promise;
-    return Promise.resolve();
+    if (this.refusing) queueMicrotask(() => done(new UnavailableError('replica peer-1 knows a newer owner')));
+    else if (seed && this.heldSeed) this.heldSeed.promise.then(() => done());
+    else queueMicrotask(() => done());
   }
 }
 
