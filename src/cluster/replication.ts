@@ -69,6 +69,21 @@ interface WriteRequest {
   entries: Entry[];
 }
 
+/** A batch sorted out by the replica (ClusterReplicator.plan). */
+interface BatchPlan {
+  rejected: string[];
+  accepted: Array<{ entryOps: Op[]; prefix: string; wipe: boolean }>;
+  /** Some accepted entry replaces the stored copy: its keys must be read first. */
+  wipes: boolean;
+}
+
+const NO_KEYS: ReadonlyMap<string, string[]> = new Map();
+
+interface Issued {
+  rejected: string[];
+  written: Promise<void>;
+}
+
 /**
  * The ordered stream of batches to one replica. A failure resends, in order, every batch from the
  * oldest unanswered one on - including later batches already answered - so the replica re-applies
@@ -265,10 +280,17 @@ export class ClusterReplicator implements Replicator, SubHandler {
   onRequest(_link: Link, method: string, body: unknown): Promise<unknown> {
     if (method !== 'repl.write') return Promise.reject(new UnavailableError(`unknown method ${method}`));
     const b = body as WriteRequest;
-    const issued = this.exclusive(
-      b.entries.map((e) => e[0]),
-      () => this.issue(b),
-    );
+    const refKeys = b.entries.map((e) => e[0]);
+    let issued: Promise<Issued>;
+    if (refKeys.some((key) => this.tails.has(key))) {
+      // Sorted out only once the writes before it issued: a merge among them may change what this
+      // replica trusts.
+      issued = this.exclusive(refKeys, () => this.issue(this.plan(b), b.sync));
+    } else {
+      const plan = this.plan(b);
+      // The usual batch, with no copy to read first: it issues now, and nothing after it need wait.
+      issued = plan.wipes ? this.exclusive(refKeys, () => this.issue(plan, b.sync)) : Promise.resolve(this.writeAccepted(plan, NO_KEYS, b.sync));
+    }
     return issued.then(async ({ rejected, written }) => {
       try {
         await written;
@@ -304,17 +326,17 @@ export class ClusterReplicator implements Replicator, SubHandler {
     return run;
   }
 
-  private async issue(b: WriteRequest): Promise<{ rejected: string[]; written: Promise<void> }> {
+  /**
+   * Which entries of a batch this replica takes, and which replace its copy: a seed replaces it with
+   * the owner's. Otherwise, first writes since this node (re)started for this actor: what it holds
+   * may carry turns that were never acknowledged, so it starts from a clean slate; the owner's copy
+   * follows (its seed on activation, or its offer).
+   */
+  private plan(b: WriteRequest): BatchPlan {
     const rejected: string[] = [];
-    const ops: Op[] = [];
     const stale = b.epoch < this.placement.epoch;
-    // Which entries replace our copy: a seed replaces it with the owner's. Otherwise, first writes
-    // since this node (re)started for this actor: what it holds may carry turns that were never
-    // acknowledged, so start from a clean slate; the owner's copy follows (its seed on activation, or
-    // its offer). The stored keys of those actors are read once, together, after one drain: nothing
-    // of this batch is written before its end, and other writes on behalf of peers to these actors
-    // wait for it (exclusive), so a read per entry would find the same keys.
-    const accepted: Array<{ key: string; entryOps: Op[]; prefix: string; wipe: boolean }> = [];
+    const accepted: BatchPlan['accepted'] = [];
+    let wipes = false;
     for (const [key, entryOps, seed] of b.entries) {
       const ref = parseRefKey(key);
       if (stale && this.placement.ownerOf(ref) !== b.from) {
@@ -322,25 +344,43 @@ export class ClusterReplicator implements Replicator, SubHandler {
         continue;
       }
       const wipe = seed === SEED || !this.trust.has(key);
-      if (wipe) this.trust.add(key);
-      accepted.push({ key, entryOps, prefix: keys.actor(ref), wipe });
+      if (wipe) {
+        this.trust.add(key);
+        wipes = true;
+      }
+      accepted.push({ entryOps, prefix: keys.actor(ref), wipe });
     }
+    if (rejected.length > 0) this.log.warn({ from: b.from, epoch: b.epoch, ours: this.placement.epoch, rejected: rejected.length, actors: rejected.slice(0, 5) }, 'refused writes from a stale owner');
+    return { rejected, accepted, wipes };
+  }
+
+  /**
+   * Reads the stored keys of the copies the batch wipes, once and together, after one drain: nothing
+   * of this batch is written before its end, and other writes on behalf of peers to these actors
+   * wait for it (exclusive), so a read per entry would find the same keys.
+   */
+  private async issue(plan: BatchPlan, sync: boolean): Promise<Issued> {
     const stored = new Map<string, string[]>();
-    const wiped = [...new Set(accepted.filter((e) => e.wipe).map((e) => e.prefix))];
+    const wiped = [...new Set(plan.accepted.filter((e) => e.wipe).map((e) => e.prefix))];
     if (wiped.length > 0) {
       await this.store.committer.drain();
       const found = await Promise.all(wiped.map((prefix) => this.store.scanKeys(prefix)));
       wiped.forEach((prefix, i) => stored.set(prefix, found[i]!));
     }
-    for (const { entryOps, prefix, wipe } of accepted) {
+    return this.writeAccepted(plan, stored, sync);
+  }
+
+  /** Issues the batch's write: each wiped copy's `stored` keys and earlier ops deleted, then its ops. */
+  private writeAccepted(plan: BatchPlan, stored: ReadonlyMap<string, string[]>, sync: boolean): Issued {
+    const ops: Op[] = [];
+    for (const { entryOps, prefix, wipe } of plan.accepted) {
       if (wipe) {
         const earlier = ops.filter((op) => op.key.startsWith(prefix)).map((op) => op.key);
         for (const k of [...stored.get(prefix)!, ...earlier]) ops.push({ type: 'del', key: k });
       }
       for (const op of entryOps) ops.push(op);
     }
-    if (rejected.length > 0) this.log.warn({ from: b.from, epoch: b.epoch, ours: this.placement.epoch, rejected: rejected.length, actors: rejected.slice(0, 5) }, 'refused writes from a stale owner');
     // Wrapped so that returning it does not wait for the write: the next batch may issue at once.
-    return { rejected, written: ops.length > 0 ? this.store.write(ops, b.sync) : Promise.resolve() };
+    return { rejected: plan.rejected, written: ops.length > 0 ? this.store.write(ops, sync) : Promise.resolve() };
   }
 }
