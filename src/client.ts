@@ -27,6 +27,8 @@ export function actorsClient(address: string): ActorsClient {
     // grpc-js buffers every message of a call for transparent retries and clears that buffer in
     // O(n) per message: a long TellStream spends most of its CPU there. Callers retry themselves.
     'grpc.enable_retries': 0,
+    // No channelz: its per-message bookkeeping serves an admin service no one reads here.
+    'grpc.enable_channelz': 0,
   });
 }
 

@@ -40,6 +40,9 @@ export class ApiServer {
       'grpc.keepalive_timeout_ms': 5_000,
       'grpc.keepalive_permit_without_calls': 1,
       'grpc.http2.min_ping_interval_without_data_ms': 5_000,
+      // Channelz counts and timestamps every message of every call, for an admin service we do not
+      // serve: about 3% of the server's CPU per message on a bulk-tell stream (measured).
+      'grpc.enable_channelz': 0,
     });
     const { definition, actors } = publicApi();
     server.addService(actors.cei.v1.Actors.service, actorsService(service, options, log));

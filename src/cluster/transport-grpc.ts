@@ -59,6 +59,8 @@ export const PEER_CHANNEL_OPTIONS: Readonly<grpc.ChannelOptions> = Object.freeze
   'grpc.keepalive_timeout_ms': 5_000,
   'grpc.keepalive_permit_without_calls': 1,
   'grpc.enable_retries': 0,
+  // No per-message channelz bookkeeping (see the public server's options in api/server.ts).
+  'grpc.enable_channelz': 0,
   // Each transport its own connections, also when several nodes share one process (tests).
   'grpc.use_local_subchannel_pool': 1,
   'grpc.max_receive_message_length': MAX_FRAME_BYTES,
