@@ -179,7 +179,8 @@ export function parsePeerInfo(body: unknown): PeerInfo | undefined {
   if (typeof id !== 'string' || id === '' || typeof address !== 'string') return undefined;
   if (!MEMBER_ROLES.includes(role as MemberRole)) return undefined;
   if (typeof incarnation !== 'number' || !Number.isSafeInteger(incarnation) || incarnation < 0) return undefined;
-  return Object.freeze({ id, address, role: role as MemberRole, incarnation });
+  const rawBodies = (body as Record<string, unknown>).rawBodies === true;
+  return Object.freeze(rawBodies ? { id, address, role: role as MemberRole, incarnation, rawBodies } : { id, address, role: role as MemberRole, incarnation });
 }
 
 // --- links -----------------------------------------------------------------------------------------
@@ -442,7 +443,8 @@ export abstract class TransportCore implements Transport, LinkHost {
   start(self: PeerInfo, handler: LinkHandler): void {
     if (this.state !== 'new') throw new FailedPreconditionError(`transport already ${this.state === 'started' ? 'started' : 'stopped'}`);
     if (!parsePeerInfo(self)) throw new InvalidArgumentError(`not a valid PeerInfo: ${JSON.stringify(self)}`);
-    this.selfInfo = Object.freeze({ id: self.id, address: self.address, role: self.role, incarnation: self.incarnation });
+    // Both wires (gRPC, memory) carry raw bodies: the hello says so.
+    this.selfInfo = Object.freeze({ id: self.id, address: self.address, role: self.role, incarnation: self.incarnation, rawBodies: true });
     this.linkHandler = handler;
     this.state = 'started';
   }

@@ -74,8 +74,13 @@ type ServerCall = grpc.ServerDuplexStream<PeerFrame__Output, PeerFrame>;
 
 /** One frame as a PeerFrame message: only fields that differ from their defaults, to encode less. */
 function toMessage(f: Frame): PeerFrame {
-  const json = f.body === undefined ? undefined : JSON.stringify(f.body);
-  const m: PeerFrame = { kind: f.kind, method: f.method, body: json === undefined ? EMPTY : Buffer.from(json, 'utf8') };
+  let m: PeerFrame;
+  if (f.body instanceof Uint8Array) {
+    m = { kind: f.kind, method: f.method, body: f.body, raw: true };
+  } else {
+    const json = f.body === undefined ? undefined : JSON.stringify(f.body);
+    m = { kind: f.kind, method: f.method, body: json === undefined ? EMPTY : Buffer.from(json, 'utf8') };
+  }
   if (f.id !== 0) m.id = f.id;
   if (f.ok) m.ok = true;
   if (f.errorCode !== '') m.error_code = f.errorCode;
@@ -202,7 +207,8 @@ class CallWire implements Wire {
   private deliver(m: PeerFrame__Output): void {
     if (this.done) return;
     let body: unknown;
-    if (m.body.length > 0) {
+    if (m.raw) body = m.body;
+    else if (m.body.length > 0) {
       try {
         body = JSON.parse(m.body.toString('utf8'));
       } catch {

@@ -11,8 +11,8 @@
  *
  * Semantics, as on the real network:
  *  - Frames are delivered asynchronously (one setImmediate per burst), in order per link; bodies are
- *    JSON-encoded when sent and decoded on delivery, so a body that would not survive the wire fails
- *    here too and later changes to a sent object do not leak to the receiver.
+ *    JSON-encoded when sent and decoded on delivery (raw bodies copied), so a body that would not
+ *    survive the wire fails here too and later changes to a sent object do not leak to the receiver.
  *  - Dialing an address nobody listens on, one that is cut off, or dialing from a killed node fails
  *    asynchronously and the dialer backs off and retries, as over gRPC.
  * Unlike the real network, `cut`, `isolate` and `kill` drop the links at once (both ends are told
@@ -24,8 +24,8 @@ import { TransportCore, type Frame, type TransportOptions, type Wire, type WireS
 
 export { TRANSPORT_DEFAULTS, TRANSPORT_TEST_PRESET, type TransportOptions } from './transport-core.js';
 
-/** A frame in a pipe: its body still JSON text (undefined when it has none). */
-type QueuedFrame = Frame & { body: string | undefined };
+/** A frame in a pipe: its body still JSON text (undefined when it has none), or a raw body's copy. */
+type QueuedFrame = Frame & { body: string | Buffer | undefined };
 
 /** One end of a Pipe: frames written here go to the other end's sink. */
 class MemoryWire implements Wire {
@@ -58,7 +58,7 @@ class MemoryWire implements Wire {
 
   write(frame: Frame): void {
     if (this.ended || this.done) return;
-    const body = frame.body === undefined ? undefined : JSON.stringify(frame.body);
+    const body = frame.body === undefined ? undefined : frame.body instanceof Uint8Array ? Buffer.from(frame.body) : JSON.stringify(frame.body);
     this.other.receive({ ...frame, body });
   }
 
@@ -111,7 +111,7 @@ class MemoryWire implements Wire {
     this.inbox = [];
     for (const f of batch) {
       if (this.done) return;
-      (f as Frame).body = f.body === undefined ? undefined : JSON.parse(f.body);
+      if (typeof f.body === 'string') (f as Frame).body = JSON.parse(f.body);
       sink.frame(f);
     }
     if (this.peerEnded && this.inbox.length === 0 && !this.done) {

@@ -23,6 +23,8 @@ export interface PeerInfo {
   readonly role: MemberRole;
   /** The peer's start time in ms (see membership.ts). */
   readonly incarnation: number;
+  /** The peer takes raw bodies (a Buffer given to send or request); older nodes do not. */
+  readonly rawBodies?: boolean;
 }
 
 /** Errors a request may reject with carry the remote error's code, so callers can tell retryable ones. */
@@ -36,7 +38,10 @@ export interface Link {
   readonly peer: PeerInfo;
   /** True until the link dropped or was closed; a dropped link never comes back (a new one is made). */
   readonly open: boolean;
-  /** Fire and forget, in order; silently dropped once the link is closed. `body` is JSON-serializable. */
+  /**
+   * Fire and forget, in order; silently dropped once the link is closed. `body` is JSON-serializable,
+   * or a Buffer that arrives as a Buffer (only to a peer whose `rawBodies` is true).
+   */
   send(method: string, body: unknown): void;
   /**
    * Asks the peer's handler and resolves with its answer. Rejects with UnavailableError when the

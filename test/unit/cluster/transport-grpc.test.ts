@@ -103,8 +103,9 @@ function same(x: Link | undefined, y: Link | undefined): boolean {
 describe('GrpcTransport: links over real gRPC', () => {
   it('exchanges hellos: the link is up on both ends with the other side PeerInfo', async () => {
     const [a, b, ab, ba] = await pair();
-    expect(ab.peer).toEqual(b.info);
-    expect(ba.peer).toEqual(a.info);
+    // The hello also says the transport takes raw bodies (repl-codec.ts).
+    expect(ab.peer).toEqual({ ...b.info, rawBodies: true });
+    expect(ba.peer).toEqual({ ...a.info, rawBodies: true });
     expect(same(ab, ba)).toBe(true);
     expect((ab as PeerLink).direction).toBe('out');
     expect(a.rec.events).toEqual(['up n2']);
@@ -139,6 +140,9 @@ describe('GrpcTransport: links over real gRPC', () => {
     // Requests go both ways on the one link.
     a.rec.answer = () => 'from n1';
     expect(await ba.request('q', null, 2_000)).toBe('from n1');
+    // A Buffer body travels as its bytes, not as JSON, and arrives as a Buffer.
+    b.rec.answer = (_method, body) => Buffer.isBuffer(body) && body.toString('utf16le');
+    expect(await ab.request('raw', Buffer.from('a\x00"é', 'utf16le'), 2_000)).toBe('a\x00"é');
   });
 
   it('20,000 sends arrive in order, each once, while requests interleave', async () => {

@@ -91,8 +91,8 @@ describe('MemoryTransport: links', () => {
   it('exchanges hellos: the link comes up on both ends with the other side PeerInfo', async () => {
     const net = network();
     const [a, b, ab, ba] = await pair(net);
-    expect(ab.peer).toEqual(b.info);
-    expect(ba.peer).toEqual(a.info);
+    expect(ab.peer).toEqual({ ...b.info, rawBodies: true });
+    expect(ba.peer).toEqual({ ...a.info, rawBodies: true });
     expect(ab.open && ba.open).toBe(true);
     expect(a.rec.events).toEqual(['up n2']);
     expect(b.rec.events).toEqual(['up n1']);
@@ -154,6 +154,12 @@ describe('MemoryTransport: links', () => {
       ['none', undefined],
       ['null', null],
     ]);
+    // A raw body arrives as a copy of its bytes.
+    const raw = Buffer.from('raw');
+    ab.send('raw', raw);
+    raw[0] = 0x52;
+    await net.flush();
+    expect(b.rec.messages[3]?.body).toEqual(Buffer.from('raw'));
   });
 
   it('a body that is not JSON-serializable throws on send and rejects a request', async () => {
