@@ -17,7 +17,8 @@
  * Only the refused actors' writes fail; the rest of the batch is applied. The refused owner stops
  * taking those actors' mail for a moment, for its view to catch up (RingPlacement.disown).
  *
- * Methods: repl.write { from, epoch, sync, entries: [refKey, ops][] } -> { rejected: refKey[] }
+ * Methods: repl.write { from, epoch, sync, entries: [refKey, ops][] } -> { rejected: refKey[] }; the
+ * request travels in repl-codec.ts's binary form to peers whose hello says they take raw bodies.
  */
 import type { Clock } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
@@ -25,6 +26,7 @@ import type { Replicator } from '../runtime/placement.js';
 import { keys, type Op, type Store } from '../runtime/store.js';
 import type { CopyTrust } from './copy-trust.js';
 import { joinWrites, type WriteDone } from '../runtime/write-done.js';
+import { decodeWriteRequest, encodeWriteRequest, type WriteRequest } from './repl-codec.js';
 import { parseRefKey, type ActorRef } from '../runtime/ref.js';
 import { UnavailableError, errorMessage } from '../errors.js';
 import type { RingPlacement } from './ring-placement.js';
@@ -62,12 +64,6 @@ function answer(batch: Batch, peer: string, refused: ReadonlySet<string> | undef
 
 const RESEND_MS = 25;
 
-interface WriteRequest {
-  from: string;
-  epoch: number;
-  sync: boolean;
-  entries: Entry[];
-}
 
 /** A batch sorted out by the replica (ClusterReplicator.plan). */
 interface BatchPlan {
@@ -132,7 +128,9 @@ class PeerStream {
       this.scheduleResend();
       return;
     }
-    const body = { from: this.owner.selfId, epoch: batch.epoch, sync: batch.sync, entries: batch.entries };
+    const request: WriteRequest = { from: this.owner.selfId, epoch: batch.epoch, sync: batch.sync, entries: batch.entries };
+    // Binary to peers that take it (repl-codec.ts): no JSON escaping of every key and value.
+    const body = link.peer.rawBodies ? encodeWriteRequest(request) : request;
     link.request<{ rejected: string[] }>('repl.write', body, this.owner.requestTimeoutMs).then(
       (reply) => {
         if (!batch.acked) {
@@ -279,7 +277,12 @@ export class ClusterReplicator implements Replicator, SubHandler {
    */
   onRequest(_link: Link, method: string, body: unknown): Promise<unknown> {
     if (method !== 'repl.write') return Promise.reject(new UnavailableError(`unknown method ${method}`));
-    const b = body as WriteRequest;
+    let b: WriteRequest;
+    try {
+      b = body instanceof Uint8Array ? decodeWriteRequest(body) : (body as WriteRequest);
+    } catch (err) {
+      return Promise.reject(err);
+    }
     const refKeys = b.entries.map((e) => e[0]);
     let issued: Promise<Issued>;
     if (refKeys.some((key) => this.tails.has(key))) {

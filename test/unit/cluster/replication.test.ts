@@ -9,8 +9,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { CopyTrust } from '../../../src/cluster/copy-trust.js';
 import { MembershipView, type Member } from '../../../src/cluster/membership.js';
 import { ClusterReplicator } from '../../../src/cluster/replication.js';
+import { decodeWriteRequest } from '../../../src/cluster/repl-codec.js';
 import { RingPlacement } from '../../../src/cluster/ring-placement.js';
-import type { LinkHandler } from '../../../src/cluster/transport.js';
+import type { Link, LinkHandler, Transport } from '../../../src/cluster/transport.js';
 import { TRANSPORT_TEST_PRESET } from '../../../src/cluster/transport-core.js';
 import { MemoryNetwork } from '../../../src/cluster/transport-memory.js';
 import { systemClock } from '../../../src/runtime/clock.js';
@@ -48,10 +49,11 @@ async function linkedPair(net: MemoryNetwork, aPlacement: RingPlacement, bPlacem
   const aReplicator = new ClusterReplicator('a', aPlacement, aTransport, aStore, systemClock, silentLogger, 2_000, new CopyTrust());
   const bReplicator = new ClusterReplicator('b', bPlacement, bTransport, bStore, systemClock, silentLogger, 2_000, bTrust);
   const quiet: LinkHandler = { onLinkUp() {}, onLinkDown() {}, onMessage() {}, onRequest: async () => null };
-  /** Entries of each repl.write b was asked to apply, in arrival order. */
+  /** Entries of each repl.write b was asked to apply, in arrival order (binary batches: repl-codec.ts). */
   const requests: number[] = [];
   const onRequest: LinkHandler['onRequest'] = (link, method, body) => {
-    requests.push((body as { entries: unknown[] }).entries.length);
+    expect(body).toBeInstanceOf(Uint8Array);
+    requests.push(decodeWriteRequest(body as Uint8Array).entries.length);
     return bReplicator.onRequest(link, method, body);
   };
   aTransport.start({ id: 'a', address: 'a', role: 'control', incarnation: 1 }, quiet);
@@ -178,5 +180,26 @@ describe('ClusterReplicator', () => {
     expect(await bStore.get(`${keys.actor(twice)}early`)).toBeUndefined();
     expect(await bStore.get(stray(twice))).toBeUndefined();
     for (const ref of [untrusted, seeded, trusted, twice]) expect(bTrust.has(refKey(ref))).toBe(true);
+  });
+
+  it('sends a peer whose hello did not offer raw bodies (an older node) its batches as JSON', async () => {
+    const aPlacement = placement('a', ['a', 'b'], 5);
+    const bodies: unknown[] = [];
+    const older: Link = {
+      peer: { id: 'b', address: 'b', role: 'control', incarnation: 1 },
+      open: true,
+      send() {},
+      close() {},
+      request<T>(_method: string, body: unknown): Promise<T> {
+        bodies.push(body);
+        return Promise.resolve({ rejected: [] } as T);
+      },
+    };
+    const transport = { link: (id: string) => (id === 'b' ? older : undefined) } as unknown as Transport;
+    const aReplicator = new ClusterReplicator('a', aPlacement, transport, await store(), systemClock, silentLogger, 2_000, new CopyTrust());
+    const ref: ActorRef = { type: 'counter', id: 'old-peer' };
+    const ops: Op[] = [{ type: 'put', key: keys.state(keys.actor(ref)), value: '{"v":1}' }];
+    await replicate(aReplicator, ref, refKey(ref), ops, false, ['b']);
+    expect(bodies).toEqual([{ from: 'a', epoch: 5, sync: false, entries: [[refKey(ref), ops]] }]);
   });
 });
