@@ -5,12 +5,12 @@ import type { TellRequest__Output } from '../generated/cei/v1/TellRequest.js';
 import type { TellReply } from '../generated/cei/v1/TellReply.js';
 import type { TellBatch__Output } from '../generated/cei/v1/TellBatch.js';
 import type { ActorDescription } from '../runtime/runtime.js';
-import type { ActorService } from '../runtime/actor-service.js';
+import type { ActorService, TellOptions } from '../runtime/actor-service.js';
 import type { TellAck } from '../runtime/envelope.js';
 import { validateRef, type ActorRef } from '../runtime/ref.js';
 import { InvalidArgumentError } from '../errors.js';
 import type { Logger } from '../runtime/logger.js';
-import { decodePayload, encodePayload } from './payload.js';
+import { decodePayload, decodeRequiredPayload, encodePayload } from './payload.js';
 import { toServiceError } from './status.js';
 
 /** Most tells one TellBatches message may carry (the proto's documented limit). */
@@ -54,15 +54,17 @@ export function actorsService(system: ActorService, options: ActorsServiceOption
   const limit = options.maxPayloadBytes;
 
   /** A tell's fields checked at the boundary; `at` prefixes the names in errors (a batch's index). */
-  const checkTell = (req: TellRequest__Output, at = ''): { ref: ActorRef; payload: unknown; messageId: string } => ({
-    ref: validateRef(req.to, `${at}to`),
-    payload: decodePayload(req.payload, limit, `${at}payload`, true),
-    messageId: req.message_id,
-  });
+  const checkTell = (req: TellRequest__Output, at = ''): { ref: ActorRef; payload: unknown; text: string; messageId: string } => {
+    const ref = validateRef(req.to, `${at}to`);
+    const { value, text } = decodeRequiredPayload(req.payload, limit, `${at}payload`);
+    return { ref, payload: value, text, messageId: req.message_id };
+  };
+  /** The tell as the runtime takes it: with the payload's text, which the owner stores as it is. */
+  const tellOptions = (t: { text: string; messageId: string }): TellOptions => (t.messageId ? { messageId: t.messageId, payloadJson: t.text } : { payloadJson: t.text });
   const startTell = (req: TellRequest__Output): Promise<TellAck> => {
     try {
-      const { ref, payload, messageId } = checkTell(req);
-      return system.tell(ref, payload, messageId ? { messageId } : {});
+      const checked = checkTell(req);
+      return system.tell(checked.ref, checked.payload, tellOptions(checked));
     } catch (err) {
       return Promise.reject(err);
     }
@@ -216,14 +218,14 @@ export function actorsService(system: ActorService, options: ActorsServiceOption
           return;
         }
         // Validate every tell before starting any: a bad batch changes nothing.
-        let checked: Array<{ ref: ActorRef; payload: unknown; messageId: string }>;
+        let checked: Array<ReturnType<typeof checkTell>>;
         try {
           checked = batch.tells.map((req, i) => checkTell(req, `tells[${i}].`));
         } catch (err) {
           replies.refused(err);
           return;
         }
-        replies.start(() => checked.map((t) => system.tell(t.ref, t.payload, t.messageId ? { messageId: t.messageId } : {})));
+        replies.start(() => checked.map((t) => system.tell(t.ref, t.payload, tellOptions(t))));
       });
     },
 

@@ -75,6 +75,16 @@ function notRetried(err: unknown): never {
   throw err;
 }
 
+/**
+ * A tell's options as they go to another node: without the payload's text, which the owner makes
+ * again from the payload it receives (a peer's text is not trusted to match its payload).
+ */
+function forwarded(opts: TellOptions): TellOptions {
+  if (opts.payloadJson === undefined) return opts;
+  const { payloadJson: _text, ...rest } = opts;
+  return rest;
+}
+
 export class ClusterRouter implements ActorService, SubHandler {
   /** Tells to forward at the end of this macrotask, per owner link (forwardTell). */
   private readonly forwards = new Map<Link, ForwardBatch>();
@@ -193,10 +203,10 @@ export class ClusterRouter implements ActorService, SubHandler {
   }
 
   private routedTell(ref: ActorRef, payload: unknown, opts: TellOptions): Promise<TellAck> {
-    if (opts.messageId) return this.route(ref, 'actor.tell', { ref, payload, opts }, () => this.local.tell(ref, payload, opts));
+    if (opts.messageId) return this.route(ref, 'actor.tell', { ref, payload, opts: forwarded(opts) }, () => this.local.tell(ref, payload, opts));
     // No id of the caller's: one of ours from the first forward on, for every attempt after it too.
     let routed: TellOptions | undefined;
-    const forward = () => ({ ref, payload, opts: (routed ??= { ...opts, messageId: `route:${randomUUID()}` }) });
+    const forward = () => ({ ref, payload, opts: forwarded((routed ??= { ...opts, messageId: `route:${randomUUID()}` })) });
     const here = (): Promise<TellAck> => {
       const told = this.local.tell(ref, payload, routed ?? opts);
       return routed === undefined ? told.catch(notRetried) : told;
@@ -274,7 +284,7 @@ export class ClusterRouter implements ActorService, SubHandler {
         return settled.map((r): TellOutcome => (r.status === 'fulfilled' ? { ack: r.value as TellAck } : errorForPeer(r.reason)));
       }
       case 'actor.tell':
-        return this.local.tell(ref(), b.payload, b.opts ?? {});
+        return this.local.tell(ref(), b.payload, forwarded(b.opts ?? {}));
       case 'actor.ask':
         return this.local.ask(ref(), b.payload, b.timeoutMs, b.from ? validateRef(b.from) : undefined);
       case 'actor.spawn':

@@ -6,6 +6,11 @@ export interface TellOptions {
   messageId?: string;
   /** Ref key of the sending actor, when an actor sends. */
   from?: string;
+  /**
+   * The payload as the JSON text it was parsed from, when the caller has it (the public API does):
+   * the owner stores that text instead of serializing the payload again. Never sent to other nodes.
+   */
+  payloadJson?: string;
 }
 
 /**

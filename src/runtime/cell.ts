@@ -11,7 +11,7 @@ import { soon } from './microtask.js';
 import { dropTransientPairs } from './group-commit.js';
 import { RestartIntensity } from './supervisor.js';
 import { DELETED_RECORD, TurnContext, type TurnHost } from './turn-context.js';
-import type { DeadLetterRecord, Envelope, OutboxItem, StoredState, StoredTimer, TellAck } from './envelope.js';
+import { envelopeJson, type DeadLetterRecord, type Envelope, type OutboxItem, type StoredState, type StoredTimer, type TellAck } from './envelope.js';
 import { CeiError, DataLossError, UnconfirmedMessageError, errorMessage } from '../errors.js';
 import type { Replicator } from './placement.js';
 
@@ -469,7 +469,7 @@ export class ActorCell {
    * Appends a message. Resolves once it is durable (per the type's durability); a message id seen
    * within the dedup window resolves with the first copy's seq and is not enqueued again.
    */
-  enqueue(payload: unknown, opts: { messageId?: string; from?: string; ask?: string; extraOps?: Op[] }): Promise<TellAck> {
+  enqueue(payload: unknown, opts: { messageId?: string; from?: string; ask?: string; extraOps?: Op[]; payloadJson?: string }): Promise<TellAck> {
     const messageId = opts.messageId;
     // Memory actors never passivate: without an id to remember they need no clock reading.
     const now = this.stored || messageId !== undefined ? this.host.clock.now() : 0;
@@ -497,7 +497,8 @@ export class ActorCell {
       this.schedule();
       return Promise.resolve(ack);
     }
-    const ops: Op[] = [{ type: 'put', key: keys.mail(this.prefix, seq), value: JSON.stringify(env), transient: true }];
+    const json = opts.payloadJson === undefined ? JSON.stringify(env) : envelopeJson(env, opts.payloadJson);
+    const ops: Op[] = [{ type: 'put', key: keys.mail(this.prefix, seq), value: json, transient: true }];
     if (opts.extraOps) ops.push(...opts.extraOps);
     this.markOps(ops);
     let entry: DedupEntry | undefined;

@@ -12,6 +12,19 @@ export interface Envelope {
   k?: string;
 }
 
+/**
+ * JSON.stringify(env), with the payload as the JSON text `payloadJson` it was parsed from: a tell
+ * that arrives as JSON need not be serialized again for its mailbox entry (which is usually never
+ * written: it drops out with its removal, see dropTransientPairs). The text's spacing is kept.
+ */
+export function envelopeJson(env: Envelope, payloadJson: string): string {
+  let out = `{"s":${env.s},"p":${payloadJson}`;
+  if (env.i !== undefined) out += `,"i":${JSON.stringify(env.i)}`;
+  if (env.f !== undefined) out += `,"f":${JSON.stringify(env.f)}`;
+  if (env.k !== undefined) out += `,"k":${JSON.stringify(env.k)}`;
+  return `${out}}`;
+}
+
 /** What a turn leaves to do once its commit is durable. */
 export type OutboxItem =
   | { k: 'tell'; to: string; p: unknown; id: string }

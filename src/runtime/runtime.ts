@@ -272,7 +272,7 @@ export class ActorSystem implements CellHost, ActorService {
    * Appends `payload` to the actor's mailbox (activating it: actors are virtual). Resolves with the
    * message's seq once it is durable per the type's durability.
    */
-  tell(ref: ActorRef, payload: unknown, opts: { messageId?: string; from?: string; ask?: string } = NO_OPTS): Promise<TellAck> {
+  tell(ref: ActorRef, payload: unknown, opts: { messageId?: string; from?: string; ask?: string; payloadJson?: string } = NO_OPTS): Promise<TellAck> {
     try {
       this.checkOpen();
       const type = this.typeOf(ref);

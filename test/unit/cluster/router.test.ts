@@ -83,6 +83,11 @@ describe('ClusterRouter', () => {
     const own = await router.tell(ref, { add: 1 }, { messageId: 'mine-1' });
     expect(link.tells[2]!.messageId).toBe('mine-1');
     expect(own).toMatchObject({ messageId: 'mine-1', duplicate: false });
+
+    // The payload's text stays on this node: the owner makes its own from the payload it receives.
+    await router.tell(ref, { add: 2 }, { messageId: 'mine-2', payloadJson: '{"add":2}' });
+    expect(link.tells[3]).toEqual({ messageId: 'mine-2' });
+    expect(await b.system.ask(ref, { get: true })).toMatchObject({ value: 8, count: 3 });
   });
 
   it('does not enqueue a tell without an id, or an ask, again when it was taken here but its replicated write failed', async () => {
