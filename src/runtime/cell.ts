@@ -573,7 +573,13 @@ export class ActorCell {
           if (ctx.recordChanges) this.applyRecords(ctx.recordChanges, ops);
           this.commit(ops, ctx.outbox || ctx.timers ? ctx : undefined, replies);
         }
-        if (this.head > 1024 && this.head * 2 > this.queue.length) {
+        if (this.head === this.queue.length) {
+          // Drained: let the handled envelopes go now. Kept until 1,024 piled up, every actor held
+          // its last messages (payloads and all) long enough for GC to promote them to the old
+          // generation.
+          this.queue.length = 0;
+          this.head = 0;
+        } else if (this.head > 1024 && this.head * 2 > this.queue.length) {
           this.queue = this.queue.slice(this.head);
           this.head = 0;
         }

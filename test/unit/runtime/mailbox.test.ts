@@ -1,8 +1,11 @@
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import { defineActor } from '../../../src/runtime/actor-type.js';
 import { keys, Store } from '../../../src/runtime/store.js';
 import { ActorSystem, RUNTIME_TEST_PRESET } from '../../../src/runtime/runtime.js';
 import { silentLogger, type Logger } from '../../../src/runtime/logger.js';
+import { counter } from '../../../src/actors/counter.js';
 import { recorder, ref, type RecorderState } from '../../support/actors.js';
 import { useTestNodes } from '../../support/runtime-node.js';
 import { waitFor, within } from '../../support/wait.js';
@@ -12,6 +15,26 @@ const nodes = useTestNodes();
 const get = { get: true } as const;
 
 describe('durable mailbox', () => {
+  it('lets go of a message once it is handled: an idle actor holds no payload', async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const node = await nodes.node([counter]);
+    const c = ref('counter', 'lets-go');
+    let payload: { add: number } | undefined = { add: 2 };
+    const held = new WeakRef(payload);
+    await node.system.tell(c, payload);
+    payload = undefined;
+    expect(await node.system.ask(c, { get: true })).toMatchObject({ value: 2, count: 1 });
+    await waitFor(
+      async () => {
+        gc();
+        await new Promise((resolve) => setImmediate(resolve));
+        return held.deref() === undefined;
+      },
+      { what: 'the handled payload collected' },
+    );
+  });
+
   it('handles many tells from one caller in call order, even to an actor not yet loaded', async () => {
     const node = await nodes.node([recorder]);
     const a = ref('recorder', 'order');
