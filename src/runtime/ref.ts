@@ -26,8 +26,19 @@ export function validateRef(ref: { type?: unknown; id?: unknown } | null | undef
   return { type, id };
 }
 
+/**
+ * The ref last given to refKey and its key: a tell asks for the same ref's key several times in one
+ * go (the router's owner lookup, then the runtime's cell lookup), and the same string object keeps
+ * the hash V8 computed for the first Map lookup. Refs are values: nothing changes one in place.
+ */
+let lastRef: ActorRef | undefined;
+let lastKey = '';
+
 export function refKey(ref: ActorRef): string {
-  return `${ref.type}/${ref.id}`;
+  if (ref === lastRef) return lastKey;
+  lastKey = `${ref.type}/${ref.id}`;
+  lastRef = ref;
+  return lastKey;
 }
 
 export function parseRefKey(key: string): ActorRef {
