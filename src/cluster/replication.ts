@@ -64,7 +64,6 @@ function answer(batch: Batch, peer: string, refused: ReadonlySet<string> | undef
 
 const RESEND_MS = 25;
 
-
 /** A batch sorted out by the replica (ClusterReplicator.plan). */
 interface BatchPlan {
   rejected: string[];
