@@ -159,19 +159,29 @@ export function actorsService(system: ActorService, options: ActorsServiceOption
         if (!failed && slots.length - head < options.streamHighWater) call.resume();
       });
     };
+    const track = (tell: Promise<TellAck>): void => {
+      const slot: Slot = {};
+      slots.push(slot);
+      settle(slot, tell);
+    };
+    const afterStarting = (n: number): void => {
+      startedInSlice += n;
+      if (slots.length - head >= options.streamHighWater) call.pause();
+      else if (startedInSlice >= SLICE_TELLS && !yielding) yieldSlice();
+    };
     return {
       /** Starts the tells `tell` gives, unless the stream failed or refused input already. */
       start(tells: () => Array<Promise<TellAck>>): void {
         if (failed || refusing) return;
         const started = tells();
-        for (const tell of started) {
-          const slot: Slot = {};
-          slots.push(slot);
-          settle(slot, tell);
-        }
-        startedInSlice += started.length;
-        if (slots.length - head >= options.streamHighWater) call.pause();
-        else if (startedInSlice >= SLICE_TELLS && !yielding) yieldSlice();
+        for (const tell of started) track(tell);
+        afterStarting(started.length);
+      },
+      /** start for one tell, `tell(input)`, without a closure and an array per message. */
+      startOne<T>(input: T, tell: (input: T) => Promise<TellAck>): void {
+        if (failed || refusing) return;
+        track(tell(input));
+        afterStarting(1);
       },
       /** Input that started nothing: the stream ends with `err` once the replies before it are out, and nothing read after it starts. */
       refused(err: unknown): void {
@@ -207,7 +217,7 @@ export function actorsService(system: ActorService, options: ActorsServiceOption
       const replies = orderedReplies('TellStream', call, (ready) => {
         for (const r of ready) call.write(r);
       });
-      call.on('data', (req: TellRequest__Output) => replies.start(() => [startTell(req)]));
+      call.on('data', (req: TellRequest__Output) => replies.startOne(req, startTell));
     },
 
     TellBatches(call) {

@@ -63,6 +63,7 @@ interface LiveTimer extends StoredTimer {
 }
 
 const NO_OPS: Op[] = [];
+const NO_OUTBOX: ReadonlyArray<[string, OutboxItem]> = Object.freeze([]) as ReadonlyArray<[string, OutboxItem]>;
 const NO_REPLICAS: readonly string[] = Object.freeze([]);
 
 export class ActorCell {
@@ -403,15 +404,17 @@ export class ActorCell {
    * written on its own, so nothing waits past the turn that would have carried it.
    */
   private holdForNextWrite(ops: Op[], done: WriteDone): void {
-    let held = this.held;
-    if (!held) {
-      const fresh = (held = this.held = { ops: [], waiters: [] });
-      soon(() => {
-        if (this.held === fresh) this.write([]);
-      });
+    const held = this.held;
+    if (held) {
+      for (const op of ops) held.ops.push(op);
+      held.waiters.push(done);
+      return;
     }
-    for (const op of ops) held.ops.push(op);
-    held.waiters.push(done);
+    // The enqueue's own array becomes the held one: most writes hold one enqueue.
+    const fresh = (this.held = { ops, waiters: [done] });
+    soon(() => {
+      if (this.held === fresh) this.write(NO_OPS);
+    });
   }
 
   /**
@@ -425,7 +428,9 @@ export class ActorCell {
       return;
     }
     this.held = undefined;
-    const all = dropTransientPairs(ops.length === 0 ? held.ops : [...held.ops, ...ops]);
+    // The held array is the enqueues' own and goes nowhere else: the write's ops join it.
+    for (const op of ops) held.ops.push(op);
+    const all = dropTransientPairs(held.ops);
     this.tracked(
       (err) => {
         for (const waiter of held.waiters) waiter(err);
@@ -486,10 +491,8 @@ export class ActorCell {
       }
     }
     const seq = this.nextSeq++;
-    const env: Envelope = { s: seq, p: payload };
-    if (messageId !== undefined) env.i = messageId;
-    if (opts.from !== undefined) env.f = opts.from;
-    if (opts.ask !== undefined) env.k = opts.ask;
+    // Every field at once, absent ones undefined (JSON leaves them out): one allocation, one shape.
+    const env: Envelope = { s: seq, p: payload, i: messageId, f: opts.from, k: opts.ask };
     const ack: TellAck = { seq, messageId: messageId ?? '', duplicate: false };
     if (!this.stored) {
       if (messageId !== undefined) this.dedup.add(messageId, { seq, at: now }, now);
@@ -618,7 +621,8 @@ export class ActorCell {
 
   /** Writes the new state with `ops` and the turn's effects; carries the effects out once durable. */
   private commit(ops: Op[], effects: TurnContext | undefined, replies: Array<[string, unknown]> | undefined): void {
-    const outbox: Array<[string, OutboxItem]> = [];
+    // Frozen when there is no outbox: most turns have none, and a push into it would throw.
+    const outbox = effects?.outbox ? ([] as Array<[string, OutboxItem]>) : (NO_OUTBOX as Array<[string, OutboxItem]>);
     if (effects?.outbox) {
       for (const item of effects.outbox) {
         if (item.k === 'spawn' && !this.children.includes(item.ref)) this.children.push(item.ref);

@@ -26,8 +26,10 @@ export function dropTransientPairs(ops: Op[]): Op[] {
 const SCAN_LIMIT = 32;
 
 function dropPairsByScan(ops: Op[]): Op[] {
+  // Bit i set: ops[i] drops out (SCAN_LIMIT fits the 32 bits), so a write that drops nothing
+  // allocates nothing.
+  let gone = 0;
   let dropped = 0;
-  let gone: boolean[] | undefined;
   for (let i = 0; i < ops.length; i++) {
     const op = ops[i]!;
     if (op.type !== 'del') continue;
@@ -37,17 +39,16 @@ function dropPairsByScan(ops: Op[]): Op[] {
       // The key's latest op before the del decides: a transient put pairs with it, anything else
       // (a del, a put that is not transient) keeps it.
       if (earlier.type === 'put' && earlier.transient) {
-        gone ??= new Array<boolean>(ops.length).fill(false);
-        gone[j] = gone[i] = true;
+        gone |= (1 << j) | (1 << i);
         dropped += 2;
       }
       break;
     }
   }
-  if (!gone) return ops;
+  if (dropped === 0) return ops;
   const out = new Array<Op>(ops.length - dropped);
   let k = 0;
-  for (let i = 0; i < ops.length; i++) if (!gone[i]) out[k++] = ops[i]!;
+  for (let i = 0; i < ops.length; i++) if ((gone & (1 << i)) === 0) out[k++] = ops[i]!;
   return out;
 }
 
