@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { defineActor } from '../../../src/runtime/actor-type.js';
-import { deferred } from '../../../src/runtime/deferred.js';
+import { deferred } from '../../support/deferred.js';
 import { envelopeJson, type Envelope } from '../../../src/runtime/envelope.js';
 import { keys } from '../../../src/runtime/store.js';
 import { useTestNodes } from '../../support/runtime-node.js';

@@ -10,7 +10,7 @@ import { UnavailableError, UnconfirmedMessageError } from '../../../src/errors.j
 import type { Replicator } from '../../../src/runtime/placement.js';
 import type { Op } from '../../../src/runtime/store.js';
 import { keys } from '../../../src/runtime/store.js';
-import { deferred } from '../../../src/runtime/deferred.js';
+import { deferred } from '../../support/deferred.js';
 import type { WriteDone } from '../../../src/runtime/write-done.js';
 import { useTestNodes } from '../../support/runtime-node.js';
 import { waitFor } from '../../support/wait.js';

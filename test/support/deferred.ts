@@ -1,4 +1,4 @@
-/** A promise with its resolve and reject functions, for results shared by many callers (a batch's). */
+/** A promise with its resolve and reject functions, for a test to settle when it chooses. */
 export interface Deferred<T> {
   promise: Promise<T>;
   resolve: (value: T) => void;
