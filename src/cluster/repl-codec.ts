@@ -24,13 +24,17 @@ const VERSION = 1;
 /** Any code unit above 0xff: the batch must go as UTF-16. */
 const WIDE = /[^\u0000-\u00ff]/;
 
+/** Marks a batch entry whose ops are the owner's whole copy of the actor. */
+export const SEED = 1;
+/** One actor's ops in a batch: [refKey, ops], or [refKey, ops, SEED] for a seed. */
+export type Entry = [refKey: string, ops: Op[], seed?: typeof SEED];
+
 /** What a repl.write request carries (replication.ts). */
 export interface WriteRequest {
   from: string;
   epoch: number;
   sync: boolean;
-  /** [refKey, ops] or [refKey, ops, 1] for a seed (the owner's whole copy). */
-  entries: Array<[refKey: string, ops: Op[], seed?: 1]>;
+  entries: Entry[];
 }
 
 export function encodeWriteRequest(req: WriteRequest): Buffer {
@@ -52,7 +56,7 @@ export function encodeWriteRequest(req: WriteRequest): Buffer {
   n(req.entries.length);
   for (const [refKey, ops, seed] of req.entries) {
     str(refKey);
-    parts.push(seed === 1 ? '1' : '0');
+    parts.push(seed === SEED ? '1' : '0');
     n(ops.length);
     for (const op of ops) {
       if (op.type === 'del') {
@@ -109,7 +113,7 @@ export function decodeWriteRequest(bytes: Uint8Array): WriteRequest {
   const epoch = Number(str());
   if (!Number.isSafeInteger(epoch) || epoch < 0) throw malformed('epoch');
   const sync = flag();
-  const entries: WriteRequest['entries'] = [];
+  const entries: Entry[] = [];
   for (let e = n(); e > 0; e--) {
     const refKey = str();
     const seed = flag();
@@ -121,7 +125,7 @@ export function decodeWriteRequest(bytes: Uint8Array): WriteRequest {
       else if (kind === 0x74) ops.push({ type: 'put', key: str(), value: str(), transient: true });
       else throw malformed(`op kind ${kind}`);
     }
-    entries.push(seed ? [refKey, ops, 1] : [refKey, ops]);
+    entries.push(seed ? [refKey, ops, SEED] : [refKey, ops]);
   }
   if (at !== s.length) throw malformed(`${s.length - at} units after the last entry`);
   return { from, epoch, sync, entries };

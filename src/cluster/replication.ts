@@ -26,16 +26,12 @@ import type { Replicator } from '../runtime/placement.js';
 import { keys, type Op, type Store } from '../runtime/store.js';
 import type { CopyTrust } from './copy-trust.js';
 import { joinWrites, type WriteDone } from '../runtime/write-done.js';
-import { decodeWriteRequest, encodeWriteRequest, type WriteRequest } from './repl-codec.js';
+import { SEED, decodeWriteRequest, encodeWriteRequest, type Entry, type WriteRequest } from './repl-codec.js';
 import { parseRefKey, type ActorRef } from '../runtime/ref.js';
 import { UnavailableError, errorMessage } from '../errors.js';
 import type { RingPlacement } from './ring-placement.js';
 import type { Link, Transport } from './transport.js';
 import type { SubHandler } from './membership-service.js';
-
-/** Marks a batch entry whose ops are the owner's whole copy of the actor. */
-const SEED = 1;
-type Entry = [refKey: string, ops: Op[], seed?: typeof SEED];
 
 interface Batch {
   entries: Entry[];
