@@ -26,6 +26,7 @@ import type { Replicator } from '../runtime/placement.js';
 import { keys, type Op, type Store } from '../runtime/store.js';
 import type { CopyTrust } from './copy-trust.js';
 import { joinWrites, type WriteDone } from '../runtime/write-done.js';
+import { soon } from '../runtime/microtask.js';
 import { SEED, decodeWriteRequest, encodeWriteRequest, type Entry, type WriteRequest } from './repl-codec.js';
 import { parseRefKey, type ActorRef } from '../runtime/ref.js';
 import { UnavailableError, errorMessage } from '../errors.js';
@@ -226,7 +227,7 @@ export class ClusterReplicator implements Replicator, SubHandler {
 
   replicate(ref: ActorRef, key: string, ops: Op[], sync: boolean, replicas: readonly string[], done: WriteDone, seed = false): void {
     if (replicas.length === 0) {
-      queueMicrotask(() => done());
+      soon(() => done());
       return;
     }
     const epoch = this.placement.epoch;

@@ -121,7 +121,7 @@ export class GroupCommitter {
   writeThen(ops: Op[], sync: boolean, done: WriteDone): void {
     if (this.failed !== undefined) {
       const failed = this.failed;
-      queueMicrotask(() => done(failed));
+      soon(() => done(failed));
       return;
     }
     this.join(ops, sync).waiters.push(done);
