@@ -14,6 +14,7 @@ import { DELETED_RECORD, TurnContext, type TurnHost } from './turn-context.js';
 import { envelopeJson, type DeadLetterRecord, type Envelope, type OutboxItem, type StoredState, type StoredTimer, type TellAck } from './envelope.js';
 import { CeiError, DataLossError, UnconfirmedMessageError, errorMessage } from '../errors.js';
 import type { Replicator } from './placement.js';
+import type { LocalTellOptions } from './runtime.js';
 
 /** Retries of an outbox item whose target is out of reach for now. */
 const OUTBOX_RETRY = { initialMs: 20, maxMs: 2_000, multiplier: 2, jitter: 0.2 };
@@ -474,7 +475,7 @@ export class ActorCell {
    * Appends a message. Resolves once it is durable (per the type's durability); a message id seen
    * within the dedup window resolves with the first copy's seq and is not enqueued again.
    */
-  enqueue(payload: unknown, opts: { messageId?: string; from?: string; ask?: string; extraOps?: Op[]; payloadJson?: string }): Promise<TellAck> {
+  enqueue(payload: unknown, opts: LocalTellOptions & { extraOps?: Op[] }): Promise<TellAck> {
     const messageId = opts.messageId;
     // Memory actors never passivate: without an id to remember they need no clock reading.
     const now = this.stored || messageId !== undefined ? this.host.clock.now() : 0;

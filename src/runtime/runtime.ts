@@ -8,7 +8,7 @@ import { silentLogger, type Logger } from './logger.js';
 import { parseRefKey, refKey, validateRef, type ActorRef } from './ref.js';
 import { keys, parseStored, refFromIndexKey, type Op, type Store } from './store.js';
 import { LOCAL_PLACEMENT, type Placement, type Replicator } from './placement.js';
-import type { ActorService } from './actor-service.js';
+import type { ActorService, TellOptions } from './actor-service.js';
 import { RestartIntensity, restartSet } from './supervisor.js';
 import { inParallel } from './in-parallel.js';
 import {
@@ -19,6 +19,9 @@ import {
   UnavailableError,
   errorMessage,
 } from '../errors.js';
+
+/** A tell as this node's runtime takes it: an ask is a tell whose answer someone awaits. */
+export type LocalTellOptions = TellOptions & { ask?: string };
 
 export interface RuntimeOptions {
   /** Message ids are remembered this long per actor... */
@@ -272,7 +275,7 @@ export class ActorSystem implements CellHost, ActorService {
    * Appends `payload` to the actor's mailbox (activating it: actors are virtual). Resolves with the
    * message's seq once it is durable per the type's durability.
    */
-  tell(ref: ActorRef, payload: unknown, opts: { messageId?: string; from?: string; ask?: string; payloadJson?: string } = NO_OPTS): Promise<TellAck> {
+  tell(ref: ActorRef, payload: unknown, opts: LocalTellOptions = NO_OPTS): Promise<TellAck> {
     try {
       this.checkOpen();
       const type = this.typeOf(ref);
@@ -649,7 +652,7 @@ export class ActorSystem implements CellHost, ActorService {
   }
 }
 
-const NO_OPTS: { messageId?: string; from?: string; ask?: string } = Object.freeze({});
+const NO_OPTS: LocalTellOptions = Object.freeze({});
 
 function validateMessageId(id: unknown): void {
   if (typeof id !== 'string') throw new InvalidArgumentError('message_id must be a string');
