@@ -11,7 +11,8 @@ import { MembershipView, type Member } from '../../../src/cluster/membership.js'
 import { ClusterReplicator } from '../../../src/cluster/replication.js';
 import { decodeWriteRequest } from '../../../src/cluster/repl-codec.js';
 import { RingPlacement } from '../../../src/cluster/ring-placement.js';
-import type { Link, LinkHandler, Transport } from '../../../src/cluster/transport.js';
+import type { LinkHandler } from '../../../src/cluster/transport.js';
+import { stubLink, transportTo } from '../../support/stub-link.js';
 import { TRANSPORT_TEST_PRESET } from '../../../src/cluster/transport-core.js';
 import { MemoryNetwork } from '../../../src/cluster/transport-memory.js';
 import { systemClock } from '../../../src/runtime/clock.js';
@@ -185,17 +186,12 @@ describe('ClusterReplicator', () => {
   it('sends a peer whose hello did not offer raw bodies (an older node) its batches as JSON', async () => {
     const aPlacement = placement('a', ['a', 'b'], 5);
     const bodies: unknown[] = [];
-    const older: Link = {
-      peer: { id: 'b', address: 'b', role: 'control', incarnation: 1 },
-      open: true,
-      send() {},
-      close() {},
-      request<T>(_method: string, body: unknown): Promise<T> {
-        bodies.push(body);
-        return Promise.resolve({ rejected: [] } as T);
-      },
-    };
-    const transport = { link: (id: string) => (id === 'b' ? older : undefined) } as unknown as Transport;
+    // Its hello carried no rawBodies.
+    const older = stubLink((_method, body) => {
+      bodies.push(body);
+      return Promise.resolve({ rejected: [] });
+    });
+    const transport = transportTo(older);
     const aReplicator = new ClusterReplicator('a', aPlacement, transport, await store(), systemClock, silentLogger, 2_000, new CopyTrust());
     const ref: ActorRef = { type: 'counter', id: 'old-peer' };
     const ops: Op[] = [{ type: 'put', key: keys.state(keys.actor(ref)), value: '{"v":1}' }];

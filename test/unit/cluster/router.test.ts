@@ -11,6 +11,7 @@ import { MembershipView, type Member } from '../../../src/cluster/membership.js'
 import { RingPlacement } from '../../../src/cluster/ring-placement.js';
 import { ClusterRouter } from '../../../src/cluster/router.js';
 import type { Link, Transport } from '../../../src/cluster/transport.js';
+import { stubLink, transportTo } from '../../support/stub-link.js';
 import { DeadlineExceededError, UnavailableError } from '../../../src/errors.js';
 import { systemClock } from '../../../src/runtime/clock.js';
 import type { TellOptions } from '../../../src/runtime/actor-service.js';
@@ -26,21 +27,15 @@ const member = (id: string): Member => ({ id, address: id, role: 'control', stat
 /** A link to the owner's ActorSystem that delivers every tell but loses the answer to the first `lose`. */
 function lossyLink(owner: ActorSystem, lose: number): Link & { tells: TellOptions[] } {
   const tells: TellOptions[] = [];
-  return {
-    peer: { id: 'b', address: 'b', role: 'control', incarnation: 1 },
-    open: true,
-    tells,
-    send() {},
-    close() {},
-    async request<T>(method: string, body: unknown): Promise<T> {
-      if (method !== 'actor.tell') throw new Error(`unexpected ${method}`);
-      const b = body as { ref: ActorRef; payload: unknown; opts: TellOptions };
-      tells.push(b.opts);
-      const ack = await owner.tell(b.ref, b.payload, b.opts);
-      if (tells.length <= lose) throw new DeadlineExceededError('request actor.tell to b: no answer within 5 ms');
-      return ack as T;
-    },
-  };
+  const link = stubLink(async (method, body) => {
+    if (method !== 'actor.tell') throw new Error(`unexpected ${method}`);
+    const b = body as { ref: ActorRef; payload: unknown; opts: TellOptions };
+    tells.push(b.opts);
+    const ack = await owner.tell(b.ref, b.payload, b.opts);
+    if (tells.length <= lose) throw new DeadlineExceededError('request actor.tell to b: no answer within 5 ms');
+    return ack;
+  });
+  return Object.assign(link, { tells });
 }
 
 /** Replicas that refuse the next `refuse` writes, as replicas that know a newer owner do. */
@@ -67,7 +62,7 @@ describe('ClusterRouter', () => {
     const refs = Array.from({ length: 100 }, (_, i): ActorRef => ({ type: 'counter', id: `c${i}` }));
     const ref = refs.find((r) => placement.ownerOf(r) === 'b')!;
     const link = lossyLink(b.system, 1);
-    const transport = { link: (id: string) => (id === 'b' ? link : undefined) } as unknown as Transport;
+    const transport = transportTo(link);
     const router = new ClusterRouter(a.system, placement, transport, systemClock, CLUSTER_TEST_PRESET, silentLogger);
 
     const ack = await router.tell(ref, { add: 5 });
@@ -126,18 +121,12 @@ describe('ClusterRouter', () => {
     bPlacement.update(view);
     const owner = new ClusterRouter(b.system, bPlacement, {} as Transport, systemClock, CLUSTER_TEST_PRESET, silentLogger);
     const requests: Array<{ method: string; items: number }> = [];
-    const link: Link = {
-      peer: { id: 'b', address: 'b', role: 'control', incarnation: 1 },
-      open: true,
-      send() {},
-      close() {},
-      request<T>(method: string, body: unknown): Promise<T> {
-        requests.push({ method, items: (body as { items?: unknown[] }).items?.length ?? 1 });
-        // As the wire would: the answer crosses as JSON.
-        return owner.onRequest(link, method, body).then((answer) => JSON.parse(JSON.stringify(answer)) as T);
-      },
-    };
-    const transport = { link: (id: string) => (id === 'b' ? link : undefined) } as unknown as Transport;
+    const link = stubLink((method, body, self) => {
+      requests.push({ method, items: (body as { items?: unknown[] }).items?.length ?? 1 });
+      // As the wire would: the answer crosses as JSON.
+      return owner.onRequest(self, method, body).then((answer) => JSON.parse(JSON.stringify(answer)));
+    });
+    const transport = transportTo(link);
     const router = new ClusterRouter(a.system, aPlacement, transport, systemClock, CLUSTER_TEST_PRESET, silentLogger);
     const refs = Array.from({ length: 100 }, (_, i): ActorRef => ({ type: 'counter', id: `f${i}` })).filter((r) => aPlacement.ownerOf(r) === 'b');
     expect(refs.length).toBeGreaterThan(32);
