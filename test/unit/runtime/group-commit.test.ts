@@ -1,6 +1,6 @@
 import { describe, expect, it, vi } from 'vitest';
 import { counter } from '../../../src/actors/counter.js';
-import type { Op } from '../../../src/runtime/store.js';
+import type { Op, Store } from '../../../src/runtime/store.js';
 import { dropTransientPairs } from '../../../src/runtime/group-commit.js';
 import { joinWrites } from '../../../src/runtime/write-done.js';
 import { waitFor } from '../../support/wait.js';
@@ -28,6 +28,14 @@ function spyOnSync(db: { batch: (...args: never[]) => unknown }): boolean[] {
     return chained;
   }) as never);
   return syncs;
+}
+
+/** A test node's store after a clean stop, its LevelDB closed: every write to it fails. */
+async function closedStore(): Promise<Store> {
+  const node = await nodes.node([]);
+  await node.system.shutdown();
+  await node.store.db.close();
+  return node.store;
 }
 
 describe('group commit', () => {
@@ -158,10 +166,7 @@ describe('group commit', () => {
   });
 
   it('rejects writes once the database is closed instead of throwing out of band', async () => {
-    const node = await nodes.node([]);
-    const { store } = node;
-    await node.system.shutdown();
-    await store.db.close();
+    const store = await closedStore();
     await expect(store.write([put('z\x00late', '1')], true)).rejects.toThrow(/not open/);
     // The committer stays failed: later writes reject too rather than hang.
     await expect(store.write([put('z\x00later', '1')], false)).rejects.toThrow(/not open/);
@@ -181,10 +186,7 @@ describe('group commit', () => {
   });
 
   it('fails callback writers of the failed batch and of every write after it, never synchronously', async () => {
-    const node = await nodes.node([]);
-    const { store } = node;
-    await node.system.shutdown();
-    await store.db.close();
+    const store = await closedStore();
     const errors: unknown[] = [];
     store.writeThen([put('z\x00cblate', '1')], true, (err) => errors.push(err));
     await waitFor(() => errors.length === 1, { what: 'the failed write reported' });
