@@ -12,6 +12,7 @@ import { InvalidArgumentError } from '../errors.js';
 import type { Logger } from '../runtime/logger.js';
 import { decodePayload, decodeRequiredPayload, encodePayload } from './payload.js';
 import { toServiceError } from './status.js';
+import { writeAll, writeInBursts } from './write-together.js';
 
 /** Most tells one TellBatches message may carry (the proto's documented limit). */
 export const MAX_TELL_BATCH = 1_000;
@@ -214,13 +215,13 @@ export function actorsService(system: ActorService, options: ActorsServiceOption
     },
 
     TellStream(call) {
-      const replies = orderedReplies('TellStream', call, (ready) => {
-        for (const r of ready) call.write(r);
-      });
+      writeInBursts(call);
+      const replies = orderedReplies('TellStream', call, (ready) => writeAll(call, ready));
       call.on('data', (req: TellRequest__Output) => replies.startOne(req, startTell));
     },
 
     TellBatches(call) {
+      writeInBursts(call);
       const replies = orderedReplies('TellBatches', call, (ready) => call.write({ replies: ready }));
       call.on('data', (batch: TellBatch__Output) => {
         if (batch.tells.length > MAX_TELL_BATCH) {

@@ -1,8 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolve } from 'node:path';
+import http2 from 'node:http2';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { CeiClient, tellInBatches, tellMany } from '../../src/client.js';
+import { publicApi } from '../../src/api/proto.js';
+import type { TellRequest } from '../../src/generated/cei/v1/TellRequest.js';
+import type { TellReply__Output } from '../../src/generated/cei/v1/TellReply.js';
 import { removeDir, startNode, tempDir, type NodeProcess } from '../support/node-process.js';
 
 const SLOW_ACTORS = resolve(import.meta.dirname, '../support/actors/slow.js');
@@ -110,6 +114,47 @@ describe('public Actors API on a real node', () => {
     expect(seqs).toHaveLength(500);
     for (let i = 1; i < seqs.length; i++) expect(seqs[i]).toBe(seqs[i - 1]! + 1);
     expect(await client.ask(ref, { get: true })).toEqual({ value: (499 * 500) / 2, count: 500 });
+  });
+
+  it('sends a burst of TellStream replies in a few HTTP/2 frames, not one frame each', async () => {
+    // Spoken over node:http2 directly, to see the frames grpc-js's client would hide: every request
+    // in one write, then count the DATA chunks the replies come in.
+    const service = publicApi().definition['cei.v1.Actors'] as protoLoader.ServiceDefinition;
+    const method = service.TellStream as protoLoader.MethodDefinition<TellRequest, unknown, unknown, TellReply__Output>;
+    const n = 200;
+    const framed = Array.from({ length: n }, (_, i) => {
+      const body = method.requestSerialize({ to: { type: 'counter', id: `frames-${i % 10}` }, payload: Buffer.from('{"add":1}'), message_id: `f-${i}` });
+      const header = Buffer.alloc(5);
+      header.writeUInt32BE(body.length, 1);
+      return Buffer.concat([header, body]);
+    });
+    const session = http2.connect(`http://${node.address}`);
+    try {
+      const stream = session.request({ ':method': 'POST', ':path': '/cei.v1.Actors/TellStream', 'content-type': 'application/grpc', te: 'trailers' });
+      let chunks = 0;
+      let received = Buffer.alloc(0);
+      stream.on('data', (d: Buffer) => {
+        chunks++;
+        received = Buffer.concat([received, d]);
+      });
+      const ended = new Promise<void>((resolve, reject) => {
+        stream.on('end', resolve);
+        stream.on('error', reject);
+      });
+      stream.end(Buffer.concat(framed));
+      await ended;
+      const replies: TellReply__Output[] = [];
+      for (let at = 0; at < received.length; ) {
+        const length = received.readUInt32BE(at + 1);
+        replies.push(method.responseDeserialize(received.subarray(at + 5, at + 5 + length)));
+        at += 5 + length;
+      }
+      expect(replies.map((r) => r.message_id)).toEqual(framed.map((_, i) => `f-${i}`));
+      // One frame per reply before the replies were written together (writeInBursts).
+      expect(chunks).toBeLessThan(n / 10);
+    } finally {
+      session.close();
+    }
   });
 
   it('ends a TellStream at the first bad request, after the replies of the requests before it', async () => {

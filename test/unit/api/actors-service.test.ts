@@ -37,6 +37,8 @@ class StandInCall extends EventEmitter {
   isPaused(): boolean {
     return this.paused;
   }
+  cork(): void {}
+  uncork(): void {}
   end(): void {}
 }
 
