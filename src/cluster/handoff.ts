@@ -36,7 +36,6 @@ import { keys, refFromIndexKey, type Op, type Store } from '../runtime/store.js'
 import { mergeCopies, type CopyTrust } from './copy-trust.js';
 import { parseRefKey, refKey, type ActorRef } from '../runtime/ref.js';
 import { CeiError, UnavailableError, errorMessage } from '../errors.js';
-import { inParallel } from '../runtime/in-parallel.js';
 
 const RERUN_MS = 100;
 /** A peer asked about rings it has not reached answers "not done" after this long, and is asked again. */
@@ -44,8 +43,6 @@ const AWAIT_ANSWER_MS = 2_000;
 /** How many times an offer is passed on while views disagree about the owner. */
 const MAX_OFFER_HOPS = 3;
 const MOVED_ON = Symbol('rings moved on');
-/** Actors whose keys are listed at once when an offer's answer lets us drop our copies of them. */
-const DROP_CONCURRENCY = 16;
 /** The longest a recovery waits for this node's offers to owners (see recoverSoon). */
 const RECOVERY_DEFER_MS = 5_000;
 /**
@@ -471,8 +468,7 @@ export class HandoffCoordinator implements SubHandler {
           this.trust.delete(key);
         }
       }
-      const drop = (await inParallel(dropped, DROP_CONCURRENCY, (ref) => this.deleteOps(ref))).flat();
-      if (drop.length > 0) await this.store.write(drop, false);
+      if (dropped.length > 0) await this.store.write(await this.deleteOps(dropped), false);
     }
   }
 
@@ -543,9 +539,10 @@ export class HandoffCoordinator implements SubHandler {
     return out;
   }
 
-  private async deleteOps(ref: ActorRef): Promise<Op[]> {
-    const own = await this.store.scanKeys(keys.actor(ref));
-    return [...own, keys.registry(ref), keys.awake(ref)].map((key) => ({ type: 'del' as const, key }));
+  /** Deletes of every key of `refs`' copies, read now (not the copies offered: a write may have landed since). */
+  private async deleteOps(refs: ActorRef[]): Promise<Op[]> {
+    const own = await this.store.scanMany(refs.map((ref) => keys.actor(ref)));
+    return refs.flatMap((ref, i) => [...own[i]!.map(([key]) => key), keys.registry(ref), keys.awake(ref)].map((key) => ({ type: 'del' as const, key })));
   }
 
   // --- the receiving side -------------------------------------------------------------------------

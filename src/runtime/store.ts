@@ -42,6 +42,24 @@ const HIGHEST = String.fromCodePoint(0x10ffff);
 const SCAN_CHUNK = 16;
 const SCAN_ITERATORS = 4;
 
+/**
+ * Compares keys as LevelDB orders them, by UTF-8 bytes, which is code point order. JavaScript's `<`
+ * compares UTF-16 units, and puts a code point above U+FFFF (a surrogate pair) before U+E000-U+FFFF.
+ */
+export function byteOrder(a: string, b: string): number {
+  const n = Math.min(a.length, b.length);
+  for (let k = 0; k < n; k++) {
+    const x = a.charCodeAt(k);
+    const y = b.charCodeAt(k);
+    if (x === y) continue;
+    const xPair = x >= 0xd800 && x <= 0xdfff;
+    const yPair = y >= 0xd800 && y <= 0xdfff;
+    if (xPair !== yPair) return xPair ? 1 : -1;
+    return x - y;
+  }
+  return a.length - b.length;
+}
+
 export function seqHex(seq: number): string {
   return seq.toString(16).padStart(16, '0');
 }
@@ -171,15 +189,18 @@ export class Store {
 
   /**
    * scan() of each of `prefixes` (the results in their order), through a few iterators that each
-   * seek from prefix to prefix: one read of the store per prefix instead of an iterator opened and
-   * closed for each, SCAN_ITERATORS reads at a time (LevelDB reads wait on libuv's thread pool, four
-   * threads by default). The iterators have no range: JavaScript orders strings by UTF-16 units and
-   * LevelDB by UTF-8 bytes, so a range from the first prefix to the last could leave some out. Each
-   * iterator reads one snapshot, taken when it opens.
+   * go through their prefixes in the store's order: one read of the store per prefix at most instead
+   * of an iterator opened and closed for each, SCAN_ITERATORS reads at a time (LevelDB reads wait on
+   * libuv's thread pool, four threads by default). What a read brings past its prefix serves the
+   * next prefixes first, so neighbouring actors, and prefixes past the end of the store, cost no read
+   * of their own (a join's new node scans thousands of prefixes it has nothing under). The iterators
+   * have no range: JavaScript orders strings by UTF-16 units and LevelDB by UTF-8 bytes, so a range
+   * from the first prefix to the last could leave some out; the prefixes are taken in the store's
+   * order (byteOrder). Each iterator reads one snapshot, taken when it opens.
    */
   async scanMany(prefixes: readonly string[]): Promise<Array<Array<[string, string]>>> {
     const out = prefixes.map((): Array<[string, string]> => []);
-    const order = prefixes.map((prefix, i) => ({ prefix, i })).sort((x, y) => (x.prefix < y.prefix ? -1 : x.prefix > y.prefix ? 1 : 0));
+    const order = prefixes.map((prefix, i) => ({ prefix, i })).sort((x, y) => byteOrder(x.prefix, y.prefix));
     const per = Math.max(1, Math.ceil(order.length / SCAN_ITERATORS));
     const groups: Array<typeof order> = [];
     for (let g = 0; g < order.length; g += per) groups.push(order.slice(g, g + per));
@@ -187,18 +208,32 @@ export class Store {
       groups.map(async (group) => {
         const it = this.db.iterator();
         try {
-          for (const { prefix, i } of group) {
-            it.seek(prefix);
-            for (let done = false; !done; ) {
-              const chunk = await it.nextv(SCAN_CHUNK);
-              done = chunk.length < SCAN_CHUNK;
-              for (const entry of chunk) {
-                if (!entry[0].startsWith(prefix)) {
-                  done = true;
-                  break;
-                }
-                out[i]!.push(entry);
-              }
+          // Entries read and not yet passed, from `at` on; `ended`: the store holds nothing after them.
+          let ahead: Array<[string, string]> = [];
+          let at = 0;
+          let ended = false;
+          let previous: { prefix: string; i: number } | undefined;
+          for (const item of group) {
+            const { prefix, i } = item;
+            if (previous?.prefix === prefix) {
+              out[i]!.push(...out[previous.i]!);
+              continue;
+            }
+            previous = item;
+            while (at < ahead.length && byteOrder(ahead[at]![0], prefix) < 0) at++;
+            if (at === ahead.length && !ended) {
+              it.seek(prefix);
+              ahead = await it.nextv(SCAN_CHUNK);
+              at = 0;
+              ended = ahead.length < SCAN_CHUNK;
+            }
+            for (;;) {
+              while (at < ahead.length && ahead[at]![0].startsWith(prefix)) out[i]!.push(ahead[at++]!);
+              // An entry past the prefix, or the end of the store: the prefix has nothing more.
+              if (at < ahead.length || ended) break;
+              ahead = await it.nextv(SCAN_CHUNK);
+              at = 0;
+              ended = ahead.length < SCAN_CHUNK;
             }
           }
         } finally {

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { Level } from 'level';
 import { afterEach, describe, expect, it } from 'vitest';
 import { StoreOpenError } from '../../../src/errors.js';
-import { FORMAT_VERSION, Store, keys } from '../../../src/runtime/store.js';
+import { FORMAT_VERSION, Store, byteOrder, keys } from '../../../src/runtime/store.js';
 
 const dirs: string[] = [];
 const open: Store[] = [];
@@ -180,6 +180,44 @@ describe('Store reads', () => {
     expect(many[2]).toHaveLength(41);
     expect(many[1]).toEqual([]);
     expect(await store.scanMany([])).toEqual([]);
+  });
+
+  it('scanMany reads neighbouring prefixes, and prefixes past the end of the store, from one read', async () => {
+    const store = await openStore(tempDir());
+    const actor = (id: string): string => `a\x00t\x00${id}\x00`;
+    // Ten neighbours of two entries each: five of them fit in one step of an iterator.
+    const ids = Array.from({ length: 10 }, (_, n) => `n${n}`);
+    await store.write(ids.flatMap((id) => [{ type: 'put' as const, key: `${actor(id)}d\x00m`, value: `${id} d` }, { type: 'put' as const, key: `${actor(id)}s`, value: `${id} s` }]), true);
+    let reads = 0;
+    const iterator = store.db.iterator.bind(store.db);
+    store.db.iterator = ((...args: Parameters<typeof iterator>) => {
+      const it = iterator(...args);
+      const nextv = it.nextv.bind(it);
+      it.nextv = ((...a: Parameters<typeof nextv>) => {
+        reads++;
+        return nextv(...a);
+      }) as typeof it.nextv;
+      return it;
+    }) as typeof store.db.iterator;
+    // Forty prefixes past the end of the store (a join's new node): one read per iterator, four iterators.
+    const missing = Array.from({ length: 40 }, (_, n) => actor(`z${n}`));
+    expect(await store.scanMany(missing)).toEqual(missing.map(() => []));
+    expect(reads).toBe(4);
+    // The ten neighbours, with a missing one and a duplicate among them: 20 entries, two steps and the
+    // end of the store a read per iterator (four), not a read per prefix (twelve).
+    reads = 0;
+    const prefixes = [...ids.map(actor), actor('n4a'), actor('n2')];
+    const many = await store.scanMany(prefixes);
+    expect(many).toEqual(await Promise.all(prefixes.map((p) => store.scan(p))));
+    expect(many[11]).toEqual(many[2]);
+    expect(many[10]).toEqual([]);
+    expect(reads).toBeLessThanOrEqual(4);
+  });
+
+  it('byteOrder orders keys as LevelDB does, by their UTF-8 bytes', () => {
+    const samples = ['', 'a', 'ab', 'b', '\x00', 'a\x00b', '\uFF01', '\uFFFD', '\uE000', '\u{1F600}', '\u{1F600}a', '\u{10FFFF}', '\u00e9', 'z'];
+    const bytes = (k: string): Buffer => Buffer.from(k, 'utf8');
+    for (const a of samples) for (const b of samples) expect(Math.sign(byteOrder(a, b)), `${JSON.stringify(a)} vs ${JSON.stringify(b)}`).toBe(Math.sign(Buffer.compare(bytes(a), bytes(b))));
   });
 
   it('scanMany finds ids whose UTF-16 order is not their UTF-8 byte order', async () => {
