@@ -216,7 +216,7 @@ export class Store {
           for (const item of group) {
             const { prefix, i } = item;
             if (previous?.prefix === prefix) {
-              out[i]!.push(...out[previous.i]!);
+              out[i] = out[previous.i]!.slice();
               continue;
             }
             previous = item;
