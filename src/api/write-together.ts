@@ -1,7 +1,9 @@
 import type { Writable } from 'node:stream';
+import { joinWrites } from '../runtime/write-done.js';
 
 type Chunk = { chunk: unknown; encoding: BufferEncoding };
-type WriteDone = (error?: Error | null) => void;
+/** A Writable's write callback: null or no argument when the write is done. */
+type WriteCallback = (error?: Error | null) => void;
 
 /**
  * Lets a grpc-js server stream hand several messages to HTTP/2 at once.
@@ -17,14 +19,9 @@ type WriteDone = (error?: Error | null) => void;
  * them; only the wait between them goes. The write is done when all of them are.
  */
 export function writeInBursts(stream: Writable): void {
-  stream._writev = (chunks: Chunk[], callback: WriteDone): void => {
-    let left = chunks.length;
-    let failure: Error | null = null;
-    const partDone: WriteDone = (error) => {
-      if (error && !failure) failure = error;
-      if (--left === 0) callback(failure);
-    };
-    for (const { chunk, encoding } of chunks) stream._write(chunk, encoding, partDone);
+  stream._writev = (chunks: Chunk[], callback: WriteCallback): void => {
+    const part = joinWrites(chunks.length, (err) => callback(err as Error | undefined));
+    for (const { chunk, encoding } of chunks) stream._write(chunk, encoding, (error?: Error | null) => part(error ?? undefined));
   };
 }
 
