@@ -70,8 +70,7 @@ export function encodeWriteRequest(req: WriteRequest): Buffer {
     }
   }
   const body = parts.join('');
-  const version = String.fromCharCode(VERSION);
-  return WIDE.test(body) ? Buffer.from(`U${version}${body}`, 'utf16le') : Buffer.from(`L${version}${body}`, 'latin1');
+  return WIDE.test(body) ? Buffer.from(String.fromCharCode(UTF16, VERSION) + body, 'utf16le') : Buffer.from(String.fromCharCode(LATIN1, VERSION) + body, 'latin1');
 }
 
 /** Throws InvalidArgumentError when `bytes` is not a batch this version encodes. */
