@@ -377,9 +377,11 @@ export class HandoffCoordinator implements SubHandler {
         this.placement.awaitingHandoffs.map(async (peer) => {
           const link = this.transport.link(peer);
           if (!link) return;
+          const askedAt = this.clock.now();
           const answer = await link
             .request<{ cleared: string[] }>('repl.clear', { from: this.selfId, sig, keys: batch.keys }, this.options.requestTimeoutMs)
             .catch(() => undefined);
+          this.log.debug({ peer, keys: batch.keys.length, first: batch.keys[0], cleared: answer?.cleared.length, ms: this.clock.now() - askedAt }, 'hand-off barrier: clearance answered');
           for (const key of answer?.cleared ?? []) this.placement.cleared(peer, sig, key);
         }),
       );
@@ -396,12 +398,15 @@ export class HandoffCoordinator implements SubHandler {
    * nothing new (or is refused, once the actor runs there). Nothing is cleared for other rings.
    */
   private async answerClear(from: string, sig: string, keyList: string[]): Promise<{ cleared: string[] }> {
+    const askedAt = this.clock.now();
     if (!(await this.offeringOwnersFor(sig, Math.min(AWAIT_ANSWER_MS, this.options.requestTimeoutMs / 2)))) return { cleared: [] };
     if (this.handedOverSig === sig) return { cleared: keyList };
+    const waitedMs = this.clock.now() - askedAt;
     const refs = keyList.map(parseRefKey).filter((ref) => this.placement.ownerOf(ref) === from);
     const held = await this.store.getMany(refs.map((ref) => keys.registry(ref)));
     const offers = refs.filter((ref, i) => held[i] !== undefined && this.offersToOwner(ref));
     if (offers.length > 0) await this.offer(from, offers, 0, sig);
+    this.log.debug({ from, keys: keyList.length, first: keyList[0], offered: offers.length, waitedMs, ms: this.clock.now() - askedAt }, 'hand-off barrier: clearance given');
     return sig === this.placement.signature ? { cleared: refs.map(refKey) } : { cleared: [] };
   }
 
@@ -426,14 +431,18 @@ export class HandoffCoordinator implements SubHandler {
     // an offer's cost. Each batch holds other actors, and every copy is read after the run's drains,
     // as before; a copy read a round trip earlier is no staler than the first of a batch read in turn.
     const read = (slice: ActorRef[]): Promise<ActorCopy[]> => (slice.length > 0 ? this.readCopies(slice) : Promise.resolve([]));
+    // A run's offers stop as soon as the rings move on (hops 0), also while a batch is being read:
+    // a run for the new ones follows and offers to the owners they name. A busy node reads a batch
+    // in hundreds of ms, and until that run starts, no barrier of the new rings is answered here
+    // (answerClear), which is what a fail-over waits for.
+    if (hops === 0 && sig !== this.placement.signature) return;
     let slice = take(0);
     let reading: Promise<ActorCopy[]> | undefined = read(slice);
     for (let i = 0; i < refs.length; i += batch) {
-      const actors = await reading!;
+      const actors = hops === 0 ? await this.unlessRingsMove(reading!, sig) : await reading!;
       const current = slice;
       reading = undefined;
-      // The rings moved on: a run for the new ones follows and offers to the owners it names.
-      if (hops === 0 && sig !== this.placement.signature) return;
+      if (actors === MOVED_ON) return;
       if (i + batch < refs.length) {
         slice = take(i + batch);
         reading = read(slice);
@@ -443,15 +452,8 @@ export class HandoffCoordinator implements SubHandler {
       const sent = this.request(peer, 'repl.offer', { from: this.selfId, epoch: this.placement.epoch, actors, hops });
       // A run for rings that moved on stops waiting at once (the next run must not queue behind an
       // answer that no longer matters); our copies stay until a later offer is answered.
-      let answer: Awaited<typeof sent> | typeof MOVED_ON;
-      if (hops === 0) {
-        const moved = this.ringsMoved(sig);
-        answer = await Promise.race([sent, moved.promise]).finally(moved.cancel);
-      } else answer = await sent;
-      if (answer === MOVED_ON) {
-        sent.catch(() => {});
-        return;
-      }
+      const answer = hops === 0 ? await this.unlessRingsMove(sent, sig) : await sent;
+      if (answer === MOVED_ON) return;
       if (!answer) {
         this.log.warn({ peer, actors: refs.length - i }, 'repl.offer: peer left before it got them');
         return;
@@ -469,6 +471,17 @@ export class HandoffCoordinator implements SubHandler {
         }
       }
       if (dropped.length > 0) await this.store.write(await this.deleteOps(dropped), false);
+    }
+  }
+
+  /** `work`'s result, or MOVED_ON as soon as the rings are no longer `sig` (`work` goes on, unheard). */
+  private async unlessRingsMove<T>(work: Promise<T>, sig: string): Promise<T | typeof MOVED_ON> {
+    const moved = this.ringsMoved(sig);
+    try {
+      return await Promise.race([work, moved.promise]);
+    } finally {
+      moved.cancel();
+      work.catch(() => {});
     }
   }
 
