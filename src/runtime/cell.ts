@@ -223,7 +223,9 @@ export class ActorCell {
   /** Reads the actor back from the store with one range scan and resumes whatever it left undone. */
   private async load(): Promise<void> {
     const store = this.host.store!;
+    const loadStarted = this.host.clock.now();
     const entries = await store.scan(this.prefix);
+    const scanMs = this.host.clock.now() - loadStarted;
     // Ownership may have moved while the scan ran: a cell must not come alive on a node that is not
     // the owner (its writes would go to the wrong replicas). The caller retries at the new owner.
     this.host.checkOwner(this.ref);
@@ -305,12 +307,13 @@ export class ActorCell {
     }
     this.queue = queue.sort((a, b) => a.s - b.s);
     this.awakeWritten = this.queue.length > 0 || this.timers.size > 0 || outbox.length > 0;
-    this.host.log.debug({ actor: this.key, handled: this.handled, pending: this.queue.length, dedup: dedup.length }, 'actor loaded');
+    const readMs = this.host.clock.now() - loadStarted;
     const replicator = this.host.replicator;
     if (replicator) {
       this.replicas = replicator.replicasFor(this.ref, this.key);
       if (this.replicas.length > 0) await this.seed(replicator, entries);
     }
+    this.host.log.debug({ actor: this.key, handled: this.handled, pending: this.queue.length, dedup: dedup.length, scanMs, readMs, ms: this.host.clock.now() - loadStarted }, 'actor loaded');
     if (expired.length > 0) this.write(expired);
     this.status = 'active';
     await this.activate();
@@ -340,6 +343,11 @@ export class ActorCell {
       },
       () => {},
     );
+  }
+
+  /** Settles once the replicas acknowledged (or refused) this incarnation's seed; at once when none is in flight. */
+  seedSettled(): Promise<void> {
+    return this.seeding ? this.seeding.catch(() => {}) : Promise.resolve();
   }
 
   /**

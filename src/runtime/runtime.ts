@@ -221,7 +221,12 @@ export class ActorSystem implements CellHost, ActorService {
         return 0;
       }
       try {
-        await this.ready(ref);
+        const cell = await this.ready(ref);
+        // Each load seeds the actor's replicas with its whole copy. Without waiting for that, a
+        // recovery of hundreds of actors queues all their seeds on the links at once, and every
+        // write of a called actor (an ask's turn) waits behind them for seconds: `concurrency`
+        // bounds the seeds in flight too.
+        await cell.seedSettled();
         return 1;
       } catch (err) {
         // Not ours yet (being handed over, or the rings moved again): a later recovery takes it.

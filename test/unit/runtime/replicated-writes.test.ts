@@ -12,6 +12,7 @@ import type { Op } from '../../../src/runtime/store.js';
 import { keys } from '../../../src/runtime/store.js';
 import { deferred } from '../../support/deferred.js';
 import type { WriteDone } from '../../../src/runtime/write-done.js';
+import { recorder, ref } from '../../support/actors.js';
 import { useTestNodes } from '../../support/runtime-node.js';
 import { waitFor } from '../../support/wait.js';
 
@@ -126,5 +127,34 @@ describe('replicated writes', () => {
     expect(confirmed).toBe(false);
     replicator.heldSeed.resolve();
     expect((await retry).duplicate).toBe(true);
+  });
+
+  it('a recovery loads the next actor only once the seed of one it loaded settled: its seeds in flight are at most its concurrency', async () => {
+    const replicator = new StandInReplicator();
+    const node = await nodes.node([recorder], { deps: { replicator } });
+    const actors = Array.from({ length: 8 }, (_, i) => ref('recorder', `pending-${i}`));
+    // A timer far off keeps each actor's pending-work mark: each is recovered on the next start.
+    await Promise.all(actors.map((a) => node.system.ask(a, { after: { name: 't', ms: 3_600_000, m: 'late' } })));
+    await node.stop();
+    await node.start();
+    // Every seed is held until the test lets it go, the oldest first, whenever two are held.
+    const held: Array<() => void> = [];
+    let mostHeld = 0;
+    replicator.replicate = (_ref, key, ops, _sync, _replicas, done, seed = false) => {
+      replicator.writes.push({ key, ops, seed });
+      if (!seed) return queueMicrotask(() => done());
+      held.push(() => done());
+      mostHeld = Math.max(mostHeld, held.length);
+    };
+    replicator.writes.length = 0;
+    let recovered: number | undefined;
+    const recovering = node.system.recover(2).then((n) => (recovered = n));
+    for (let released = 0; released < actors.length; released++) {
+      await waitFor(() => held.length >= Math.min(2, actors.length - released) || recovered !== undefined, { what: 'the recovery to seed two actors' });
+      held.shift()?.();
+    }
+    expect(await recovering).toBe(actors.length);
+    expect(replicator.writes.filter((w) => w.seed)).toHaveLength(actors.length);
+    expect(mostHeld).toBe(2);
   });
 });
