@@ -135,6 +135,7 @@ export class Cluster {
     if (this.placement.update(view)) {
       this.deps.log.info({ ring: this.placement.signature, epoch: this.placement.epoch }, 'rings changed');
       this.handoff.ringChanged();
+      this.router.ringsChanged();
     }
     if (this.isUp) for (const w of this.upWaiters.splice(0)) w();
   }

@@ -88,6 +88,8 @@ function forwarded(opts: TellOptions): TellOptions {
 export class ClusterRouter implements ActorService, SubHandler {
   /** Tells to forward at the end of this macrotask, per owner link (forwardTell). */
   private readonly forwards = new Map<Link, ForwardBatch>();
+  /** Calls waiting out a retry delay, woken early by the next ring change (ringsChanged). */
+  private readonly retryWaiters = new Set<() => void>();
 
   constructor(
     private readonly local: ActorSystem,
@@ -100,6 +102,26 @@ export class ClusterRouter implements ActorService, SubHandler {
 
   private sleep(ms: number): Promise<void> {
     return new Promise((resolve) => this.clock.setTimer(ms, resolve));
+  }
+
+  /** Call on every ring change: calls waiting to retry try again now, at the owner the new rings name. */
+  ringsChanged(): void {
+    const waiters = [...this.retryWaiters];
+    this.retryWaiters.clear();
+    for (const wake of waiters) wake();
+  }
+
+  /** Resolves after `ms`, or at the next ring change if that comes first. */
+  private retryDelay(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const wake = (): void => {
+        this.retryWaiters.delete(wake);
+        timer.cancel();
+        resolve();
+      };
+      const timer = this.clock.setTimer(ms, wake);
+      this.retryWaiters.add(wake);
+    });
   }
 
   /** Runs the call where `ref` lives, retrying retryable failures until the route deadline. */
@@ -134,9 +156,11 @@ export class ClusterRouter implements ActorService, SubHandler {
         this.log.warn({ actor: refKey(ref), method, ms: this.clock.now() - started, err: (failure as Error).message }, 'call still retrying');
       }
       if (this.clock.now() + delay >= deadline) throw failure;
-      // An actor waiting on the hand-off barrier here may be cleared for activation any moment.
+      // An actor waiting on the hand-off barrier here may be cleared for activation any moment, and
+      // the owner that failed (a dead node's link, say) may be replaced by the next rings: after a
+      // fail-over the call goes on as soon as they come, not up to a retry delay (250 ms) later.
       const cleared = this.placement.clearance(ref);
-      await (cleared ? Promise.race([cleared, this.sleep(delay)]) : this.sleep(delay));
+      await (cleared ? Promise.race([cleared, this.retryDelay(delay)]) : this.retryDelay(delay));
     }
   }
 

@@ -14,12 +14,14 @@ import type { Link, Transport } from '../../../src/cluster/transport.js';
 import { stubLink, transportTo } from '../../support/stub-link.js';
 import { DeadlineExceededError, UnavailableError } from '../../../src/errors.js';
 import { systemClock } from '../../../src/runtime/clock.js';
+import { FakeClock } from '../../../src/runtime/clock-fake.js';
 import type { TellOptions } from '../../../src/runtime/actor-service.js';
 import { silentLogger } from '../../../src/runtime/logger.js';
 import type { ActorRef } from '../../../src/runtime/ref.js';
 import type { ActorSystem } from '../../../src/runtime/runtime.js';
 import type { Replicator } from '../../../src/runtime/placement.js';
 import { useTestNodes } from '../../support/runtime-node.js';
+import { waitFor } from '../../support/wait.js';
 
 const nodes = useTestNodes();
 const member = (id: string): Member => ({ id, address: id, role: 'control', status: 'up', incarnation: 1, since: 0 });
@@ -55,6 +57,28 @@ function refusingReplicas(): Replicator & { refuse: number } {
 }
 
 describe('ClusterRouter', () => {
+  it('a call waiting to retry because its owner has no link goes on at the ring change, not after its retry delay', async () => {
+    // The clock stands still: only the ring change can end the retry delay.
+    const clock = new FakeClock();
+    const placement = new RingPlacement('a', 1, () => 'any');
+    placement.update(MembershipView.of([member('a'), member('b')], { version: 1 }));
+    const a = await nodes.node([counter], { clock, deps: { placement } });
+    const ref = Array.from({ length: 100 }, (_, i): ActorRef => ({ type: 'counter', id: `c${i}` })).find((r) => placement.ownerOf(r) === 'b')!;
+    const noLinks = { link: () => undefined } as unknown as Transport;
+    const router = new ClusterRouter(a.system, placement, noLinks, clock, CLUSTER_TEST_PRESET, silentLogger);
+
+    let answered = false;
+    const told = router.tell(ref, { add: 1 }, { messageId: 'm1' }).finally(() => (answered = true));
+    await waitFor(() => clock.timerCount > 0, { what: 'the call to wait out a retry delay' });
+    expect(answered).toBe(false);
+    // b is declared down: the actor is a's now.
+    expect(placement.update(MembershipView.of([member('a'), { ...member('b'), status: 'down' }], { version: 2 }))).toBe(true);
+    router.ringsChanged();
+    await waitFor(() => answered, { what: 'the call to go on at the ring change', timeoutMs: 2_000 });
+    expect(await told).toMatchObject({ messageId: 'm1', duplicate: false });
+    expect(await a.system.ask(ref, { get: true })).toMatchObject({ value: 1, count: 1 });
+  });
+
   it('forwards a tell without a message id under an id of its own, so a retry after a lost answer is not enqueued twice', async () => {
     const [a, b] = [await nodes.node([counter]), await nodes.node([counter])];
     const placement = new RingPlacement('a', 2, () => 'any');
