@@ -887,7 +887,7 @@ export class ActorCell {
   async redrive(seqs: number[] | undefined): Promise<number> {
     if (!this.stored) return 0;
     const store = this.host.store!;
-    const entries = await store.scan(`${this.prefix}x\x00`);
+    const entries = await store.scan(keys.kindPrefix(this.prefix, 'x'));
     let count = 0;
     const acks: Array<Promise<TellAck>> = [];
     for (const [key, value] of entries) {

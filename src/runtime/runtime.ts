@@ -20,6 +20,9 @@ import {
   errorMessage,
 } from '../errors.js';
 
+/** Actors a recovery checks for pending work per store pass (see withPendingWork). */
+const PENDING_CHECK_BATCH = 256;
+
 /** A tell as this node's runtime takes it: an ask is a tell whose answer someone awaits. */
 export type LocalTellOptions = TellOptions & { ask?: string };
 
@@ -212,8 +215,9 @@ export class ActorSystem implements CellHost, ActorService {
   /** Reactivates every actor that had mail, timers or outbox when the node last stopped. */
   async recover(concurrency = this.options.recoveryConcurrency): Promise<number> {
     if (!this.store) return 0;
-    const awake = await this.store.scanKeys(keys.awakePrefix);
-    const outcomes = await inParallel(awake.map(refFromIndexKey), concurrency, async (ref): Promise<number> => {
+    const awake = (await this.store.scanKeys(keys.awakePrefix)).map(refFromIndexKey);
+    const pending = await this.withPendingWork(awake.filter((ref) => this.placement.owns(ref) && !this.cells.has(refKey(ref))));
+    const outcomes = await inParallel(pending, concurrency, async (ref): Promise<number> => {
       // Shutting down: the store closes under loads started now (what is left is recovered next start).
       if (this.closing || !this.placement.owns(ref) || this.cells.has(refKey(ref))) return 0;
       if (!this.types.has(ref.type)) {
@@ -235,6 +239,31 @@ export class ActorSystem implements CellHost, ActorService {
       }
     });
     return outcomes.reduce((a, b) => a + b, 0);
+  }
+
+  /**
+   * Those of `refs` whose stored copy holds mail, timers or an outbox entry, read a batch at a time
+   * (store.scanMany). An awake mark outlives the work it marks by up to quietAfterMs (cell.markQuiet):
+   * after a fail-over under load most of the dead owner's actors are marked with nothing to do, and
+   * loading each (and seeding its replicas with its whole copy) delays the actors callers wait for by
+   * seconds. Their marks stay: deleting one here could race with a hand-off that brings it mail.
+   */
+  private async withPendingWork(refs: ActorRef[]): Promise<ActorRef[]> {
+    const pending: ActorRef[] = [];
+    const kinds = ['m', 't', 'o'];
+    for (let i = 0; i < refs.length && !this.closing; i += PENDING_CHECK_BATCH) {
+      const batch = refs.slice(i, i + PENDING_CHECK_BATCH);
+      let found: Array<Array<[string, string]>>;
+      try {
+        found = await this.store!.scanMany(batch.flatMap((ref) => kinds.map((kind) => keys.kindPrefix(keys.actor(ref), kind))));
+      } catch (err) {
+        // Shutting down: the store closed under the read (what is left is recovered next start).
+        if (this.closing) break;
+        throw err;
+      }
+      for (const [j, ref] of batch.entries()) if (kinds.some((_, k) => found[j * kinds.length + k]!.length > 0)) pending.push(ref);
+    }
+    return pending;
   }
 
   private cellFor(ref: ActorRef): ActorCell | Promise<ActorCell> {
@@ -466,7 +495,7 @@ export class ActorSystem implements CellHost, ActorService {
       return { ...base, status: 'inactive', mailboxDepth: 0, restarts: 0, deadLetters: 0 };
     }
     const registered = (await this.store.get(keys.registry(ref))) !== undefined;
-    const dead = (await this.store.scanKeys(`${keys.actor(ref)}x\x00`)).length;
+    const dead = (await this.store.scanKeys(keys.kindPrefix(keys.actor(ref), 'x'))).length;
     return { ...base, status: registered ? 'passivated' : 'inactive', mailboxDepth: 0, restarts: 0, deadLetters: dead };
   }
 
@@ -507,7 +536,7 @@ export class ActorSystem implements CellHost, ActorService {
   async deadLetters(ref: ActorRef): Promise<DeadLetter[]> {
     this.typeOf(ref);
     if (!this.store) return [];
-    const entries = await this.store.scan(`${keys.actor(ref)}x\x00`);
+    const entries = await this.store.scan(keys.kindPrefix(keys.actor(ref), 'x'));
     return entries.map(([key, value]) => {
       const rec = parseStored<DeadLetterRecord>(key, value);
       return { seq: rec.e.s, payload: rec.e.p, messageId: rec.e.i ?? '', error: rec.err, attempts: rec.n, at: rec.t };

@@ -79,6 +79,8 @@ export const keys = {
   dead: (prefix: string, seq: number) => `${prefix}x${SEP}${seqHex(seq)}`,
   outbox: (prefix: string, turnAndIndex: string) => `${prefix}o${SEP}${turnAndIndex}`,
   record: (prefix: string, name: string) => `${prefix}r${SEP}${name}`,
+  /** Every key of one kind (`m` mail, `t` timers, `o` outbox, `x` dead letters, ...) under an actor's prefix. */
+  kindPrefix: (prefix: string, kind: string) => `${prefix}${kind}${SEP}`,
 };
 
 /** Splits a registry or awake key back into a ref. */

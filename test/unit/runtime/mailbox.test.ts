@@ -128,6 +128,24 @@ describe('durable mailbox', () => {
     expect(state.log).toEqual([0, 1, 2, 3, 4]);
   });
 
+  it('recovers only actors whose copy holds mail, timers or an outbox: an awake mark left by an idle actor is skipped and kept', async () => {
+    const node = await nodes.node([recorder]);
+    const timed = ref('recorder', 'with-timer');
+    const idle = Array.from({ length: 3 }, (_, i) => ref('recorder', `idle-${i}`));
+    await node.system.ask(timed, { after: { name: 't', ms: 3_600_000, m: 'late' } });
+    // Handled at once; the fake clock never lets the quiet sweep clear their marks (cell.markQuiet).
+    for (const a of idle) await node.system.tell(a, { note: 1 });
+    await node.stop();
+    await node.start();
+    expect(await node.store.scanKeys(keys.awakePrefix)).toHaveLength(1 + idle.length);
+    expect(await node.system.recover()).toBe(1);
+    expect(node.system.isLoaded(timed)).toBe(true);
+    expect(idle.filter((a) => node.system.isLoaded(a))).toEqual([]);
+    expect(await node.store.scanKeys(keys.awakePrefix)).toHaveLength(1 + idle.length);
+    // Called, an idle actor loads as any other, with what it handled.
+    expect((await node.system.ask<RecorderState>(idle[0]!, get)).log).toEqual([{ note: 1 }]);
+  });
+
   it('skips mail at or below the handled mark when it loads, and deletes it', async () => {
     const node = await nodes.node([recorder]);
     const a = ref('recorder', 'leftover');
