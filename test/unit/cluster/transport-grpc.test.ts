@@ -10,7 +10,8 @@ import { silentLogger } from '../../../src/runtime/logger.js';
 import type { MemberRole } from '../../../src/cluster/membership.js';
 import type { Link, LinkHandler, PeerInfo } from '../../../src/cluster/transport.js';
 import { TRANSPORT_TEST_PRESET, type PeerLink } from '../../../src/cluster/transport-core.js';
-import { GrpcTransport, type GrpcTransportOptions } from '../../../src/cluster/transport-grpc.js';
+import type { Http2Session } from 'node:http2';
+import { GrpcTransport, PEER_CHANNEL_OPTIONS, PEER_FLOW_CONTROL_WINDOW, raiseReceiveWindow, type GrpcTransportOptions } from '../../../src/cluster/transport-grpc.js';
 import { peerApi } from '../../../src/api/proto.js';
 import { waitFor, within } from '../../support/wait.js';
 
@@ -168,6 +169,38 @@ describe('GrpcTransport: links over real gRPC', () => {
     expect(b.rec.messages.map((m) => (m.body as { i: number }).i)).toEqual([...Array(30).keys()]);
     expect((b.rec.messages[15]!.body as { big: string }).big).toHaveLength(1_500_000);
     expect(ab.open).toBe(true);
+  });
+
+  it('a Link call has a receive window of PEER_FLOW_CONTROL_WINDOW each way, not HTTP/2\'s 64 KiB', async () => {
+    // A server with the Peer service alone, whose Link handler raises its session's window as the
+    // transport's does, and a client with the transport's channel options.
+    let session: Http2Session | undefined;
+    const server = new grpc.Server();
+    server.addService(peerApi().peer.cei.v1.Peer.service, {
+      Link: (call: grpc.ServerDuplexStream<unknown, unknown>) => {
+        session = raiseReceiveWindow(call);
+        call.on('data', () => {});
+        call.on('end', () => call.end());
+      },
+    });
+    const port = await new Promise<number>((res, rej) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? rej(err) : res(p))));
+    const client = new (peerApi().peer.cei.v1.Peer)(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), PEER_CHANNEL_OPTIONS);
+    const call = client.Link();
+    call.on('error', () => {});
+    try {
+      call.write({ kind: 'hello', id: 1, method: '', body: Buffer.alloc(0) });
+      await waitFor(() => session, { what: 'the Link call to reach the server' });
+      // What this side lets the client send, and what the client lets this side send.
+      // Windows shrink by what has arrived and not yet been acknowledged (the hello here).
+      await waitFor(() => session!.state.localWindowSize! >= PEER_FLOW_CONTROL_WINDOW - 1_024, { what: 'our connection window' });
+      await waitFor(() => session!.localSettings.initialWindowSize === PEER_FLOW_CONTROL_WINDOW, { what: 'our stream window, acknowledged' });
+      await waitFor(() => session!.remoteSettings.initialWindowSize === PEER_FLOW_CONTROL_WINDOW, { what: "the client's stream window" });
+      await waitFor(() => session!.state.remoteWindowSize! >= PEER_FLOW_CONTROL_WINDOW - 1_024, { what: "the client's connection window" });
+    } finally {
+      call.cancel();
+      client.close();
+      server.forceShutdown();
+    }
   });
 
   it('times out a request on the injected clock with DeadlineExceededError', async () => {
