@@ -255,7 +255,11 @@ export class ActorSystem implements CellHost, ActorService {
       const batch = refs.slice(i, i + PENDING_CHECK_BATCH);
       let found: Array<Array<[string, string]>>;
       try {
-        found = await this.store!.scanMany(batch.flatMap((ref) => kinds.map((kind) => keys.kindPrefix(keys.actor(ref), kind))));
+        // One entry of a kind is enough: a backlog of mail is not read here, only by the load.
+        found = await this.store!.scanMany(
+          batch.flatMap((ref) => kinds.map((kind) => keys.kindPrefix(keys.actor(ref), kind))),
+          { limit: 1 },
+        );
       } catch (err) {
         // Shutting down: the store closed under the read (what is left is recovered next start).
         if (this.closing) break;

@@ -198,9 +198,11 @@ export class Store {
    * of their own (a join's new node scans thousands of prefixes it has nothing under). The iterators
    * have no range: JavaScript orders strings by UTF-16 units and LevelDB by UTF-8 bytes, so a range
    * from the first prefix to the last could leave some out; the prefixes are taken in the store's
-   * order (byteOrder). Each iterator reads one snapshot, taken when it opens.
+   * order (byteOrder). Each iterator reads one snapshot, taken when it opens. `limit`: at most that
+   * many entries per prefix (the first ones), and no further reads for a prefix once it has them.
    */
-  async scanMany(prefixes: readonly string[]): Promise<Array<Array<[string, string]>>> {
+  async scanMany(prefixes: readonly string[], options: { limit?: number } = {}): Promise<Array<Array<[string, string]>>> {
+    const limit = options.limit ?? Infinity;
     const out = prefixes.map((): Array<[string, string]> => []);
     const order = prefixes.map((prefix, i) => ({ prefix, i })).sort((x, y) => byteOrder(x.prefix, y.prefix));
     const per = Math.max(1, Math.ceil(order.length / SCAN_ITERATORS));
@@ -229,10 +231,11 @@ export class Store {
               at = 0;
               ended = ahead.length < SCAN_CHUNK;
             }
+            const found = out[i]!;
             for (;;) {
-              while (at < ahead.length && ahead[at]![0].startsWith(prefix)) out[i]!.push(ahead[at++]!);
+              while (at < ahead.length && found.length < limit && ahead[at]![0].startsWith(prefix)) found.push(ahead[at++]!);
               // An entry past the prefix, or the end of the store: the prefix has nothing more.
-              if (at < ahead.length || ended) break;
+              if (at < ahead.length || ended || found.length >= limit) break;
               ahead = await it.nextv(SCAN_CHUNK);
               at = 0;
               ended = ahead.length < SCAN_CHUNK;

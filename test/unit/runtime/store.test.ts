@@ -214,6 +214,35 @@ describe('Store reads', () => {
     expect(reads).toBeLessThanOrEqual(4);
   });
 
+  it('scanMany with a limit gives each prefix its first entries only, without reading the rest', async () => {
+    const store = await openStore(tempDir());
+    const mail = (id: string): string => `a\x00t\x00${id}\x00m\x00`;
+    // A backlog of 200 messages under one prefix, one message under the next, nothing under a third.
+    const ops = Array.from({ length: 200 }, (_, k) => ({ type: 'put' as const, key: `${mail('busy')}${String(k).padStart(4, '0')}`, value: `m${k}` }));
+    ops.push({ type: 'put', key: `${mail('calm')}0001`, value: 'one' });
+    await store.write(ops, true);
+    let read = 0;
+    const iterator = store.db.iterator.bind(store.db);
+    store.db.iterator = ((...args: Parameters<typeof iterator>) => {
+      const it = iterator(...args);
+      const nextv = it.nextv.bind(it);
+      it.nextv = (async (...a: Parameters<typeof nextv>) => {
+        const entries = await nextv(...a);
+        read += entries.length;
+        return entries;
+      }) as typeof it.nextv;
+      return it;
+    }) as typeof store.db.iterator;
+    const prefixes = [mail('busy'), mail('calm'), mail('idle'), mail('busy')];
+    const first = await store.scanMany(prefixes, { limit: 1 });
+    expect(first.map((entries) => entries.map(([, v]) => v))).toEqual([['m0'], ['one'], [], ['m0']]);
+    // One step of an iterator per prefix at most, not the backlog.
+    expect(read).toBeLessThan(4 * 16);
+    read = 0;
+    expect((await store.scanMany(prefixes)).map((entries) => entries.length)).toEqual([200, 1, 0, 200]);
+    expect(read).toBeGreaterThanOrEqual(200);
+  });
+
   it('byteOrder orders keys as LevelDB does, by their UTF-8 bytes', () => {
     const samples = ['', 'a', 'ab', 'b', '\x00', 'a\x00b', '\uFF01', '\uFFFD', '\uE000', '\u{1F600}', '\u{1F600}a', '\u{10FFFF}', '\u00e9', 'z'];
     const bytes = (k: string): Buffer => Buffer.from(k, 'utf8');
