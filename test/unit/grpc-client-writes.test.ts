@@ -12,12 +12,18 @@ interface FrameCount {
   address: string;
   /** DATA chunks and the messages in them, per stream, in arrival order. */
   streams: Array<{ chunks: number; messages: string[] }>;
+  /** Lets a `paused` server read what it held back. */
+  resume: () => void;
   close: () => Promise<void>;
 }
 
-/** Answers every call with OK once the client half-closes, counting what it received. */
-async function frameCountingServer(): Promise<FrameCount> {
+/**
+ * Answers every call with OK once the client half-closes, counting what it received. With `paused`,
+ * it reads nothing until `resume()`, so the client's writes meet HTTP/2 flow control.
+ */
+async function frameCountingServer(opts: { paused?: boolean } = {}): Promise<FrameCount> {
   const server = http2.createServer();
+  const held: http2.ServerHttp2Stream[] = [];
   const streams: FrameCount['streams'] = [];
   server.on('stream', (stream) => {
     const seen = { chunks: 0, messages: [] as string[] };
@@ -35,11 +41,18 @@ async function frameCountingServer(): Promise<FrameCount> {
       }
     });
     stream.on('end', () => stream.end());
+    if (opts.paused) {
+      stream.pause();
+      held.push(stream);
+    }
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
     address: `127.0.0.1:${(server.address() as AddressInfo).port}`,
     streams,
+    resume: () => {
+      for (const stream of held.splice(0)) stream.resume();
+    },
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
 }
@@ -89,5 +102,40 @@ describe('grpc-js client streams (patched)', () => {
     expect(statuses.map((s) => s.code)).toEqual(statuses.map(() => grpc.status.OK));
     expect(server.streams).toHaveLength(8);
     for (const seen of server.streams) expect(seen.messages).toEqual(Array.from({ length: 300 }, (_, i) => `message-${i}`));
+  });
+
+  it('still hold a writer back once the peer stops reading', async () => {
+    server = await frameCountingServer({ paused: true });
+    client = new grpc.Client(server.address, grpc.credentials.createInsecure());
+    const call = client.makeClientStreamRequest('/test.Frames/Send', asText.serialize, asText.deserialize, () => {});
+    const status = new Promise<grpc.StatusObject>((resolve) => call.on('status', resolve));
+    // Writes as fast as the stream lets it, until a 'drain' does not come within a second or far
+    // more went in than grpc-js's 1 MiB per-call retry buffer allows (it stalls at 1 MiB here).
+    // Handed over without that buffer's accounting, every write would drain.
+    const body = 'x'.repeat(16 * 1024);
+    const limit = 16 * 1024 * 1024;
+    let written = 0;
+    let stalled = false;
+    while (!stalled && written < limit) {
+      let more = true;
+      while (more && written < limit) {
+        more = call.write(`${written}:${body}`);
+        written += body.length;
+      }
+      if (more) break;
+      stalled = await Promise.race([
+        new Promise<boolean>((resolve) => call.once('drain', () => resolve(false))),
+        new Promise<boolean>((resolve) => setTimeout(resolve, 1_000, true)),
+      ]);
+    }
+    expect(stalled).toBe(true);
+    expect(written).toBeLessThan(limit);
+    // Nothing is lost on the way: once the server reads, every message arrives, in order.
+    server.resume();
+    call.end();
+    expect((await status).code).toBe(grpc.status.OK);
+    const messages = server.streams[0]!.messages;
+    expect(messages).toHaveLength(written / body.length);
+    expect(messages.every((m, i) => m === `${i * body.length}:${body}`)).toBe(true);
   });
 });
