@@ -18,7 +18,8 @@
  * never forwards a forwarded call, so a call makes at most one network hop per attempt:
  *   actor.spawn, actor.tell, actor.ask, actor.stop, actor.describe, actor.deadLetters,
  *   actor.redrive, actor.list (the owned actors of that node), and actor.tells { items: the bodies
- *   of several actor.tell } -> [{ ack } | { code, error }] in the same order (see forwardTell)
+ *   of several actor.tell } -> [{ ack } | { code, error }] in the same order (see forwardTell); to a
+ *   peer whose hello says rawTells, actor.tells request and answer go in tells-codec.ts's binary form
  */
 import type { ActorService, TellOptions } from '../runtime/actor-service.js';
 import { compareRefKeys, type ActorDescription, type ActorSystem, type DeadLetter } from '../runtime/runtime.js';
@@ -30,6 +31,7 @@ import { refKey, validateRef, type ActorRef } from '../runtime/ref.js';
 import { randomUUID } from 'node:crypto';
 import { CeiError, InvalidArgumentError, UnavailableError, UnconfirmedMessageError } from '../errors.js';
 import { errorForPeer, remoteError } from './transport-core.js';
+import { decodeForwardedTells, decodeTellOutcomes, encodeForwardedTells, encodeTellOutcomes, type ForwardedTell, type TellOutcome } from './tells-codec.js';
 import type { ClusterOptions } from './cluster-options.js';
 import type { RingPlacement } from './ring-placement.js';
 import type { Link, Transport } from './transport.js';
@@ -49,15 +51,15 @@ const FORWARD_BATCH_TELLS = 32;
 /** What an owner accepts in one actor.tells request (a guard; senders send FORWARD_BATCH_TELLS). */
 const MAX_FORWARDED_TELLS = 1_000;
 
-/** One tell's outcome in an actor.tells answer: its ack, or its error's code and message. */
-interface TellOutcome {
-  ack?: TellAck;
-  code?: string;
-  error?: string;
+/** A tell on its way to its owner: its options still carry the payload's text, if the caller had it. */
+interface ForwardItem {
+  ref: ActorRef;
+  payload: unknown;
+  opts: TellOptions;
 }
 
 interface ForwardBatch {
-  items: unknown[];
+  items: ForwardItem[];
   waiters: Array<{ resolve: (ack: TellAck) => void; reject: (err: unknown) => void }>;
   timeoutMs: number;
 }
@@ -83,6 +85,14 @@ function forwarded(opts: TellOptions): TellOptions {
   if (opts.payloadJson === undefined) return opts;
   const { payloadJson: _text, ...rest } = opts;
   return rest;
+}
+
+/** The options a binary actor.tells request gave one tell. */
+function tellOptions(t: ForwardedTell): TellOptions {
+  const opts: TellOptions = {};
+  if (t.messageId !== undefined) opts.messageId = t.messageId;
+  if (t.from !== undefined) opts.from = t.from;
+  return opts;
 }
 
 export class ClusterRouter implements ActorService, SubHandler {
@@ -141,7 +151,7 @@ export class ClusterRouter implements ActorService, SubHandler {
         if (!link) throw new UnavailableError(`no link to ${owner}, the owner of ${refKey(ref)}`);
         const request = typeof body === 'function' ? (body as () => unknown)() : body;
         const timeoutMs = Math.max(1, Math.min(this.options.requestTimeoutMs, deadline - this.clock.now()));
-        if (method === 'actor.tell') return (await this.forwardTell(link, request, timeoutMs)) as T;
+        if (method === 'actor.tell') return (await this.forwardTell(link, request as ForwardItem, timeoutMs)) as T;
         return await link.request<T>(method, request, timeoutMs);
       } catch (err) {
         // A fenced node answers at once: waiting here for the partition to heal would turn its
@@ -170,7 +180,7 @@ export class ClusterRouter implements ActorService, SubHandler {
    * a request, an answer and their JSON per tell. Each tell still settles on its own (its ack, or
    * the error its owner gave it), so the caller's retries are per tell as before.
    */
-  private forwardTell(link: Link, request: unknown, timeoutMs: number): Promise<TellAck> {
+  private forwardTell(link: Link, request: ForwardItem, timeoutMs: number): Promise<TellAck> {
     let batch = this.forwards.get(link);
     if (!batch || batch.items.length >= FORWARD_BATCH_TELLS) {
       // A full batch leaves on its own setImmediate all the same; later tells start the next one.
@@ -189,11 +199,25 @@ export class ClusterRouter implements ActorService, SubHandler {
 
   private sendForwards(link: Link, batch: ForwardBatch): void {
     const { items, waiters, timeoutMs } = batch;
-    if (items.length === 1) {
-      link.request<TellAck>('actor.tell', items[0], timeoutMs).then(waiters[0]!.resolve, waiters[0]!.reject);
+    if (link.peer.rawTells) {
+      const tells = items.map(({ ref, payload, opts }): ForwardedTell => ({ ref, payloadJson: opts.payloadJson ?? JSON.stringify(payload) ?? '', messageId: opts.messageId, from: opts.from }));
+      this.settleForwards(items, waiters, link.request<unknown>('actor.tells', encodeForwardedTells(tells), timeoutMs).then((answer) => {
+        if (!(answer instanceof Uint8Array)) throw new CeiError('INTERNAL', 'actor.tells answered in JSON to a binary request');
+        return decodeTellOutcomes(answer);
+      }));
       return;
     }
-    link.request<TellOutcome[]>('actor.tells', { items }, timeoutMs).then(
+    const bodies = items.map(({ ref, payload, opts }) => ({ ref, payload, opts: forwarded(opts) }));
+    if (items.length === 1) {
+      link.request<TellAck>('actor.tell', bodies[0], timeoutMs).then(waiters[0]!.resolve, waiters[0]!.reject);
+      return;
+    }
+    this.settleForwards(items, waiters, link.request<TellOutcome[]>('actor.tells', { items: bodies }, timeoutMs));
+  }
+
+  /** Settles each forwarded tell with its outcome, or all of them with the request's error. */
+  private settleForwards(items: ForwardItem[], waiters: ForwardBatch['waiters'], answered: Promise<TellOutcome[]>): void {
+    answered.then(
       (outcomes) => {
         if (!Array.isArray(outcomes) || outcomes.length !== items.length) {
           const err = new CeiError('INTERNAL', `actor.tells answered ${Array.isArray(outcomes) ? outcomes.length : 'no list of'} outcomes for ${items.length} tells`);
@@ -227,10 +251,10 @@ export class ClusterRouter implements ActorService, SubHandler {
   }
 
   private routedTell(ref: ActorRef, payload: unknown, opts: TellOptions): Promise<TellAck> {
-    if (opts.messageId) return this.route(ref, 'actor.tell', { ref, payload, opts: forwarded(opts) }, () => this.local.tell(ref, payload, opts));
+    if (opts.messageId) return this.route(ref, 'actor.tell', { ref, payload, opts }, () => this.local.tell(ref, payload, opts));
     // No id of the caller's: one of ours from the first forward on, for every attempt after it too.
     let routed: TellOptions | undefined;
-    const forward = () => ({ ref, payload, opts: forwarded((routed ??= { ...opts, messageId: `route:${randomUUID()}` })) });
+    const forward = (): ForwardItem => ({ ref, payload, opts: (routed ??= { ...opts, messageId: `route:${randomUUID()}` }) });
     const here = (): Promise<TellAck> => {
       const told = this.local.tell(ref, payload, routed ?? opts);
       return routed === undefined ? told.catch(notRetried) : told;
@@ -284,18 +308,37 @@ export class ClusterRouter implements ActorService, SubHandler {
 
   onMessage(): void {}
 
-  async onRequest(link: Link, method: string, body: unknown): Promise<unknown> {
+  onRequest(link: Link, method: string, body: unknown): Promise<unknown> {
+    return this.withClearance((body as { ref?: ActorRef } | null)?.ref, () => this.onOwnerRequest(link, method, body));
+  }
+
+  /** Runs an owner's call once more if it failed while `ref` waits on the hand-off barrier. */
+  private async withClearance<T>(ref: ActorRef | undefined, call: () => Promise<T>): Promise<T> {
     try {
-      return await this.onOwnerRequest(link, method, body);
+      return await call();
     } catch (err) {
       // The actor waits on the hand-off barrier here and its clearance is being asked for: answering
       // now would send the caller into its backoff just before the actor may activate.
-      const ref = (body as { ref?: ActorRef } | null)?.ref;
       const cleared = retryable(err) && ref ? this.placement.clearance(ref) : undefined;
       if (!cleared) throw err;
       await Promise.race([cleared, this.sleep(CLEARANCE_WAIT_MS)]);
-      return await this.onOwnerRequest(link, method, body);
+      return await call();
     }
+  }
+
+  /** A tell of a binary actor.tells request: its payload is parsed from the text it came as, which the owner then stores. */
+  private tellForwarded(t: ForwardedTell): Promise<TellAck> {
+    const ref = validateRef(t.ref);
+    const opts = tellOptions(t);
+    if (t.payloadJson === '') return this.withClearance(ref, () => this.local.tell(ref, undefined, opts));
+    let payload: unknown;
+    try {
+      payload = JSON.parse(t.payloadJson);
+    } catch {
+      throw new InvalidArgumentError(`the payload of a forwarded tell to ${refKey(ref)} is not JSON`);
+    }
+    opts.payloadJson = t.payloadJson;
+    return this.withClearance(ref, () => this.local.tell(ref, payload, opts));
   }
 
   private async onOwnerRequest(link: Link, method: string, body: unknown): Promise<unknown> {
@@ -303,6 +346,12 @@ export class ClusterRouter implements ActorService, SubHandler {
     const ref = (): ActorRef => validateRef(b.ref);
     switch (method) {
       case 'actor.tells': {
+        if (body instanceof Uint8Array) {
+          const tells = decodeForwardedTells(body);
+          if (tells.length > MAX_FORWARDED_TELLS) throw new InvalidArgumentError(`actor.tells takes a list of at most ${MAX_FORWARDED_TELLS} tells`);
+          const settled = await Promise.allSettled(tells.map(async (t) => this.tellForwarded(t)));
+          return encodeTellOutcomes(settled.map((r): TellOutcome => (r.status === 'fulfilled' ? { ack: r.value } : errorForPeer(r.reason))));
+        }
         if (!Array.isArray(b.items) || b.items.length > MAX_FORWARDED_TELLS) throw new InvalidArgumentError(`actor.tells takes a list of at most ${MAX_FORWARDED_TELLS} tells`);
         const settled = await Promise.allSettled((b.items as unknown[]).map((item) => this.onRequest(link, 'actor.tell', item)));
         return settled.map((r): TellOutcome => (r.status === 'fulfilled' ? { ack: r.value as TellAck } : errorForPeer(r.reason)));

@@ -179,8 +179,11 @@ export function parsePeerInfo(body: unknown): PeerInfo | undefined {
   if (typeof id !== 'string' || id === '' || typeof address !== 'string') return undefined;
   if (!MEMBER_ROLES.includes(role as MemberRole)) return undefined;
   if (typeof incarnation !== 'number' || !Number.isSafeInteger(incarnation) || incarnation < 0) return undefined;
-  const rawBodies = (body as Record<string, unknown>).rawBodies === true;
-  return Object.freeze(rawBodies ? { id, address, role: role as MemberRole, incarnation, rawBodies } : { id, address, role: role as MemberRole, incarnation });
+  const { rawBodies, rawTells } = body as Record<string, unknown>;
+  const info: { -readonly [K in keyof PeerInfo]: PeerInfo[K] } = { id, address, role: role as MemberRole, incarnation };
+  if (rawBodies === true) info.rawBodies = true;
+  if (rawTells === true) info.rawTells = true;
+  return Object.freeze(info);
 }
 
 // --- links -----------------------------------------------------------------------------------------
@@ -443,8 +446,9 @@ export abstract class TransportCore implements Transport, LinkHost {
   start(self: PeerInfo, handler: LinkHandler): void {
     if (this.state !== 'new') throw new FailedPreconditionError(`transport already ${this.state === 'started' ? 'started' : 'stopped'}`);
     if (!parsePeerInfo(self)) throw new InvalidArgumentError(`not a valid PeerInfo: ${JSON.stringify(self)}`);
-    // Both wires (gRPC, memory) carry raw bodies: the hello says so.
-    this.selfInfo = Object.freeze({ id: self.id, address: self.address, role: self.role, incarnation: self.incarnation, rawBodies: true });
+    // Both wires (gRPC, memory) carry raw bodies, and this node's router reads binary actor.tells
+    // requests: the hello says so.
+    this.selfInfo = Object.freeze({ id: self.id, address: self.address, role: self.role, incarnation: self.incarnation, rawBodies: true, rawTells: true });
     this.linkHandler = handler;
     this.state = 'started';
   }

@@ -25,6 +25,8 @@ export interface PeerInfo {
   readonly incarnation: number;
   /** The peer takes raw bodies (a Buffer given to send or request); older nodes do not. */
   readonly rawBodies?: boolean;
+  /** The peer reads actor.tells requests in tells-codec.ts's binary form; older nodes read JSON only. */
+  readonly rawTells?: boolean;
 }
 
 /** Errors a request may reject with carry the remote error's code, so callers can tell retryable ones. */

@@ -11,6 +11,7 @@ import { MembershipView, type Member } from '../../../src/cluster/membership.js'
 import { RingPlacement } from '../../../src/cluster/ring-placement.js';
 import { ClusterRouter } from '../../../src/cluster/router.js';
 import type { Link, Transport } from '../../../src/cluster/transport.js';
+import { decodeTellOutcomes, encodeForwardedTells } from '../../../src/cluster/tells-codec.js';
 import { stubLink, transportTo } from '../../support/stub-link.js';
 import { DeadlineExceededError, UnavailableError } from '../../../src/errors.js';
 import { systemClock } from '../../../src/runtime/clock.js';
@@ -168,5 +169,65 @@ describe('ClusterRouter', () => {
     expect(await b.system.ask(refs[2]!, { get: true })).toMatchObject({ value: 3, count: 1 });
     // Nothing of the refused tell reached its actor.
     expect(await b.system.ask(refs[1]!, { get: true })).toMatchObject({ value: 0, count: 0 });
+  });
+
+  it('speaks actor.tells in binary to a peer whose hello says rawTells, with the same outcomes, ids and payloads', async () => {
+    const [a, b] = [await nodes.node([counter]), await nodes.node([counter])];
+    const view = MembershipView.of([member('a'), member('b')], { version: 1 });
+    const [aPlacement, bPlacement] = [new RingPlacement('a', 2, () => 'any'), new RingPlacement('b', 2, () => 'any')];
+    aPlacement.update(view);
+    bPlacement.update(view);
+    const owner = new ClusterRouter(b.system, bPlacement, {} as Transport, systemClock, CLUSTER_TEST_PRESET, silentLogger);
+    const requests: Array<{ method: string; binary: boolean }> = [];
+    const link = stubLink(
+      (method, body, self) => {
+        requests.push({ method, binary: body instanceof Uint8Array });
+        return owner.onRequest(self, method, body);
+      },
+      { id: 'b', address: 'b', role: 'control', incarnation: 1, rawBodies: true, rawTells: true },
+    );
+    const router = new ClusterRouter(a.system, aPlacement, transportTo(link), systemClock, CLUSTER_TEST_PRESET, silentLogger);
+    const refs = Array.from({ length: 100 }, (_, i): ActorRef => ({ type: 'counter', id: `r${i}` })).filter((r) => aPlacement.ownerOf(r) === 'b');
+
+    // One macrotask's tells: a bad one among them, one without an id, one whose text came along
+    // from the public API (stored as it is), one with an id of the caller's.
+    const outcomes = await Promise.allSettled([
+      router.tell(refs[0]!, { add: 1 }, { messageId: 'r-0' }),
+      router.tell(refs[1]!, { add: 'two' }, { messageId: 'r-1' }),
+      router.tell(refs[2]!, { add: 3 }),
+      router.tell(refs[3]!, { add: 4 }, { messageId: 'r-3', payloadJson: '{"add": 4}' }),
+    ]);
+    expect(requests).toEqual([{ method: 'actor.tells', binary: true }]);
+    expect(outcomes[0]).toMatchObject({ status: 'fulfilled', value: { messageId: 'r-0', duplicate: false } });
+    expect(outcomes[1]).toMatchObject({ status: 'rejected', reason: { code: 'INVALID_ARGUMENT' } });
+    expect(outcomes[2]).toMatchObject({ status: 'fulfilled', value: { messageId: '', duplicate: false } });
+    expect(outcomes[3]).toMatchObject({ status: 'fulfilled', value: { messageId: 'r-3', duplicate: false } });
+    expect(await b.system.ask(refs[0]!, { get: true })).toMatchObject({ value: 1, count: 1 });
+    expect(await b.system.ask(refs[1]!, { get: true })).toMatchObject({ value: 0, count: 0 });
+    expect(await b.system.ask(refs[2]!, { get: true })).toMatchObject({ value: 3, count: 1 });
+    expect(await b.system.ask(refs[3]!, { get: true })).toMatchObject({ value: 4, count: 1 });
+
+    // A single tell goes the same way, and a repeat of an id is recognised across it.
+    const again = await router.tell(refs[0]!, { add: 1 }, { messageId: 'r-0' });
+    expect(again).toMatchObject({ messageId: 'r-0', duplicate: true });
+    expect(requests).toHaveLength(2);
+    expect(requests[1]).toEqual({ method: 'actor.tells', binary: true });
+    expect(await b.system.ask(refs[0]!, { get: true })).toMatchObject({ value: 1, count: 1 });
+  });
+
+  it('refuses a binary actor.tells request that is not one, and answers a tell whose payload is not JSON with its own error', async () => {
+    const b = await nodes.node([counter]);
+    const bPlacement = new RingPlacement('b', 2, () => 'any');
+    bPlacement.update(MembershipView.of([member('a'), member('b')], { version: 1 }));
+    const owner = new ClusterRouter(b.system, bPlacement, {} as Transport, systemClock, CLUSTER_TEST_PRESET, silentLogger);
+    const self = stubLink(() => Promise.reject(new Error('not used')));
+    await expect(owner.onRequest(self, 'actor.tells', Buffer.from('{"items":[]}'))).rejects.toThrow(/malformed actor.tells request/);
+    const ref = Array.from({ length: 100 }, (_, i): ActorRef => ({ type: 'counter', id: `j${i}` })).find((r) => bPlacement.ownerOf(r) === 'b')!;
+    const answer = await owner.onRequest(self, 'actor.tells', encodeForwardedTells([{ ref, payloadJson: '{"add":' }, { ref, payloadJson: '{"add":2}' }]));
+    expect(decodeTellOutcomes(answer as Uint8Array)).toEqual([
+      { code: 'INVALID_ARGUMENT', error: expect.stringMatching(/is not JSON/) as unknown },
+      { ack: { seq: 1, messageId: '', duplicate: false } },
+    ]);
+    expect(await b.system.ask(ref, { get: true })).toMatchObject({ value: 2, count: 1 });
   });
 });

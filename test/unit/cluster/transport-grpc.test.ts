@@ -105,8 +105,8 @@ describe('GrpcTransport: links over real gRPC', () => {
   it('exchanges hellos: the link is up on both ends with the other side PeerInfo', async () => {
     const [a, b, ab, ba] = await pair();
     // The hello also says the transport takes raw bodies (repl-codec.ts).
-    expect(ab.peer).toEqual({ ...b.info, rawBodies: true });
-    expect(ba.peer).toEqual({ ...a.info, rawBodies: true });
+    expect(ab.peer).toEqual({ ...b.info, rawBodies: true, rawTells: true });
+    expect(ba.peer).toEqual({ ...a.info, rawBodies: true, rawTells: true });
     expect(same(ab, ba)).toBe(true);
     expect((ab as PeerLink).direction).toBe('out');
     expect(a.rec.events).toEqual(['up n2']);

@@ -91,8 +91,8 @@ describe('MemoryTransport: links', () => {
   it('exchanges hellos: the link comes up on both ends with the other side PeerInfo', async () => {
     const net = network();
     const [a, b, ab, ba] = await pair(net);
-    expect(ab.peer).toEqual({ ...b.info, rawBodies: true });
-    expect(ba.peer).toEqual({ ...a.info, rawBodies: true });
+    expect(ab.peer).toEqual({ ...b.info, rawBodies: true, rawTells: true });
+    expect(ba.peer).toEqual({ ...a.info, rawBodies: true, rawTells: true });
     expect(ab.open && ba.open).toBe(true);
     expect(a.rec.events).toEqual(['up n2']);
     expect(b.rec.events).toEqual(['up n1']);
