@@ -44,11 +44,18 @@ const CLEARANCE_WAIT_MS = 250;
 const SLOW_ROUTE_MS = 3_000;
 
 /**
- * Tells one actor.tells request carries at most: at the default --max-payload (1 MiB) a request
+ * Tells one JSON actor.tells request carries at most: at the default --max-payload (1 MiB) a request
  * stays within half the peer link's 64 MiB frame limit.
  */
 const FORWARD_BATCH_TELLS = 32;
-/** What an owner accepts in one actor.tells request (a guard; senders send FORWARD_BATCH_TELLS). */
+/**
+ * A binary request (tells-codec.ts) closes at this many tells, or once its payload texts reach
+ * FORWARD_BATCH_TEXT code units: a TellStream slice starts up to 256 tells a macrotask, and one
+ * request for all of an owner's costs the link one frame and the owner one decode, not eight.
+ */
+const FORWARD_BATCH_RAW_TELLS = 512;
+const FORWARD_BATCH_TEXT = 8 * 1024 * 1024;
+/** What an owner accepts in one actor.tells request (a guard; senders send at most FORWARD_BATCH_RAW_TELLS). */
 const MAX_FORWARDED_TELLS = 1_000;
 
 /** A tell on its way to its owner: its options still carry the payload's text, if the caller had it. */
@@ -60,8 +67,15 @@ interface ForwardItem {
 
 interface ForwardBatch {
   items: ForwardItem[];
+  /** The binary request's tells (to a rawTells peer), with `text` code units of payloads in all. */
+  tells: ForwardedTell[];
+  text: number;
   waiters: Array<{ resolve: (ack: TellAck) => void; reject: (err: unknown) => void }>;
   timeoutMs: number;
+}
+
+function batchFull(link: Link, b: ForwardBatch): boolean {
+  return link.peer.rawTells ? b.tells.length >= FORWARD_BATCH_RAW_TELLS || b.text >= FORWARD_BATCH_TEXT : b.items.length >= FORWARD_BATCH_TELLS;
 }
 
 function retryable(err: unknown): boolean {
@@ -182,9 +196,9 @@ export class ClusterRouter implements ActorService, SubHandler {
    */
   private forwardTell(link: Link, request: ForwardItem, timeoutMs: number): Promise<TellAck> {
     let batch = this.forwards.get(link);
-    if (!batch || batch.items.length >= FORWARD_BATCH_TELLS) {
+    if (!batch || batchFull(link, batch)) {
       // A full batch leaves on its own setImmediate all the same; later tells start the next one.
-      const fresh: ForwardBatch = (batch = { items: [], waiters: [], timeoutMs });
+      const fresh: ForwardBatch = (batch = { items: [], tells: [], text: 0, waiters: [], timeoutMs });
       this.forwards.set(link, fresh);
       setImmediate(() => {
         if (this.forwards.get(link) === fresh) this.forwards.delete(link);
@@ -193,15 +207,21 @@ export class ClusterRouter implements ActorService, SubHandler {
     }
     // The batch's request may take no longer than its most hurried tell may wait.
     batch.timeoutMs = Math.min(batch.timeoutMs, timeoutMs);
-    batch.items.push(request);
+    if (link.peer.rawTells) {
+      const { ref, payload, opts } = request;
+      const payloadJson = opts.payloadJson ?? JSON.stringify(payload) ?? '';
+      batch.tells.push({ ref, payloadJson, messageId: opts.messageId, from: opts.from });
+      batch.text += payloadJson.length;
+    } else {
+      batch.items.push(request);
+    }
     return new Promise<TellAck>((resolve, reject) => batch.waiters.push({ resolve, reject }));
   }
 
   private sendForwards(link: Link, batch: ForwardBatch): void {
-    const { items, waiters, timeoutMs } = batch;
-    if (link.peer.rawTells) {
-      const tells = items.map(({ ref, payload, opts }): ForwardedTell => ({ ref, payloadJson: opts.payloadJson ?? JSON.stringify(payload) ?? '', messageId: opts.messageId, from: opts.from }));
-      this.settleForwards(items, waiters, link.request<unknown>('actor.tells', encodeForwardedTells(tells), timeoutMs).then((answer) => {
+    const { items, tells, waiters, timeoutMs } = batch;
+    if (tells.length > 0) {
+      this.settleForwards(waiters, link.request<unknown>('actor.tells', encodeForwardedTells(tells), timeoutMs).then((answer) => {
         if (!(answer instanceof Uint8Array)) throw new CeiError('INTERNAL', 'actor.tells answered in JSON to a binary request');
         return decodeTellOutcomes(answer);
       }));
@@ -212,15 +232,15 @@ export class ClusterRouter implements ActorService, SubHandler {
       link.request<TellAck>('actor.tell', bodies[0], timeoutMs).then(waiters[0]!.resolve, waiters[0]!.reject);
       return;
     }
-    this.settleForwards(items, waiters, link.request<TellOutcome[]>('actor.tells', { items: bodies }, timeoutMs));
+    this.settleForwards(waiters, link.request<TellOutcome[]>('actor.tells', { items: bodies }, timeoutMs));
   }
 
   /** Settles each forwarded tell with its outcome, or all of them with the request's error. */
-  private settleForwards(items: ForwardItem[], waiters: ForwardBatch['waiters'], answered: Promise<TellOutcome[]>): void {
+  private settleForwards(waiters: ForwardBatch['waiters'], answered: Promise<TellOutcome[]>): void {
     answered.then(
       (outcomes) => {
-        if (!Array.isArray(outcomes) || outcomes.length !== items.length) {
-          const err = new CeiError('INTERNAL', `actor.tells answered ${Array.isArray(outcomes) ? outcomes.length : 'no list of'} outcomes for ${items.length} tells`);
+        if (!Array.isArray(outcomes) || outcomes.length !== waiters.length) {
+          const err = new CeiError('INTERNAL', `actor.tells answered ${Array.isArray(outcomes) ? outcomes.length : 'no list of'} outcomes for ${waiters.length} tells`);
           for (const w of waiters) w.reject(err);
           return;
         }

@@ -11,7 +11,7 @@ import { MembershipView, type Member } from '../../../src/cluster/membership.js'
 import { RingPlacement } from '../../../src/cluster/ring-placement.js';
 import { ClusterRouter } from '../../../src/cluster/router.js';
 import type { Link, Transport } from '../../../src/cluster/transport.js';
-import { decodeTellOutcomes, encodeForwardedTells } from '../../../src/cluster/tells-codec.js';
+import { decodeForwardedTells, decodeTellOutcomes, encodeForwardedTells, encodeTellOutcomes } from '../../../src/cluster/tells-codec.js';
 import { stubLink, transportTo } from '../../support/stub-link.js';
 import { DeadlineExceededError, UnavailableError } from '../../../src/errors.js';
 import { systemClock } from '../../../src/runtime/clock.js';
@@ -229,5 +229,31 @@ describe('ClusterRouter', () => {
       { ack: { seq: 1, messageId: '', duplicate: false } },
     ]);
     expect(await b.system.ask(ref, { get: true })).toMatchObject({ value: 2, count: 1 });
+  });
+
+  it('sends a macrotask of binary forwards in requests of up to 512 tells, or fewer once their payloads reach 8 MiB', async () => {
+    const a = await nodes.node([counter]);
+    const view = MembershipView.of([member('a'), member('b')], { version: 1 });
+    const aPlacement = new RingPlacement('a', 2, () => 'any');
+    aPlacement.update(view);
+    const sizes: number[] = [];
+    const link = stubLink(
+      (_method, body) => {
+        const tells = decodeForwardedTells(body as Uint8Array);
+        sizes.push(tells.length);
+        return Promise.resolve(encodeTellOutcomes(tells.map((t, i) => ({ ack: { seq: i + 1, messageId: t.messageId ?? '', duplicate: false } }))));
+      },
+      { id: 'b', address: 'b', role: 'control', incarnation: 1, rawBodies: true, rawTells: true },
+    );
+    const router = new ClusterRouter(a.system, aPlacement, transportTo(link), systemClock, CLUSTER_TEST_PRESET, silentLogger);
+    const refs = Array.from({ length: 100 }, (_, i): ActorRef => ({ type: 'counter', id: `s${i}` })).filter((r) => aPlacement.ownerOf(r) === 'b');
+    await Promise.all(Array.from({ length: 600 }, (_, i) => router.tell(refs[i % refs.length]!, { add: 1 }, { messageId: `s-${i}` })));
+    expect(sizes).toEqual([512, 88]);
+
+    // Payloads of 1 MiB: a request closes once 8 MiB of them are in it.
+    sizes.length = 0;
+    const big = 'x'.repeat(1024 * 1024);
+    await Promise.all(Array.from({ length: 10 }, (_, i) => router.tell(refs[0]!, { big }, { messageId: `b-${i}` })));
+    expect(sizes).toEqual([8, 2]);
   });
 });
