@@ -92,8 +92,9 @@ function notRetried(err: unknown): never {
 }
 
 /**
- * A tell's options as they go to another node: without the payload's text, which the owner makes
- * again from the payload it receives (a peer's text is not trusted to match its payload).
+ * A tell's options as they go to another node in JSON: without the payload's text, which the owner
+ * makes again from the payload it receives (a peer's text is not trusted to match its payload). In
+ * binary the text is all that goes, and the owner parses the payload from it.
  */
 function forwarded(opts: TellOptions): TellOptions {
   if (opts.payloadJson === undefined) return opts;
@@ -350,14 +351,15 @@ export class ClusterRouter implements ActorService, SubHandler {
   private tellForwarded(t: ForwardedTell): Promise<TellAck> {
     const ref = validateRef(t.ref);
     const opts = tellOptions(t);
-    if (t.payloadJson === '') return this.withClearance(ref, () => this.local.tell(ref, undefined, opts));
     let payload: unknown;
-    try {
-      payload = JSON.parse(t.payloadJson);
-    } catch {
-      throw new InvalidArgumentError(`the payload of a forwarded tell to ${refKey(ref)} is not JSON`);
+    if (t.payloadJson !== '') {
+      try {
+        payload = JSON.parse(t.payloadJson);
+      } catch {
+        throw new InvalidArgumentError(`the payload of a forwarded tell to ${refKey(ref)} is not JSON`);
+      }
+      opts.payloadJson = t.payloadJson;
     }
-    opts.payloadJson = t.payloadJson;
     return this.withClearance(ref, () => this.local.tell(ref, payload, opts));
   }
 

@@ -10,7 +10,7 @@ import { CLUSTER_TEST_PRESET } from '../../../src/cluster/cluster-options.js';
 import { MembershipView, type Member } from '../../../src/cluster/membership.js';
 import { RingPlacement } from '../../../src/cluster/ring-placement.js';
 import { ClusterRouter } from '../../../src/cluster/router.js';
-import type { Link, Transport } from '../../../src/cluster/transport.js';
+import type { Link, PeerInfo, Transport } from '../../../src/cluster/transport.js';
 import { decodeForwardedTells, decodeTellOutcomes, encodeForwardedTells, encodeTellOutcomes } from '../../../src/cluster/tells-codec.js';
 import { stubLink, transportTo } from '../../support/stub-link.js';
 import { DeadlineExceededError, UnavailableError } from '../../../src/errors.js';
@@ -55,6 +55,27 @@ function refusingReplicas(): Replicator & { refuse: number } {
       queueMicrotask(() => done(new UnavailableError('replica b knows a newer owner')));
     },
   };
+}
+
+/** A peer that reads binary actor.tells requests, as every node from the twelfth session on. */
+const RAW_TELLS_PEER: PeerInfo = { id: 'b', address: 'b', role: 'control', incarnation: 1, rawBodies: true, rawTells: true };
+
+/**
+ * Two nodes on real LevelDB, a and b, that agree on a view of both: b's router as the owner, and
+ * a's router forwarding over a stub link to b whose requests `answer` settles (given b's router).
+ */
+async function forwarderAndOwner(answer: (owner: ClusterRouter, method: string, body: unknown, self: Link) => Promise<unknown>, peer?: PeerInfo) {
+  const [a, b] = [await nodes.node([counter]), await nodes.node([counter])];
+  const view = MembershipView.of([member('a'), member('b')], { version: 1 });
+  const [aPlacement, bPlacement] = [new RingPlacement('a', 2, () => 'any'), new RingPlacement('b', 2, () => 'any')];
+  aPlacement.update(view);
+  bPlacement.update(view);
+  const owner = new ClusterRouter(b.system, bPlacement, {} as Transport, systemClock, CLUSTER_TEST_PRESET, silentLogger);
+  const link = stubLink((method, body, self) => answer(owner, method, body, self), peer);
+  const router = new ClusterRouter(a.system, aPlacement, transportTo(link), systemClock, CLUSTER_TEST_PRESET, silentLogger);
+  /** The refs among `<prefix>0` to `<prefix>99` that b owns. */
+  const ownedByB = (prefix: string): ActorRef[] => Array.from({ length: 100 }, (_, i): ActorRef => ({ type: 'counter', id: `${prefix}${i}` })).filter((r) => aPlacement.ownerOf(r) === 'b');
+  return { a, b, router, ownedByB };
 }
 
 describe('ClusterRouter', () => {
@@ -139,21 +160,13 @@ describe('ClusterRouter', () => {
   });
 
   it("forwards one macrotask's tells to an owner in actor.tells requests of up to 32, each tell settling on its own", async () => {
-    const [a, b] = [await nodes.node([counter]), await nodes.node([counter])];
-    const view = MembershipView.of([member('a'), member('b')], { version: 1 });
-    const [aPlacement, bPlacement] = [new RingPlacement('a', 2, () => 'any'), new RingPlacement('b', 2, () => 'any')];
-    aPlacement.update(view);
-    bPlacement.update(view);
-    const owner = new ClusterRouter(b.system, bPlacement, {} as Transport, systemClock, CLUSTER_TEST_PRESET, silentLogger);
     const requests: Array<{ method: string; items: number }> = [];
-    const link = stubLink((method, body, self) => {
+    const { b, router, ownedByB } = await forwarderAndOwner((owner, method, body, self) => {
       requests.push({ method, items: (body as { items?: unknown[] }).items?.length ?? 1 });
       // As the wire would: the answer crosses as JSON.
       return owner.onRequest(self, method, body).then((answer) => JSON.parse(JSON.stringify(answer)));
     });
-    const transport = transportTo(link);
-    const router = new ClusterRouter(a.system, aPlacement, transport, systemClock, CLUSTER_TEST_PRESET, silentLogger);
-    const refs = Array.from({ length: 100 }, (_, i): ActorRef => ({ type: 'counter', id: `f${i}` })).filter((r) => aPlacement.ownerOf(r) === 'b');
+    const refs = ownedByB('f');
     expect(refs.length).toBeGreaterThan(32);
 
     const tells = refs.map((ref, i) => router.tell(ref, i === 1 ? { add: 'two' } : { add: i + 1 }, { messageId: `f-${i}` }));
@@ -172,22 +185,12 @@ describe('ClusterRouter', () => {
   });
 
   it('speaks actor.tells in binary to a peer whose hello says rawTells, with the same outcomes, ids and payloads', async () => {
-    const [a, b] = [await nodes.node([counter]), await nodes.node([counter])];
-    const view = MembershipView.of([member('a'), member('b')], { version: 1 });
-    const [aPlacement, bPlacement] = [new RingPlacement('a', 2, () => 'any'), new RingPlacement('b', 2, () => 'any')];
-    aPlacement.update(view);
-    bPlacement.update(view);
-    const owner = new ClusterRouter(b.system, bPlacement, {} as Transport, systemClock, CLUSTER_TEST_PRESET, silentLogger);
     const requests: Array<{ method: string; binary: boolean }> = [];
-    const link = stubLink(
-      (method, body, self) => {
-        requests.push({ method, binary: body instanceof Uint8Array });
-        return owner.onRequest(self, method, body);
-      },
-      { id: 'b', address: 'b', role: 'control', incarnation: 1, rawBodies: true, rawTells: true },
-    );
-    const router = new ClusterRouter(a.system, aPlacement, transportTo(link), systemClock, CLUSTER_TEST_PRESET, silentLogger);
-    const refs = Array.from({ length: 100 }, (_, i): ActorRef => ({ type: 'counter', id: `r${i}` })).filter((r) => aPlacement.ownerOf(r) === 'b');
+    const { b, router, ownedByB } = await forwarderAndOwner((owner, method, body, self) => {
+      requests.push({ method, binary: body instanceof Uint8Array });
+      return owner.onRequest(self, method, body);
+    }, RAW_TELLS_PEER);
+    const refs = ownedByB('r');
 
     // One macrotask's tells: a bad one among them, one without an id, one whose text came along
     // from the public API (stored as it is), one with an id of the caller's.
@@ -232,21 +235,13 @@ describe('ClusterRouter', () => {
   });
 
   it('sends a macrotask of binary forwards in requests of up to 512 tells, or fewer once their payloads reach 8 MiB', async () => {
-    const a = await nodes.node([counter]);
-    const view = MembershipView.of([member('a'), member('b')], { version: 1 });
-    const aPlacement = new RingPlacement('a', 2, () => 'any');
-    aPlacement.update(view);
     const sizes: number[] = [];
-    const link = stubLink(
-      (_method, body) => {
-        const tells = decodeForwardedTells(body as Uint8Array);
-        sizes.push(tells.length);
-        return Promise.resolve(encodeTellOutcomes(tells.map((t, i) => ({ ack: { seq: i + 1, messageId: t.messageId ?? '', duplicate: false } }))));
-      },
-      { id: 'b', address: 'b', role: 'control', incarnation: 1, rawBodies: true, rawTells: true },
-    );
-    const router = new ClusterRouter(a.system, aPlacement, transportTo(link), systemClock, CLUSTER_TEST_PRESET, silentLogger);
-    const refs = Array.from({ length: 100 }, (_, i): ActorRef => ({ type: 'counter', id: `s${i}` })).filter((r) => aPlacement.ownerOf(r) === 'b');
+    const { router, ownedByB } = await forwarderAndOwner((_owner, _method, body) => {
+      const tells = decodeForwardedTells(body as Uint8Array);
+      sizes.push(tells.length);
+      return Promise.resolve(encodeTellOutcomes(tells.map((t, i) => ({ ack: { seq: i + 1, messageId: t.messageId ?? '', duplicate: false } }))));
+    }, RAW_TELLS_PEER);
+    const refs = ownedByB('s');
     await Promise.all(Array.from({ length: 600 }, (_, i) => router.tell(refs[i % refs.length]!, { add: 1 }, { messageId: `s-${i}` })));
     expect(sizes).toEqual([512, 88]);
 
