@@ -368,15 +368,15 @@ export class ClusterRouter implements ActorService, SubHandler {
     const ref = (): ActorRef => validateRef(b.ref);
     switch (method) {
       case 'actor.tells': {
-        if (body instanceof Uint8Array) {
-          const tells = decodeForwardedTells(body);
-          if (tells.length > MAX_FORWARDED_TELLS) throw new InvalidArgumentError(`actor.tells takes a list of at most ${MAX_FORWARDED_TELLS} tells`);
-          const settled = await Promise.allSettled(tells.map(async (t) => this.tellForwarded(t)));
-          return encodeTellOutcomes(settled.map((r): TellOutcome => (r.status === 'fulfilled' ? { ack: r.value } : errorForPeer(r.reason))));
-        }
-        if (!Array.isArray(b.items) || b.items.length > MAX_FORWARDED_TELLS) throw new InvalidArgumentError(`actor.tells takes a list of at most ${MAX_FORWARDED_TELLS} tells`);
-        const settled = await Promise.allSettled((b.items as unknown[]).map((item) => this.onRequest(link, 'actor.tell', item)));
-        return settled.map((r): TellOutcome => (r.status === 'fulfilled' ? { ack: r.value as TellAck } : errorForPeer(r.reason)));
+        // In binary from peers whose hello says rawTells, in JSON from older ones; answered the same way.
+        const binary = body instanceof Uint8Array;
+        const items: unknown = binary ? decodeForwardedTells(body) : b.items;
+        if (!Array.isArray(items) || items.length > MAX_FORWARDED_TELLS) throw new InvalidArgumentError(`actor.tells takes a list of at most ${MAX_FORWARDED_TELLS} tells`);
+        const settled = await Promise.allSettled(
+          binary ? (items as ForwardedTell[]).map(async (t) => this.tellForwarded(t)) : items.map((item) => this.onRequest(link, 'actor.tell', item) as Promise<TellAck>),
+        );
+        const outcomes = settled.map((r): TellOutcome => (r.status === 'fulfilled' ? { ack: r.value } : errorForPeer(r.reason)));
+        return binary ? encodeTellOutcomes(outcomes) : outcomes;
       }
       case 'actor.tell':
         return this.local.tell(ref(), b.payload, forwarded(b.opts ?? {}));
